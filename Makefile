@@ -1,0 +1,78 @@
+# Smart ISS Posts: each pipeline step is one target and one `python -m iss.exec.<step>` module.
+# Bare `make` lists the targets. MODE (demo | dev) picks config/config_<MODE>.yaml.
+
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MODEL_TYPE ?= simple_conv
+CLUSTERING ?= n2d
+
+.PHONY: help venv demo test bench bench-quality clean \
+        generate_demo sync_collections populate_db sampling training encode exec_clustering \
+        reports facets posters serve serve_reports
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt setup.py
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv and install the requirements (only when they changed)
+
+# --- the pipeline, in data-flow order -----------------------------------------------------------
+demo: export MODE = demo
+demo: $(STAMP) ## Run the whole pipeline on a generated collection and the embedded SQLite database
+	$(PY) -m iss.exec.demo
+
+generate_demo: $(STAMP) ## Generate the synthetic ISS-like demo collection (data/external/demo)
+	$(PY) -m iss.exec.generate_demo
+
+sync_collections: $(STAMP) ## Copy new pictures (+ history) from the configured source into data/raw
+	$(PY) -m iss.exec.sync_collections
+
+populate_db: $(STAMP) ## Validate, decode and cache pictures; store pictures and locations in the database
+	$(PY) -m iss.exec.populate_db
+
+sampling: $(STAMP) ## Seeded train/test/valid split, recorded in the database
+	$(PY) -m iss.exec.sampling
+
+training: $(STAMP) ## Train an autoencoder (MODEL_TYPE=simple_conv) on the train split
+	$(PY) -m iss.exec.training --model-type $(MODEL_TYPE)
+
+encode: $(STAMP) ## Encode every picture to latents with the trained encoder
+	$(PY) -m iss.exec.encode --model-type $(MODEL_TYPE)
+
+exec_clustering: $(STAMP) ## Cluster the latents (CLUSTERING=n2d), store the run, render its reports
+	$(PY) -m iss.exec.exec_clustering --clustering-type $(CLUSTERING)
+
+facets: $(STAMP) ## Build the overview statistics and the picture explorer (reports/facets*.html)
+	$(PY) -m iss.exec.facets
+
+posters: $(STAMP) ## Render a poster from a template (data/posters)
+	$(PY) -m iss.exec.posters --generate 1
+
+serve: $(STAMP) ## Similar-picture search and explorer server on 127.0.0.1
+	$(PY) -m iss.exec.serve
+
+serve_reports: $(STAMP) ## Serve reports/ on 127.0.0.1:8008 for a browser
+	$(PY) -m http.server 8008 --bind 127.0.0.1 --directory reports
+
+# --- checks ---------------------------------------------------------------------------------------
+test: $(STAMP) ## Run the test suite (SQLite and the local MySQL/MariaDB server)
+	$(PY) -m pytest
+
+bench: $(STAMP) ## Run every benchmark; figures go to reports/bench/<area>.json
+	$(PY) -m benchmarks.run
+
+bench-quality: $(STAMP) ## Clustering quality on Fashion-MNIST and MNIST versus the N2D paper
+	$(PY) -m benchmarks.quality
+
+clean: ## Remove generated data, models and reports (keeps .venv)
+	rm -rf data/raw data/interim data/processed data/external data/posters data/*.db models/* reports/*
+	@touch data/.gitkeep models/.gitkeep reports/.gitkeep

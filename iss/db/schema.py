@@ -1,0 +1,150 @@
+"""Database schema (SQLAlchemy Core), the same on SQLite and MySQL/MariaDB.
+
+Table names from the original project stay (``pictures_location``, ``pictures_embedding``,
+``posters``) so its SQL still reads naturally. Picture ids are the file name stem
+(``20171113-181340`` for the ISS collection), strings so any collection fits.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+ID = String(64)  # picture id: the file name stem
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", DateTime, nullable=False),
+)
+
+pictures = Table(
+    "pictures",
+    metadata,
+    Column("pictures_id", ID, primary_key=True),
+    Column("filename", String(255), nullable=False),
+    Column("taken_at", DateTime, nullable=True),
+    Column("taken_at_source", String(16), nullable=True),  # filename | exif | mtime
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("file_size", Integer, nullable=False),
+    Column("file_mtime", Float, nullable=False),
+    Column("cache_index", Integer, nullable=True),  # row in the ingest cache
+    Column("ingested_at", DateTime, nullable=False),
+    Index("ix_pictures_taken_at", "taken_at"),
+)
+
+pictures_rejected = Table(
+    "pictures_rejected",
+    metadata,
+    Column("filename", String(255), primary_key=True),
+    Column("reason", String(32), nullable=False),  # empty | truncated | not_image | too_large | bad_id | ...
+    Column("detail", Text, nullable=True),
+    Column("file_size", Integer, nullable=True),
+    Column("file_mtime", Float, nullable=True),
+    Column("rejected_at", DateTime, nullable=False),
+)
+
+pictures_location = Table(
+    "pictures_location",
+    metadata,
+    Column("pictures_id", ID, primary_key=True),
+    Column("pictures_latitude", Float, nullable=True),
+    Column("pictures_longitude", Float, nullable=True),
+    Column("pictures_location_text", String(128), nullable=True),
+    Column("source", String(16), nullable=False),  # history | tle
+    Column("is_day", Boolean, nullable=True),
+)
+
+splits = Table(
+    "splits",
+    metadata,
+    Column("pictures_id", ID, primary_key=True),
+    Column("split", String(8), nullable=False),  # train | test | valid
+    Column("seed", Integer, nullable=False),
+    Index("ix_splits_split", "split"),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("model_id", Integer, primary_key=True, autoincrement=True),
+    Column("model_type", String(32), nullable=False),
+    Column("model_name", String(64), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("config", JSON, nullable=True),
+    Column("metrics", JSON, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("model_type", "model_name", name="uq_models_type_name"),
+)
+
+clustering_runs = Table(
+    "clustering_runs",
+    metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=True),
+    Column("clustering_type", String(32), nullable=False),
+    Column("clustering_version", Integer, nullable=False),
+    Column("model_type", String(32), nullable=False),
+    Column("model_name", String(64), nullable=False),
+    Column("params", JSON, nullable=True),
+    Column("metrics", JSON, nullable=True),
+    Column("n_clusters", Integer, nullable=True),
+    Column("path", String(512), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("clustering_type", "clustering_version", "model_type", "model_name", name="uq_clustering_runs"),
+)
+
+pictures_embedding = Table(
+    "pictures_embedding",
+    metadata,
+    Column("run_id", Integer, ForeignKey("clustering_runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("pictures_id", ID, primary_key=True),
+    Column("pictures_x", Float, nullable=False),
+    Column("pictures_y", Float, nullable=False),
+    Column("label", Integer, nullable=False),  # -1 = noise (hdbscan)
+    Column("silhouette", Float, nullable=True),
+    Index("ix_embedding_run_label", "run_id", "label"),
+    Index("ix_embedding_run_xy", "run_id", "pictures_x", "pictures_y"),
+)
+
+posters = Table(
+    "posters",
+    metadata,
+    Column("poster_id", String(64), primary_key=True),
+    Column("config_id", String(64), nullable=False),
+    Column("seed", Integer, nullable=True),
+    Column("run_id", Integer, nullable=True),
+    Column("width_px", Integer, nullable=False),
+    Column("height_px", Integer, nullable=False),
+    Column("dpi", Integer, nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("params", JSON, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+posters_slots = Table(
+    "posters_slots",
+    metadata,
+    Column("poster_id", String(64), ForeignKey("posters.poster_id", ondelete="CASCADE"), primary_key=True),
+    Column("slot", Integer, primary_key=True, autoincrement=False),
+    Column("position", String(32), nullable=True),
+    Column("pictures_id", ID, nullable=False),
+)

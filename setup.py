@@ -1,0 +1,10 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="iss",
+    version="0.1.0",
+    description="Smart ISS Posts: learn, cluster and explore large unlabelled picture collections",
+    packages=find_packages(include=["iss", "iss.*"]),
+    python_requires=">=3.10",
+    entry_points={"console_scripts": ["iss=iss.cli:app"]},
+)

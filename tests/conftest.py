@@ -1,0 +1,82 @@
+"""Shared fixtures: a fixed seed, a config rooted in a temporary folder, and a database engine
+on SQLite and on the local MySQL/MariaDB server (``ISS_TEST_MYSQL_URL``, default root@127.0.0.1)."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
+
+from iss.config import load_config
+from iss.db.engine import get_engine
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+SEED = 1234
+MYSQL_SERVER_URL = os.environ.get("ISS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
+
+
+@pytest.fixture(autouse=True)
+def fixed_seed():
+    random.seed(SEED)
+    np.random.seed(SEED)
+    yield
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    """The demo config with every path under ``tmp_path`` and a SQLite file there."""
+    return load_config(mode="demo", root=tmp_path, overrides={"database": {"url": "sqlite:///iss_test.db"}})
+
+
+@pytest.fixture(scope="session")
+def mysql_server():
+    """A fresh database on the MySQL/MariaDB server for this test session, dropped at the end."""
+    name = f"iss_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(MYSQL_SERVER_URL, future=True)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+    except Exception as exc:  # noqa: BLE001 - any failure here means the server is not usable
+        pytest.fail(f"MySQL/MariaDB tests need a server at {MYSQL_SERVER_URL} ({exc}); start it with "
+                    f"`start-stop-daemon --start --oknodo --background --exec $(command -v mariadbd)` "
+                    f"or set ISS_TEST_MYSQL_URL", pytrace=False)
+    yield f"{MYSQL_SERVER_URL}/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    admin.dispose()
+
+
+def _drop_all(engine):
+    from iss.db.schema import metadata
+    metadata.drop_all(engine)
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def db_url(request, tmp_path):
+    """A database URL with an empty schema, once on SQLite and once on MySQL/MariaDB."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'iss_test.db'}"
+        return
+    url = request.getfixturevalue("mysql_server")
+    engine = get_engine(url)
+    _drop_all(engine)
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def engine(db_url):
+    """An engine with the schema created, on each backend."""
+    eng = get_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def db_cfg(cfg, db_url):
+    """The ``cfg`` fixture pointed at each backend."""
+    return cfg.with_overrides({"database": {"url": db_url}})
