@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 MODEL_TYPE ?= simple_conv
 CLUSTERING ?= n2d
 
-.PHONY: help venv demo test bench bench-quality clean \
+.PHONY: help venv system-deps mysql-up demo test bench bench-quality clean \
         generate_demo sync_collections populate_db sampling training encode exec_clustering \
         reports facets posters serve serve_reports
 
@@ -24,6 +24,18 @@ $(STAMP): requirements.txt setup.py
 	@touch $(STAMP)
 
 venv: $(STAMP) ## Create .venv and install the requirements (only when they changed)
+
+# Debian packages the tests use: Chromium for the page tests, rsync for the rsync sync source.
+SYSTEM_PACKAGES := chromium chromium-driver rsync
+system-deps: ## Install the Debian packages the tests need (chromium, chromedriver, rsync), if missing
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+mysql-up: ## Start the local MariaDB server if it is installed and not answering
+	@if command -v mariadbd >/dev/null && ! mariadb-admin --protocol=tcp -h 127.0.0.1 -u root ping >/dev/null 2>&1; then \
+	  start-stop-daemon --start --oknodo --background --exec "$$(command -v mariadbd)"; \
+	  for i in $$(seq 1 30); do mariadb-admin --protocol=tcp -h 127.0.0.1 -u root ping >/dev/null 2>&1 && break; sleep 1; done; fi
 
 # --- the pipeline, in data-flow order -----------------------------------------------------------
 demo: export MODE = demo
@@ -64,7 +76,7 @@ serve_reports: $(STAMP) ## Serve reports/ on 127.0.0.1:8008 for a browser
 	$(PY) -m http.server 8008 --bind 127.0.0.1 --directory reports
 
 # --- checks ---------------------------------------------------------------------------------------
-test: $(STAMP) ## Run the test suite (SQLite and the local MySQL/MariaDB server)
+test: $(STAMP) system-deps mysql-up ## Run the test suite (SQLite and the local MySQL/MariaDB server)
 	$(PY) -m pytest
 
 bench: $(STAMP) ## Run every benchmark; figures go to reports/bench/<area>.json

@@ -118,12 +118,17 @@ class ImageCache:
     # --- writing ----------------------------------------------------------------
     def _load_ids(self) -> None:
         ids_path = self.root / "ids.txt"
-        ids = ids_path.read_text().splitlines() if ids_path.exists() else []
+        text = ids_path.read_text() if ids_path.exists() else ""
+        ids = text.splitlines()
+        if text and not text.endswith("\n"):
+            ids = ids[:-1]  # an id cut by a crash mid-write is not an id
         rows = [self._rows_in(name, shape) for name, shape in
                 (("inputs.u8", self.input_shape), ("thumbs.u8", self.thumb_shape))]
         n = min([len(ids), *rows])
         self._ids = ids[:n]
         self._index = {pid: i for i, pid in enumerate(self._ids)}
+        # Files hold more than the complete rows: truncate before the next append (not on every one).
+        self._dirty = len(text) != sum(len(i) + 1 for i in self._ids) or any(r != n for r in rows)
 
     def _rows_in(self, name: str, shape: tuple[int, int, int]) -> int:
         path = self.root / name
@@ -172,7 +177,9 @@ class ImageCache:
         if not meta_path.exists():
             meta_path.write_text(json.dumps({"input_size": list(self.input_size),
                                              "thumb_size": list(self.thumb_size), "version": CACHE_VERSION}))
-        self._truncate_to_ids()
+        if self._dirty:
+            self._truncate_to_ids()
+        self._dirty = True  # until every file of this append is written
         with open(self.root / "inputs.u8", "ab") as f:
             f.write(np.ascontiguousarray(inputs[keep]).tobytes())
         with open(self.root / "thumbs.u8", "ab") as f:
@@ -182,4 +189,5 @@ class ImageCache:
         for i in keep:
             self._index[ids[i]] = len(self._ids)
             self._ids.append(ids[i])
+        self._dirty = False
         return len(keep)

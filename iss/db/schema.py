@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
+    Double,
     Float,
     ForeignKey,
     Index,
@@ -45,8 +47,8 @@ pictures = Table(
     Column("taken_at_source", String(16), nullable=True),  # filename | exif | mtime
     Column("width", Integer, nullable=False),
     Column("height", Integer, nullable=False),
-    Column("file_size", Integer, nullable=False),
-    Column("file_mtime", Float, nullable=False),
+    Column("file_size", BigInteger, nullable=False),  # INT overflows at 2 GB
+    Column("file_mtime", Double, nullable=False),  # MySQL FLOAT would round it to ~1 min
     Column("cache_index", Integer, nullable=True),  # row in the ingest cache
     Column("ingested_at", DateTime, nullable=False),
     Index("ix_pictures_taken_at", "taken_at"),
@@ -58,8 +60,8 @@ pictures_rejected = Table(
     Column("filename", String(255), primary_key=True),
     Column("reason", String(32), nullable=False),  # empty | truncated | not_image | too_large | bad_id | ...
     Column("detail", Text, nullable=True),
-    Column("file_size", Integer, nullable=True),
-    Column("file_mtime", Float, nullable=True),
+    Column("file_size", BigInteger, nullable=True),
+    Column("file_mtime", Double, nullable=True),
     Column("rejected_at", DateTime, nullable=False),
 )
 
