@@ -1,0 +1,76 @@
+"""Step `posters`: render posters from a template and the clustering results.
+
+Reads: ``config/posters/<config_id>.yaml``, the database (clustering run, pictures_embedding,
+pictures; posters/posters_slots for ``--regenerate``), the full-size pictures in
+``paths.collections`` and the ingest cache's thumbnails (for "best of cluster").
+Writes: ``paths.posters/<poster_id>.jpg`` + ``.pdf`` and the ``posters`` / ``posters_slots``
+rows; ``--preview`` writes ``paths.posters/<config_id>-preview.jpg`` only.
+
+    python -m iss.exec.posters --config-id grid_4x4 --generate 3 --poster-id wall --seed 7
+    python -m iss.exec.posters --config-id heroes_2x2 --preview
+    python -m iss.exec.posters --regenerate wall-2
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import typer
+
+from iss.config import ConfigError, load_config
+from iss.db.engine import DatabaseError, get_engine
+from iss.posters.render import generate_posters, preview_template, regenerate_poster
+from iss.posters.templates import PosterError, list_templates
+
+log = logging.getLogger("iss.exec.posters")
+app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+
+
+@app.command()
+def posters(
+    config_id: Optional[str] = typer.Option(
+        None, "--config-id", help="Template name in config/posters (or a .yaml path); "
+                                  "default posters.default_template."),
+    generate: Optional[int] = typer.Option(
+        None, "--generate", min=1, help="Number of posters to generate (default 1, or 0 with --preview)."),
+    poster_id: Optional[str] = typer.Option(
+        None, "--poster-id", help="Poster id: NAME, NAME-2, ... for several; default <config_id>-s<seed>."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the first poster; poster i uses seed + i."),
+    run_id: Optional[int] = typer.Option(
+        None, "--run-id", help="Clustering run to use instead of the template's run (default: latest run)."),
+    preview: bool = typer.Option(False, "--preview", help="Draw the template's slots and labels."),
+    regenerate: Optional[str] = typer.Option(
+        None, "--regenerate", metavar="POSTER_ID", help="Rebuild this poster exactly from the database."),
+    list_: bool = typer.Option(False, "--list", help="List the available templates and exit."),
+) -> None:
+    """Render posters (JPEG + PDF at print resolution) and record them in the database."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config()
+        if list_:
+            for name in list_templates(cfg):
+                typer.echo(name)
+            return
+        log.info("posters: start (config %s)", cfg.source)
+        written = []
+        if preview:
+            written.append(preview_template(cfg, config_id))
+        if regenerate:
+            written.append(regenerate_poster(cfg, get_engine(cfg.database_url), regenerate))
+        n = generate if generate is not None else (0 if preview or regenerate else 1)
+        if n:
+            written += generate_posters(cfg, get_engine(cfg.database_url), config_id, n=n, poster_id=poster_id,
+                                        seed=seed, run_id=run_id)
+    except (PosterError, ConfigError, DatabaseError) as exc:
+        log.error("%s", exc)
+        raise typer.Exit(code=1) from None
+    log.info("posters: done, %d file(s) in %s", len(written), cfg.path("posters"))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,404 @@
+"""Choosing one picture per slot of a template, from a clustering run in the database.
+
+Reads ``clustering_runs``, ``pictures_embedding`` (label, silhouette), ``pictures`` (file name)
+and, for "best of cluster", the ingest cache's thumbnails (or a downscaled decode of the
+full-size files when a picture is not cached).
+
+Selection is deterministic for a given seed and database content: candidates are sorted by
+picture id before any random draw, slots are filled in a fixed order (explicit ids first, then
+best-of-cluster, then random-from-clusters; smaller candidate pools first within each kind, so
+a narrow slot is not starved by a broad one), and one ``numpy`` generator seeded with the
+poster's seed makes every draw.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import desc, select
+from sqlalchemy.engine import Engine
+
+from iss.db import schema
+from iss.posters import quality
+from iss.posters.templates import PosterTemplateError, Slot, Template
+
+log = logging.getLogger(__name__)
+
+_PRIORITY = {"pictures": 0, "best_of_cluster": 1, "clusters": 2}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A row of ``clustering_runs``."""
+
+    run_id: int
+    clustering_type: str
+    clustering_version: int
+    model_type: str
+    model_name: str
+
+    def describe(self) -> str:
+        return (f"run {self.run_id} ({self.clustering_type} v{self.clustering_version}, "
+                f"{self.model_type}/{self.model_name})")
+
+
+@dataclass
+class RunPictures:
+    """The pictures of one clustering run, sorted by id.
+
+    Attributes
+    ----------
+    ids : ndarray of str, shape (n,)
+    labels : ndarray of int, shape (n,)
+    silhouettes : ndarray of float, shape (n,), NaN where unknown
+    filenames : dict
+        ``{pictures_id: filename}`` (from ``pictures``).
+    """
+
+    run: RunInfo
+    ids: np.ndarray
+    labels: np.ndarray
+    silhouettes: np.ndarray
+    filenames: dict = field(default_factory=dict)
+    _by_label: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        for label in np.unique(self.labels):
+            self._by_label[int(label)] = self.ids[self.labels == label]
+
+    @property
+    def clusters(self) -> list[int]:
+        """Cluster labels of the run, noise (-1) excluded."""
+        return sorted(label for label in self._by_label if label >= 0)
+
+    def members(self, labels) -> list[str]:
+        """Sorted picture ids of the given clusters."""
+        found = [self._by_label[label] for label in labels if label in self._by_label]
+        return sorted(np.concatenate(found).tolist()) if found else []
+
+    def size(self, label: int) -> int:
+        return len(self._by_label.get(label, ()))
+
+
+@dataclass(frozen=True)
+class SlotChoice:
+    """The picture chosen for a slot, with why (``detail``: rule, scores)."""
+
+    slot: Slot
+    pictures_id: str
+    filename: str
+    run_id: int | None = None
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class Selection:
+    """One picture per slot (in slot order), the template's run and the clusters drawn for ``auto``."""
+
+    choices: list[SlotChoice]
+    run_id: int | None
+    auto_clusters: dict[int, list[int]]
+    cluster_contrast: dict[int, dict[int, float]] = field(default_factory=dict)
+
+
+# --- runs -------------------------------------------------------------------------
+def _runs(engine: Engine) -> list[RunInfo]:
+    r = schema.clustering_runs
+    with engine.connect() as conn:
+        rows = conn.execute(select(r.c.run_id, r.c.clustering_type, r.c.clustering_version, r.c.model_type,
+                                   r.c.model_name).order_by(desc(r.c.created_at), desc(r.c.run_id))).all()
+    return [RunInfo(*row) for row in rows]
+
+
+def resolve_run(engine: Engine, spec: dict, template: Template, slot: Slot | None = None) -> RunInfo:
+    """The clustering run matching ``spec`` (keys ``run_id``, ``clustering_type``, ``version``,
+    ``model_type``, ``model_name``), the latest one (by ``created_at``, then id) when several or
+    none of the keys are given.
+
+    Raises
+    ------
+    PosterTemplateError
+        No run matches: names the template, the slot and the runs that exist.
+    """
+    runs = _runs(engine)
+    wanted = {"run_id": "run_id", "clustering_type": "clustering_type", "version": "clustering_version",
+              "model_type": "model_type", "model_name": "model_name"}
+    matching = [run for run in runs
+                if all(str(getattr(run, attr)) == str(spec[key]) for key, attr in wanted.items() if key in spec)]
+    if not matching:
+        known = "; ".join(run.describe() for run in runs[:10]) or "none: run `make exec_clustering` first"
+        what = ", ".join(f"{k}={v}" for k, v in spec.items()) or "latest"
+        raise template.error(f"no clustering run matches {what}; runs in the database: {known}", slot)
+    return matching[0]
+
+
+def load_run_pictures(engine: Engine, run: RunInfo) -> RunPictures:
+    """Every picture of ``run`` that is also in ``pictures``, sorted by id."""
+    e, p = schema.pictures_embedding, schema.pictures
+    stmt = (select(e.c.pictures_id, e.c.label, e.c.silhouette, p.c.filename)
+            .join(p, p.c.pictures_id == e.c.pictures_id)
+            .where(e.c.run_id == run.run_id).order_by(e.c.pictures_id))
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    ids = np.array([r.pictures_id for r in rows], dtype=object)
+    labels = np.array([r.label for r in rows], dtype=np.int64)
+    silhouettes = np.array([np.nan if r.silhouette is None else r.silhouette for r in rows], dtype=np.float64)
+    return RunPictures(run=run, ids=ids, labels=labels, silhouettes=silhouettes,
+                       filenames={r.pictures_id: r.filename for r in rows})
+
+
+def filenames_of(engine: Engine, ids) -> dict[str, str]:
+    """``{pictures_id: filename}`` for the ids present in ``pictures``."""
+    ids = sorted(set(ids))
+    p = schema.pictures
+    found: dict[str, str] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):  # keep IN lists short on both backends
+            chunk = ids[start:start + 500]
+            found.update(conn.execute(select(p.c.pictures_id, p.c.filename).where(p.c.pictures_id.in_(chunk))).all())
+    return found
+
+
+# --- auto clusters ----------------------------------------------------------------
+def cluster_contrast(pictures: RunPictures, thumbs: "_ThumbSource", filenames: dict[str, str],
+                     per_cluster: int = 24) -> dict[int, float]:
+    """Median luminance contrast of each cluster, on up to ``per_cluster`` pictures spread evenly
+    over its id-sorted members (no random draw: it must not shift the poster's seeded draws)."""
+    result = {}
+    for label in pictures.clusters:
+        members = pictures.members([label])
+        step = max(1, len(members) // per_cluster)
+        sample = [i for i in members[::step][:per_cluster] if i in filenames]
+        sample = [i for i in sample if thumbs.cached(i) or (thumbs.collections / filenames[i]).is_file()]
+        if sample:
+            images, _ = thumbs.images(sample, filenames)
+            result[label] = round(float(np.median(quality.contrast(images))), 4)
+    return result
+
+
+def draw_auto_clusters(pictures: RunPictures, slots: list[Slot], n_clusters: int, rng: np.random.Generator,
+                       template: Template, flat: list[int] | tuple = ()) -> list[int]:
+    """The clusters drawn for this poster's ``auto`` rules.
+
+    A seeded random order of the run's clusters, the ``flat`` ones last (used only when the
+    others are too few); the first ``n_clusters`` of it (or more if an ``auto:K`` asks for it),
+    extended while they hold fewer pictures than the slots that draw from them.
+    """
+    flat = [c for c in pictures.clusters if c in set(flat)]
+    lively = [c for c in pictures.clusters if c not in set(flat)]
+    order = [int(c) for c in rng.permutation(lively)] + [int(c) for c in rng.permutation(flat)]
+    needed = max([n_clusters] + [s.rule.auto + 1 for s in slots if s.rule.auto is not None and s.rule.auto >= 0])
+    if needed > len(order):
+        slot = next((s for s in slots if s.rule.auto is not None and s.rule.auto + 1 > len(order)), slots[0])
+        raise template.error(f"too few clusters: its rule ({slot.rule.describe()}) needs {needed} clusters drawn for "
+                             f"the poster but {pictures.run.describe()} has {len(order)}", slot)
+    chosen = order[:needed]
+    n_slots = len(slots)
+    while sum(pictures.size(c) for c in chosen) < n_slots and len(chosen) < len(order):
+        chosen.append(order[len(chosen)])
+    used_flat = [c for c in chosen if c in set(flat)]
+    if used_flat:
+        log.warning("%s: too few non-flat clusters in %s; auto rules also draw from flat cluster(s) %s",
+                    template.source, pictures.run.describe(), used_flat)
+    return chosen
+
+
+# --- the selection ----------------------------------------------------------------
+class _ThumbSource:
+    """Small images for quality scores: cache thumbnails when every picture is cached, else decodes."""
+
+    def __init__(self, cfg, collections: Path):
+        self.cfg, self.collections = cfg, collections
+        self._cache = None
+        self._cache_tried = False
+
+    def _open_cache(self):
+        if not self._cache_tried:
+            self._cache_tried = True
+            try:
+                from iss.data.cache import CacheError, ImageCache
+                self._cache = ImageCache(self.cfg.path("cache"))
+            except (CacheError, OSError, ValueError) as exc:
+                log.info("no ingest cache for quality scores (%s); decoding pictures instead", exc)
+        return self._cache
+
+    def cached(self, picture_id: str) -> bool:
+        cache = self._open_cache()
+        return cache is not None and picture_id in cache
+
+    def images(self, ids: list[str], filenames: dict[str, str]) -> tuple[np.ndarray, str]:
+        cache = self._open_cache()
+        if cache is not None and all(i in cache for i in ids):
+            return cache.get_thumbs(ids), "thumbnail"
+        size = tuple(self.cfg.get("ingest.thumb_size", [96, 54]))
+        return np.stack([quality.small_decode(self.collections / filenames[i], size) for i in ids]), "decode"
+
+
+def _pool(slot: Slot, pictures: RunPictures | None, auto: list[int] | None, template: Template) -> list[str]:
+    rule = slot.rule
+    if rule.kind == "pictures":
+        return sorted(set(rule.ids))
+    if rule.auto is not None:
+        labels = auto if rule.auto == -1 else [auto[rule.auto]]
+    else:
+        unknown = [c for c in rule.clusters if pictures.size(c) == 0]
+        if unknown:
+            raise template.error(
+                f"unknown cluster {', '.join(map(str, unknown))}: {pictures.run.describe()} has clusters "
+                f"{', '.join(map(str, pictures.clusters)) or 'none'}", slot)
+        labels = list(rule.clusters)
+    return pictures.members(labels)
+
+
+def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: int | None = None,
+                    n_auto_clusters: int | None = None) -> Selection:
+    """One picture per slot of ``template``, never the same picture twice.
+
+    Parameters
+    ----------
+    cfg : Config
+        For ``paths.collections``, ``paths.cache`` and ``posters.n_clusters_per_poster``.
+    engine : Engine
+    template : Template
+    seed : int
+        Seeds every random draw (``auto`` clusters, picks within clusters or id lists).
+    run_id : int, optional
+        Use this run instead of the template's ``run`` (rules naming their own run keep it).
+    n_auto_clusters : int, optional
+        Clusters drawn for ``auto`` rules; default ``posters.n_clusters_per_poster``.
+
+    Raises
+    ------
+    PosterTemplateError
+        Unknown run, cluster or picture id, or too few pictures for a slot (names the slot).
+    """
+    rng = np.random.default_rng(seed)
+    collections = cfg.path("collections")
+    n_auto = int(n_auto_clusters if n_auto_clusters is not None else cfg.get("posters.n_clusters_per_poster", 2))
+    needs_run = [s for s in template.slots if s.rule.kind != "pictures"]
+
+    # the runs: the template's (or run_id), and any a rule names
+    runs: dict[int, RunPictures] = {}
+    slot_run: dict[int, int] = {}
+    template_run = None
+    if needs_run or run_id is not None:
+        spec = {"run_id": run_id} if run_id is not None else template.run
+        template_run = resolve_run(engine, spec, template)
+    for slot in needs_run:
+        run = template_run if slot.rule.run is None else resolve_run(engine, slot.rule.run, template, slot)
+        if run.run_id not in runs:
+            runs[run.run_id] = load_run_pictures(engine, run)
+        slot_run[slot.index] = run.run_id
+
+    # the clusters drawn for "auto" rules, per run: flat ones (blank screens) only if others are too few
+    thumbs = _ThumbSource(cfg, collections)
+    min_contrast = float(cfg.get("posters.auto_min_contrast", 0.06))
+    auto: dict[int, list[int]] = {}
+    contrasts: dict[int, dict[int, float]] = {}
+    for rid in sorted(runs):
+        auto_slots = [s for s in needs_run if s.rule.auto is not None and slot_run[s.index] == rid]
+        if not auto_slots:
+            continue
+        flat: list[int] = []
+        if min_contrast > 0:
+            contrasts[rid] = cluster_contrast(runs[rid], thumbs, runs[rid].filenames)
+            flat = [c for c in runs[rid].clusters if contrasts[rid].get(c, 0.0) < min_contrast]
+            if flat:
+                log.info("run %d: clusters %s are flat (median contrast below %.3g): drawn for auto rules only "
+                         "if the others are too few", rid, flat, min_contrast)
+        auto[rid] = draw_auto_clusters(runs[rid], auto_slots, n_auto, rng, template, flat)
+
+    pools = {s.index: _pool(s, runs.get(slot_run.get(s.index)), auto.get(slot_run.get(s.index)), template)
+             for s in template.slots}
+    filenames: dict[str, str] = {}
+    for pictures in runs.values():
+        filenames.update(pictures.filenames)
+    filenames.update(filenames_of(engine, {i for s in template.slots if s.rule.kind == "pictures" for i in s.rule.ids}))
+    for slot in template.slots:
+        if slot.rule.kind == "pictures":
+            missing = [i for i in pools[slot.index] if i not in filenames]
+            if missing:
+                raise template.error(f"unknown picture id {', '.join(missing[:5])}"
+                                     f"{'...' if len(missing) > 5 else ''}: not in the pictures table "
+                                     f"(run `make populate_db`, or fix the id)", slot)
+
+    silhouette_of = {}
+    for pictures in runs.values():
+        silhouette_of.update(zip(pictures.ids.tolist(), pictures.silhouettes.tolist()))
+    used: set[str] = set()
+    missing_files: set[str] = set()
+    choices: dict[int, SlotChoice] = {}
+    order = sorted(template.slots, key=lambda s: (_PRIORITY[s.rule.kind], len(pools[s.index]), s.index))
+
+    def has_file(pid: str, slot: Slot) -> bool:
+        if pid in missing_files:
+            return False
+        if (collections / filenames[pid]).is_file():
+            return True
+        log.warning("%s: picture %s has no file %s; choosing another", slot.name, pid, collections / filenames[pid])
+        missing_files.add(pid)
+        return False
+
+    for slot in order:
+        pool = pools[slot.index]
+        available = [i for i in pool if i not in used]
+        if slot.rule.kind == "best_of_cluster":
+            found = _best(slot, available, silhouette_of, thumbs, filenames, has_file)
+        else:
+            found = None
+            while available and found is None:
+                picked = available.pop(int(rng.integers(len(available))))
+                if has_file(picked, slot):
+                    found = picked, {"candidates": len(available) + 1}
+        if found is None:
+            raise _too_few(template, slot, pool, used, missing_files, choices, slot_run.get(slot.index))
+        picked, detail = found
+        used.add(picked)
+        detail = {"rule": slot.rule.describe(), **detail}
+        choices[slot.index] = SlotChoice(slot=slot, pictures_id=picked, filename=filenames[picked],
+                                         run_id=slot_run.get(slot.index), detail=detail)
+    return Selection(choices=[choices[s.index] for s in template.slots],
+                     run_id=template_run.run_id if template_run else None, auto_clusters=auto,
+                     cluster_contrast=contrasts)
+
+
+def _best(slot: Slot, available: list[str], silhouette_of: dict, thumbs: _ThumbSource,
+          filenames: dict[str, str], has_file) -> tuple[str, dict] | None:
+    """The top ``shortlist`` pictures by silhouette (with a file), then the best by sharpness x exposure."""
+    sil = np.array([silhouette_of.get(i, np.nan) for i in available], dtype=np.float64)
+    sil = np.where(np.isnan(sil), -np.inf, sil)
+    shortlist = []
+    # stable sort on -silhouette keeps the id order among ties: deterministic
+    for i in np.argsort(-sil, kind="stable"):
+        if has_file(available[i], slot):
+            shortlist.append(available[i])
+            if len(shortlist) == slot.rule.shortlist:
+                break
+    if not shortlist:
+        return None
+    images, source = thumbs.images(shortlist, filenames)
+    scores = quality.quality(images)
+    best = int(np.argmax(scores))  # first of equal scores = higher silhouette
+    sharp, expo = quality.sharpness(images[best:best + 1])[0], quality.exposure(images[best:best + 1])[0]
+    silhouette = silhouette_of.get(shortlist[best])
+    return shortlist[best], {
+        "silhouette": None if silhouette is None or np.isnan(silhouette) else round(float(silhouette), 6),
+        "sharpness": round(float(sharp), 8), "exposure": round(float(expo), 6),
+        "quality": round(float(scores[best]), 6), "shortlist": len(shortlist), "quality_source": source}
+
+
+def _too_few(template: Template, slot: Slot, pool: list[str], used: set[str], missing: set[str],
+             choices: dict[int, SlotChoice], run_id: int | None) -> PosterTemplateError:
+    where = f" of run {run_id}" if run_id is not None else ""
+    if not pool:
+        return template.error(f"too few pictures: its rule ({slot.rule.describe()}) matches no picture{where}", slot)
+    takers = sorted(c.slot.index for c in choices.values() if c.pictures_id in set(pool))
+    parts = [f"too few pictures: its rule ({slot.rule.describe()}) matches {len(pool)} picture(s){where}"]
+    if takers:
+        parts.append(f"{len(set(pool) & used)} already used by slot(s) {', '.join(map(str, takers))}")
+    if set(pool) & missing:
+        parts.append(f"{len(set(pool) & missing)} without a file in the collection")
+    return template.error("; ".join(parts) + "; widen the rule (more clusters or ids) or remove slots", slot)

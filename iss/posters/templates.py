@@ -1,0 +1,429 @@
+"""Poster templates: YAML files under ``config/posters/``, validated into a :class:`Template`.
+
+A template is a canvas (pixels, or centimetres plus dpi), a border (size and colour) and a
+list of slots. Each slot has an origin and a size (in the template's ``unit``, pixels by
+default), a background colour, a position label and a selection rule. Example::
+
+    description: 4x4 grid of 1080x720 units, 30 px borders
+    canvas: {width_px: 4320, height_px: 2880, dpi: 150}   # or {width_cm: 60, height_cm: 40, dpi: 300}
+    unit: [1080, 720]          # slot origin/size are multiples of this (default [1, 1] = pixels)
+    border: {size_px: 30, colour: "#f7f9f9"}
+    run: {clustering_type: n2d, version: 1, model_name: demo}   # optional; default: the latest run
+    slots:
+      - {origin: [0, 0], size: [2, 2], background: "#bed8d4", position: "1",
+         rule: {kind: best_of_cluster, clusters: "auto:0"}}
+      - {origin: [2, 0], size: [1, 1], background: "#f7f9f9", position: "2",
+         rule: {kind: clusters, clusters: [4, 12]}}
+      - {origin: [3, 0], size: [1, 1], background: "#f7f9f9", position: "3",
+         rule: {kind: pictures, ids: ["20170726-004001", "20170723-231002"]}}
+
+Rules (``rule.kind``):
+
+``clusters``
+    a picture drawn at random (seeded) from the listed clusters of the run;
+``best_of_cluster``
+    the best picture of the listed clusters: the ``shortlist`` (default 10) pictures with the
+    highest silhouette, ranked by sharpness x exposure (:mod:`iss.posters.quality`);
+``pictures``
+    a picture drawn at random (seeded) from explicit picture ids.
+
+``clusters`` is a list of cluster labels, ``auto`` (the clusters drawn for this poster, see
+``posters.n_clusters_per_poster``) or ``auto:K`` (the K-th of them, from 0). ``auto`` draws, with
+the poster's seed, among the run's clusters that are not flat (median luminance contrast at least
+``posters.auto_min_contrast``: blank "live is off" screens never make a poster), and adds
+clusters while they hold fewer pictures than the slots using them. A picture is never used twice
+on one poster. A rule may name its own ``run`` (same keys as the template's: ``run_id``,
+``clustering_type``, ``version``, ``model_type``, ``model_name``; any subset, the latest
+matching run wins; none = the latest run).
+
+Borders: a slot's picture is inset by ``border.size_px`` along the canvas edge and by half of
+it on the other sides, so two abutting slots are separated by exactly one border width and
+every line of border colour on the poster has the same width.
+
+Geometry is checked when a template is loaded (slots inside the canvas, no overlaps, valid
+colours and rules); clusters and picture counts are checked against the database when a poster
+is generated. Every problem raises :class:`PosterTemplateError` naming the template file, the
+slot (index and position label) and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from PIL import ImageColor
+
+CM_PER_INCH = 2.54
+RULE_KINDS = ("clusters", "best_of_cluster", "pictures")
+RUN_KEYS = ("run_id", "clustering_type", "version", "model_type", "model_name")
+_TEMPLATE_KEYS = {"description", "canvas", "unit", "border", "run", "slots"}
+_CANVAS_KEYS = {"width_px", "height_px", "width_cm", "height_cm", "dpi"}
+_SLOT_KEYS = {"origin", "size", "background", "position", "rule"}
+_RULE_KEYS = {"kind", "clusters", "ids", "shortlist", "run"}
+_AUTO_PATTERN = re.compile(r"^auto(?::(\d+))?$")
+
+
+class PosterError(Exception):
+    """A poster cannot be generated, previewed or regenerated (missing run, file or row)."""
+
+
+class PosterTemplateError(PosterError):
+    """A template is invalid, or cannot be filled from the database: names file, slot and problem."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How a slot picks its picture.
+
+    Attributes
+    ----------
+    kind : {"clusters", "best_of_cluster", "pictures"}
+    clusters : tuple of int
+        Explicit cluster labels (empty when ``auto`` is set or for ``pictures``).
+    auto : int or None
+        ``-1`` for ``clusters: auto`` (every cluster drawn for the poster), ``K >= 0`` for
+        ``auto:K``, ``None`` for an explicit list.
+    ids : tuple of str
+        Picture ids for ``pictures``.
+    shortlist : int
+        For ``best_of_cluster``: how many top-silhouette pictures are ranked by quality.
+    run : dict or None
+        The clustering run of this rule, if it overrides the template's.
+    """
+
+    kind: str
+    clusters: tuple[int, ...] = ()
+    auto: int | None = None
+    ids: tuple[str, ...] = ()
+    shortlist: int = 10
+    run: dict | None = None
+
+    def describe(self) -> str:
+        """Short text for previews and logs, e.g. ``best of auto:0`` or ``clusters 2,6``."""
+        if self.kind == "pictures":
+            return f"ids {','.join(self.ids[:3])}{'...' if len(self.ids) > 3 else ''}"
+        what = ("auto" if self.auto == -1 else f"auto:{self.auto}") if self.auto is not None \
+            else ",".join(map(str, self.clusters))
+        return f"best of {what}" if self.kind == "best_of_cluster" else f"clusters {what}"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A rectangle of the canvas, in pixels, with its label, colour and rule."""
+
+    index: int
+    position: str
+    x: int
+    y: int
+    width: int
+    height: int
+    background: tuple[int, int, int]
+    rule: Rule
+
+    @property
+    def name(self) -> str:
+        """``slot 3 (position '4')``: how errors and logs name the slot."""
+        return f"slot {self.index} (position {self.position!r})"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A validated poster template.
+
+    Attributes
+    ----------
+    config_id : str
+        The template's name (file stem).
+    source : str
+        Where it came from (file path, or ``database poster <id>``), named in errors.
+    width_px, height_px : int
+        Canvas size in pixels.
+    dpi : int
+        Print resolution; with the pixel size it gives the physical size.
+    border_px : int
+        Width of every border line.
+    border_colour : (int, int, int)
+    slots : tuple of Slot
+    run : dict
+        Default clustering run for the rules (keys among ``RUN_KEYS``; empty = latest run).
+    raw : dict
+        The parsed YAML, stored with each poster so it can be regenerated from the database.
+    sha256 : str
+        Hash of the template's content (the file's bytes when loaded from a file).
+    """
+
+    config_id: str
+    source: str
+    width_px: int
+    height_px: int
+    dpi: int
+    border_px: int
+    border_colour: tuple[int, int, int]
+    slots: tuple[Slot, ...]
+    run: dict = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)
+    sha256: str = ""
+    description: str = ""
+
+    def picture_box(self, slot: Slot) -> tuple[int, int, int, int]:
+        """``(left, top, right, bottom)`` of the picture inside ``slot``, after the border inset."""
+        b, half = self.border_px, self.border_px // 2
+        left = slot.x + (b if slot.x == 0 else half)
+        top = slot.y + (b if slot.y == 0 else half)
+        right = slot.x + slot.width - (b if slot.x + slot.width == self.width_px else b - half)
+        bottom = slot.y + slot.height - (b if slot.y + slot.height == self.height_px else b - half)
+        return left, top, right, bottom
+
+    def physical_size(self) -> dict:
+        """Printed size at ``dpi``: ``width_cm``, ``height_cm``, ``width_in``, ``height_in`` (2 decimals)."""
+        width_in, height_in = self.width_px / self.dpi, self.height_px / self.dpi
+        return {"width_cm": round(width_in * CM_PER_INCH, 2), "height_cm": round(height_in * CM_PER_INCH, 2),
+                "width_in": round(width_in, 2), "height_in": round(height_in, 2)}
+
+    def describe_size(self) -> str:
+        """``4320x2880 px at 150 dpi = 73.15 x 48.77 cm (28.8 x 19.2 in)``."""
+        s = self.physical_size()
+        return (f"{self.width_px}x{self.height_px} px at {self.dpi} dpi = {s['width_cm']:g} x {s['height_cm']:g} cm "
+                f"({s['width_in']:g} x {s['height_in']:g} in)")
+
+    def error(self, problem: str, slot: Slot | None = None) -> PosterTemplateError:
+        """A :class:`PosterTemplateError` naming this template's file (and ``slot``)."""
+        where = f"{self.source}: {slot.name}: " if slot is not None else f"{self.source}: "
+        return PosterTemplateError(where + problem)
+
+
+# --- locating and loading -------------------------------------------------------
+def templates_dir(cfg) -> Path:
+    """Folder of the templates: ``posters.templates_dir``, relative to the config file's folder."""
+    folder = Path(str(cfg.get("posters.templates_dir", "posters"))).expanduser()
+    return folder if folder.is_absolute() else Path(cfg.source).parent / folder
+
+
+def list_templates(cfg) -> list[str]:
+    """The config ids of every template file in :func:`templates_dir`."""
+    return sorted(p.stem for p in templates_dir(cfg).glob("*.yaml"))
+
+
+def template_path(cfg, config_id: str) -> Path:
+    """The file of ``config_id``: ``<templates_dir>/<config_id>.yaml``, or ``config_id`` itself if it
+    is a path to a ``.yaml``/``.yml`` file."""
+    as_path = Path(config_id).expanduser()
+    if as_path.suffix in (".yaml", ".yml"):
+        if not as_path.is_file():
+            raise PosterError(f"poster template file {as_path} not found")
+        return as_path
+    path = templates_dir(cfg) / f"{config_id}.yaml"
+    if not path.is_file():
+        available = ", ".join(list_templates(cfg)) or "none"
+        raise PosterError(f"poster template {config_id!r} not found: no file {path}; available: {available} "
+                          f"(set posters.templates_dir or pass a path to a .yaml file)")
+    return path
+
+
+def load_template(cfg, config_id: str) -> Template:
+    """Load and validate the template ``config_id`` (a name in :func:`templates_dir`, or a path).
+
+    Raises
+    ------
+    PosterError
+        The file does not exist.
+    PosterTemplateError
+        It is not valid YAML, or a key, colour, slot or rule is wrong.
+    """
+    path = template_path(cfg, config_id)
+    content = path.read_bytes()
+    try:
+        raw = yaml.safe_load(content.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PosterTemplateError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_template(raw, config_id=path.stem, source=str(path), sha256=hashlib.sha256(content).hexdigest())
+
+
+def content_hash(raw: dict) -> str:
+    """sha256 of a template mapping's canonical JSON (used when there is no file)."""
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+# --- validation -----------------------------------------------------------------
+def _colour(value: Any, what: str, fail) -> tuple[int, int, int]:
+    try:
+        rgb = ImageColor.getrgb(str(value))
+    except ValueError:
+        raise fail(f"{what} {value!r} is not a colour; expected '#rrggbb' or a name like 'white'") from None
+    return tuple(int(c) for c in rgb[:3])
+
+
+def _pair(value: Any, what: str, fail, positive: bool) -> tuple[float, float]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise fail(f"{what} should be a pair of numbers [x, y], got {value!r}")
+    if positive and min(value) <= 0:
+        raise fail(f"{what} should be positive, got {list(value)}")
+    return float(value[0]), float(value[1])
+
+
+def _to_px(value: float, unit: float, what: str, fail) -> int:
+    px = value * unit
+    if abs(px - round(px)) > 1e-6:
+        raise fail(f"{what} is {px:g} px, not a whole number of pixels (check the value and the template's unit)")
+    return int(round(px))
+
+
+def _parse_run(value: Any, what: str, fail) -> dict:
+    if value in (None, "latest"):
+        return {}
+    if not isinstance(value, dict):
+        raise fail(f"{what} should be a mapping with keys among {', '.join(RUN_KEYS)}, or 'latest'; got {value!r}")
+    unknown = sorted(set(value) - set(RUN_KEYS))
+    if unknown:
+        raise fail(f"{what} has unknown keys {unknown}; expected keys among {', '.join(RUN_KEYS)}")
+    return {k: value[k] for k in RUN_KEYS if value.get(k) is not None}
+
+
+def _parse_rule(value: Any, fail) -> Rule:
+    if not isinstance(value, dict):
+        raise fail(f"rule should be a mapping with a 'kind' ({' | '.join(RULE_KINDS)}), got {value!r}")
+    unknown = sorted(set(value) - _RULE_KEYS)
+    if unknown:
+        raise fail(f"rule has unknown keys {unknown}; expected keys among {sorted(_RULE_KEYS)}")
+    kind = value.get("kind")
+    if kind not in RULE_KINDS:
+        raise fail(f"rule kind {kind!r} is not one of {' | '.join(RULE_KINDS)}")
+    run = _parse_run(value.get("run"), "rule run", fail) if "run" in value else None
+    shortlist = value.get("shortlist", 10)
+    if not isinstance(shortlist, int) or isinstance(shortlist, bool) or shortlist < 1:
+        raise fail(f"rule shortlist should be a positive integer, got {shortlist!r}")
+    if kind == "pictures":
+        ids = value.get("ids")
+        if "clusters" in value:
+            raise fail("a 'pictures' rule takes 'ids', not 'clusters'")
+        if not isinstance(ids, list) or not ids:
+            raise fail(f"a 'pictures' rule needs a non-empty list 'ids' of picture ids, got {ids!r}")
+        return Rule(kind=kind, ids=tuple(str(i) for i in ids), run=run)
+    if "ids" in value:
+        raise fail(f"a {kind!r} rule takes 'clusters', not 'ids' (use kind: pictures for explicit ids)")
+    clusters = value.get("clusters", "auto")
+    if isinstance(clusters, str):
+        match = _AUTO_PATTERN.match(clusters.strip())
+        if not match:
+            raise fail(f"rule clusters {clusters!r} should be a list of cluster labels, 'auto' or 'auto:K'")
+        auto = int(match.group(1)) if match.group(1) is not None else -1
+        return Rule(kind=kind, auto=auto, shortlist=shortlist, run=run)
+    if (not isinstance(clusters, list) or not clusters
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in clusters)):
+        raise fail(f"rule clusters should be a non-empty list of integer cluster labels, 'auto' or 'auto:K'; "
+                   f"got {clusters!r}")
+    return Rule(kind=kind, clusters=tuple(dict.fromkeys(clusters)), shortlist=shortlist, run=run)
+
+
+def parse_template(raw: Any, config_id: str, source: str, sha256: str | None = None) -> Template:
+    """Validate a parsed template mapping into a :class:`Template`.
+
+    Parameters
+    ----------
+    raw : dict
+        The YAML content.
+    config_id : str
+        The template's name.
+    source : str
+        Named in every error (the file path).
+    sha256 : str, optional
+        Content hash; default the hash of ``raw``'s canonical JSON.
+    """
+    def fail_top(problem: str) -> PosterTemplateError:
+        return PosterTemplateError(f"{source}: {problem}")
+
+    if not isinstance(raw, dict):
+        raise fail_top(f"expected a mapping with keys {sorted(_TEMPLATE_KEYS)}, got {type(raw).__name__}")
+    if len(config_id) > 64:
+        raise fail_top(f"template name {config_id!r} is longer than 64 characters (the posters.config_id column)")
+    unknown = sorted(set(raw) - _TEMPLATE_KEYS)
+    if unknown:
+        raise fail_top(f"unknown keys {unknown}; expected keys among {sorted(_TEMPLATE_KEYS)}")
+
+    # canvas: pixels, or centimetres plus dpi
+    canvas = raw.get("canvas")
+    if not isinstance(canvas, dict):
+        raise fail_top("missing 'canvas' mapping: {width_px, height_px, dpi} or {width_cm, height_cm, dpi}")
+    unknown = sorted(set(canvas) - _CANVAS_KEYS)
+    if unknown:
+        raise fail_top(f"canvas has unknown keys {unknown}; expected {sorted(_CANVAS_KEYS)}")
+    dpi = canvas.get("dpi")
+    if not isinstance(dpi, int) or isinstance(dpi, bool) or dpi <= 0:
+        raise fail_top(f"canvas dpi should be a positive integer, got {dpi!r}")
+    if "width_px" in canvas or "height_px" in canvas:
+        if "width_cm" in canvas or "height_cm" in canvas:
+            raise fail_top("canvas gives both pixels and centimetres; give one of them")
+        width_px, height_px = canvas.get("width_px"), canvas.get("height_px")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width_px, height_px)):
+            raise fail_top(f"canvas width_px and height_px should be positive integers, got "
+                           f"{width_px!r} x {height_px!r}")
+    else:
+        width_cm, height_cm = canvas.get("width_cm"), canvas.get("height_cm")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (width_cm, height_cm)):
+            raise fail_top(f"canvas needs width_px/height_px, or width_cm/height_cm (positive numbers) with dpi; "
+                           f"got {canvas!r}")
+        width_px = int(round(width_cm / CM_PER_INCH * dpi))
+        height_px = int(round(height_cm / CM_PER_INCH * dpi))
+
+    unit = _pair(raw.get("unit", [1, 1]), "unit", fail_top, positive=True)
+    border = raw.get("border", {})
+    if not isinstance(border, dict) or set(border) - {"size_px", "colour"}:
+        raise fail_top(f"border should be a mapping {{size_px, colour}}, got {border!r}")
+    border_px = border.get("size_px", 0)
+    if not isinstance(border_px, int) or isinstance(border_px, bool) or border_px < 0:
+        raise fail_top(f"border size_px should be a non-negative integer, got {border_px!r}")
+    border_colour = _colour(border.get("colour", "white"), "border colour", fail_top)
+    run = _parse_run(raw.get("run"), "run", fail_top)
+
+    raw_slots = raw.get("slots")
+    if not isinstance(raw_slots, list) or not raw_slots:
+        raise fail_top("'slots' should be a non-empty list of slots")
+    slots: list[Slot] = []
+    seen_positions: dict[str, int] = {}
+    for index, item in enumerate(raw_slots):
+        label = str(item.get("position")) if isinstance(item, dict) and item.get("position") is not None else "?"
+
+        def fail(problem: str, index=index, label=label) -> PosterTemplateError:
+            return PosterTemplateError(f"{source}: slot {index} (position {label!r}): {problem}")
+
+        if not isinstance(item, dict):
+            raise fail(f"should be a mapping with keys {sorted(_SLOT_KEYS)}, got {item!r}")
+        unknown = sorted(set(item) - _SLOT_KEYS)
+        if unknown:
+            raise fail(f"unknown keys {unknown}; expected keys among {sorted(_SLOT_KEYS)}")
+        missing = sorted(k for k in ("origin", "size", "position", "rule") if k not in item)
+        if missing:
+            raise fail(f"missing keys {missing}")
+        if len(label) > 32:
+            raise fail(f"position label {label!r} is longer than 32 characters (the posters_slots.position column)")
+        if label in seen_positions:
+            raise fail(f"position label {label!r} is already used by slot {seen_positions[label]}; labels must be "
+                       f"unique")
+        seen_positions[label] = index
+        ox, oy = _pair(item["origin"], "origin", fail, positive=False)
+        sw, sh = _pair(item["size"], "size", fail, positive=True)
+        x, y = _to_px(ox, unit[0], "origin x", fail), _to_px(oy, unit[1], "origin y", fail)
+        w, h = _to_px(sw, unit[0], "width", fail), _to_px(sh, unit[1], "height", fail)
+        if x < 0 or y < 0 or x + w > width_px or y + h > height_px:
+            raise fail(f"is outside the canvas: it spans x {x}..{x + w}, y {y}..{y + h} px but the canvas is "
+                       f"{width_px}x{height_px} px")
+        if w <= 2 * border_px or h <= 2 * border_px:
+            raise fail(f"is {w}x{h} px, too small for a {border_px} px border on each side")
+        background = _colour(item.get("background", "#f7f9f9"), "background", fail)
+        slot = Slot(index=index, position=label, x=x, y=y, width=w, height=h, background=background,
+                    rule=_parse_rule(item["rule"], fail))
+        for other in slots:  # a handful of slots: pairwise checks are cheap and name both slots
+            if x < other.x + other.width and other.x < x + w and y < other.y + other.height and other.y < y + h:
+                raise fail(f"overlaps {other.name}: x {x}..{x + w}, y {y}..{y + h} px against "
+                           f"x {other.x}..{other.x + other.width}, y {other.y}..{other.y + other.height} px")
+        slots.append(slot)
+
+    return Template(config_id=config_id, source=source, width_px=width_px, height_px=height_px, dpi=dpi,
+                    border_px=border_px, border_colour=border_colour, slots=tuple(slots), run=run, raw=raw,
+                    sha256=sha256 or content_hash(raw), description=str(raw.get("description", "")))

@@ -1,0 +1,187 @@
+"""Templates: the shipped layouts, units and borders, and each invalid template's error message."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from iss.config import PROJ_ROOT
+from iss.posters.templates import (PosterError, PosterTemplateError, list_templates, load_template, parse_template,
+                                   template_path)
+
+from .helpers import small_template
+
+SHIPPED = ["grid_4x4", "grid_4x4_thin", "heroes_2x2"]
+
+
+@pytest.fixture
+def tcfg(cfg, tmp_path):
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    return cfg.with_overrides({"posters": {"templates_dir": str(folder)}}), folder
+
+
+def write(folder: Path, name: str, content) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+    return path
+
+
+def load_error(tcfg, content, name="bad") -> str:
+    cfg, folder = tcfg
+    path = write(folder, name, content)
+    with pytest.raises(PosterTemplateError) as info:
+        load_template(cfg, name)
+    message = str(info.value)
+    assert str(path) in message, message  # every error names the template file
+    return message
+
+
+# --- shipped templates -----------------------------------------------------------
+def test_shipped_templates_are_found_through_the_config(cfg):
+    # cfg is rooted in tmp_path, but templates_dir is relative to the config file's folder
+    assert set(SHIPPED) <= set(list_templates(cfg))
+    assert template_path(cfg, "grid_4x4") == PROJ_ROOT / "config" / "posters" / "grid_4x4.yaml"
+    assert cfg.get("posters.default_template") in list_templates(cfg)
+
+
+@pytest.mark.parametrize("name, border, n_slots", [("grid_4x4", 30, 16), ("grid_4x4_thin", 15, 16),
+                                                   ("heroes_2x2", 30, 10)])
+def test_shipped_template_geometry(cfg, name, border, n_slots):
+    template = load_template(cfg, name)
+    assert (template.width_px, template.height_px, template.dpi) == (4320, 2880, 150)
+    assert template.border_px == border and len(template.slots) == n_slots
+    # the slots tile the whole canvas (no gap, no overlap: overlaps are rejected at load)
+    assert sum(s.width * s.height for s in template.slots) == 4320 * 2880
+    assert template.physical_size() == {"width_cm": 73.15, "height_cm": 48.77, "width_in": 28.8, "height_in": 19.2}
+    # every border line has the same width: canvas edge and between two slots
+    boxes = [template.picture_box(s) for s in template.slots]
+    assert min(b[0] for b in boxes) == border and min(b[1] for b in boxes) == border
+    assert max(b[2] for b in boxes) == 4320 - border and max(b[3] for b in boxes) == 2880 - border
+    for a in boxes:
+        for b in boxes:
+            if a[2] < b[0] and a[1] < b[3] and b[1] < a[3]:  # b is right of a on the same band
+                assert b[0] - a[2] >= border
+    right_neighbours = [b[0] - a[2] for a in boxes for b in boxes if b[0] > a[2] and a[1] == b[1]]
+    assert min(right_neighbours) == border
+
+
+def test_heroes_template_has_two_2x2_heroes(cfg):
+    template = load_template(cfg, "heroes_2x2")
+    heroes = [s for s in template.slots if (s.width, s.height) == (2160, 1440)]
+    units = [s for s in template.slots if (s.width, s.height) == (1080, 720)]
+    assert [(h.x, h.y) for h in heroes] == [(0, 0), (2160, 1440)]
+    assert len(units) == 8
+    assert {h.rule.kind for h in heroes} == {"best_of_cluster"}
+    assert [h.rule.auto for h in heroes] == [0, 1]
+
+
+def test_picture_box_insets_half_a_border_between_slots(cfg):
+    template = load_template(cfg, "grid_4x4")
+    first, second = template.slots[0], template.slots[1]
+    assert template.picture_box(first) == (30, 30, 1080 - 15, 720 - 15)
+    assert template.picture_box(second) == (1080 + 15, 30, 2160 - 15, 720 - 15)
+
+
+def test_canvas_in_centimetres_and_units(tcfg):
+    cfg, folder = tcfg
+    content = small_template(canvas={"width_cm": 20.32, "height_cm": 15.24, "dpi": 50})
+    write(folder, "cm", content)
+    template = load_template(cfg, "cm")
+    assert (template.width_px, template.height_px) == (400, 300)
+    assert template.describe_size() == "400x300 px at 50 dpi = 20.32 x 15.24 cm (8 x 6 in)"
+    hero = template.slots[0]
+    assert (hero.x, hero.y, hero.width, hero.height) == (0, 0, 200, 200)
+    assert template.config_id == "cm" and len(template.sha256) == 64
+
+
+def test_template_given_as_a_path(tcfg, tmp_path):
+    cfg, _ = tcfg
+    path = write(tmp_path, "elsewhere", small_template())
+    assert load_template(cfg, str(path)).config_id == "elsewhere"
+
+
+def test_missing_template_names_the_available_ones(tcfg):
+    cfg, folder = tcfg
+    write(folder, "one", small_template())
+    with pytest.raises(PosterError, match=r"'nope' not found.*available: one"):
+        load_template(cfg, "nope")
+
+
+# --- invalid templates: each error names the file, the slot and the problem ----------
+def test_overlapping_slots(tcfg):
+    content = small_template()
+    content["slots"][1]["origin"] = [1, 0]  # slot A now overlaps the hero
+    message = load_error(tcfg, content)
+    assert "slot 1 (position 'A')" in message and "overlaps slot 0 (position 'hero')" in message
+
+
+def test_slot_outside_the_canvas(tcfg):
+    content = small_template()
+    content["slots"][8]["size"] = [2, 1]  # H at x=300 would end at 500 > 400
+    message = load_error(tcfg, content)
+    assert "slot 8 (position 'H')" in message and "outside the canvas" in message and "400x300" in message
+
+
+def test_negative_origin_is_outside_the_canvas(tcfg):
+    content = small_template()
+    content["slots"][0]["origin"] = [-1, 0]
+    assert "outside the canvas" in load_error(tcfg, content)
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"background": "not-a-colour"}, "background 'not-a-colour' is not a colour"),
+    ({"rule": {"kind": "favourites"}}, "rule kind 'favourites' is not one of"),
+    ({"rule": {"kind": "clusters", "clusters": []}}, "non-empty list"),
+    ({"rule": {"kind": "clusters", "clusters": "some"}}, "'auto' or 'auto:K'"),
+    ({"rule": {"kind": "pictures"}}, "needs a non-empty list 'ids'"),
+    ({"rule": {"kind": "clusters", "clusters": [1], "colour": "red"}}, "unknown keys ['colour']"),
+    ({"rule": {"kind": "best_of_cluster", "clusters": [1], "shortlist": 0}}, "shortlist should be a positive"),
+    ({"origin": [3.005, 0]}, "not a whole number of pixels"),
+    ({"size": [1]}, "pair of numbers"),
+    ({"position": "hero"}, "position label 'hero' is already used by slot 0"),
+    ({"extra": 1}, "unknown keys ['extra']"),
+    ({"position": "x" * 33}, "longer than 32 characters"),
+])
+def test_bad_slot_is_named_with_its_problem(tcfg, change, expected):
+    content = small_template()
+    content["slots"][2].update(change)
+    message = load_error(tcfg, content)
+    assert "slot 2 (position" in message and expected in message
+
+
+def test_slot_too_small_for_its_border(tcfg):
+    content = small_template(border={"size_px": 60, "colour": "black"})
+    message = load_error(tcfg, content)
+    assert "slot 1 (position 'A')" in message and "too small for a 60 px border" in message
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"canvas": {"width_px": 400, "dpi": 50}}, "width_px and height_px should be positive integers"),
+    ({"canvas": {"width_px": 400, "height_px": 300}}, "dpi should be a positive integer"),
+    ({"canvas": {"width_px": 400, "height_px": 300, "width_cm": 3, "dpi": 50}}, "both pixels and centimetres"),
+    ({"slots": []}, "non-empty list of slots"),
+    ({"border": {"size_px": 3, "color": "red"}}, "border should be a mapping"),
+    ({"run": {"model": "x"}}, "run has unknown keys ['model']"),
+    ({"colours": {}}, "unknown keys ['colours']"),
+])
+def test_bad_template_level_keys(tcfg, change, expected):
+    assert expected in load_error(tcfg, small_template(**change))
+
+
+def test_not_yaml(tcfg):
+    cfg, folder = tcfg
+    (folder / "broken.yaml").write_text("slots: [\n")
+    with pytest.raises(PosterTemplateError, match=r"broken\.yaml: not valid YAML"):
+        load_template(cfg, "broken")
+
+
+def test_parse_template_keeps_the_raw_mapping_for_regeneration():
+    raw = small_template()
+    template = parse_template(copy.deepcopy(raw), config_id="t", source="mem")
+    assert template.raw == raw
+    again = parse_template(template.raw, config_id="t", source="mem")
+    assert again == template
