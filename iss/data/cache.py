@@ -164,10 +164,10 @@ class ImageCache:
                              f"got {inputs.shape[1:]} and {thumbs.shape[1:]}")
         if not (len(ids) == len(inputs) == len(thumbs)):
             raise CacheError(f"append got {len(ids)} ids, {len(inputs)} inputs, {len(thumbs)} thumbs")
-        seen = set(self._index)
+        seen: set[str] = set()  # not a copy of the index: appends stay O(batch) on a large cache
         keep = []
         for i, pid in enumerate(ids):  # skip cached ids and repeats within the batch
-            if pid not in seen:
+            if pid not in self._index and pid not in seen:
                 seen.add(pid)
                 keep.append(i)
         if not keep:
@@ -180,10 +180,12 @@ class ImageCache:
         if self._dirty:
             self._truncate_to_ids()
         self._dirty = True  # until every file of this append is written
+        if len(keep) < len(ids):
+            inputs, thumbs = inputs[keep], thumbs[keep]
         with open(self.root / "inputs.u8", "ab") as f:
-            f.write(np.ascontiguousarray(inputs[keep]).tobytes())
+            f.write(np.ascontiguousarray(inputs).data)  # the array's own buffer: no extra copy
         with open(self.root / "thumbs.u8", "ab") as f:
-            f.write(np.ascontiguousarray(thumbs[keep]).tobytes())
+            f.write(np.ascontiguousarray(thumbs).data)
         with open(self.root / "ids.txt", "a") as f:
             f.write("".join(f"{ids[i]}\n" for i in keep))
         for i in keep:

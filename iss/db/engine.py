@@ -55,7 +55,11 @@ def get_engine(url: str, create: bool = True) -> Engine:
     kwargs = {"future": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(f"cannot create the folder of SQLite database {safe_url(url)}: {exc}; "
+                                    f"check database.url") from exc
     else:
         kwargs.update(pool_pre_ping=True, pool_recycle=3600)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Table, and_, delete, func, select
+from sqlalchemy import Table, UniqueConstraint, and_, delete, func, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -33,6 +33,14 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict], update: Iterabl
     if not rows:
         return 0
     keys = {c.name for c in table.primary_key.columns}
+    if not keys <= set(rows[0]):
+        # An autoincrement id not given (models, clustering_runs): the clash to catch is on the
+        # natural key, a unique constraint (SQLite needs it named; MySQL catches any unique key).
+        for constraint in table.constraints:
+            names = {c.name for c in constraint.columns}
+            if isinstance(constraint, UniqueConstraint) and names <= set(rows[0]):
+                keys = names
+                break
     columns = list(update) if update is not None else [k for k in rows[0] if k not in keys]
     dialect = conn.dialect.name
     if dialect == "sqlite":

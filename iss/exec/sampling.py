@@ -1,0 +1,59 @@
+"""Step `sampling`: a seeded train/test/valid split of the pictures, recorded in the database.
+
+Reads: the ``pictures`` table and the ``sampling`` config section (seed, proportions,
+stratify_by_hour, copy_to_dirs, link).
+Writes: the ``splits`` table; with ``copy_to_dirs``, ``paths.splits_dir/{train,test,valid}/``.
+
+    python -m iss.exec.sampling
+    python -m iss.exec.sampling --seed 7 --stratify-by-hour --copy-to-dirs
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import typer
+
+from iss.config import ConfigError, load_config
+from iss.data.sampling import SamplingError, sample_splits
+from iss.db.engine import DatabaseError, get_engine
+
+log = logging.getLogger("iss.exec.sampling")
+app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+
+
+@app.command()
+def main_command(
+    seed: Optional[int] = typer.Option(None, "--seed", help="Split seed (default sampling.seed)."),
+    stratify_by_hour: Optional[bool] = typer.Option(None, "--stratify-by-hour/--no-stratify-by-hour",
+                                                    help="Keep each clock hour in one split."),
+    copy_to_dirs: Optional[bool] = typer.Option(None, "--copy-to-dirs/--no-copy-to-dirs",
+                                                help="Also mirror the split in paths.splits_dir."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
+) -> None:
+    """Split the pictures into train/test/valid and record the split."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {key: value for key, value in (("seed", seed), ("stratify_by_hour", stratify_by_hour),
+                                               ("copy_to_dirs", copy_to_dirs)) if value is not None}
+    try:
+        cfg = load_config(mode=mode, overrides={"sampling": overrides} if overrides else None)
+        log.info("sampling: start (seed %s)", cfg.get("sampling.seed"))
+        engine = get_engine(cfg.database_url)
+        counts = sample_splits(cfg, engine)
+        engine.dispose()
+    except (SamplingError, DatabaseError, ConfigError) as exc:
+        log.error("%s", exc)
+        raise typer.Exit(code=1) from None
+    total = sum(counts.values())
+    typer.echo("split: " + ", ".join(f"{name} {n} ({n / total:.0%})" if total else f"{name} 0"
+                                     for name, n in counts.items()))
+    log.info("sampling: done, %d pictures", total)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
