@@ -63,6 +63,9 @@ encode: $(STAMP) ## Encode every picture to latents with the trained encoder
 exec_clustering: $(STAMP) ## Cluster the latents (CLUSTERING=n2d), store the run, render its reports
 	$(PY) -m iss.exec.exec_clustering --clustering-type $(CLUSTERING)
 
+reports: $(STAMP) ## Re-render a clustering run's reports (RUN_ID=N, default: the latest)
+	$(PY) -m iss.exec.reports $(if $(RUN_ID),--run-id $(RUN_ID),)
+
 facets: $(STAMP) ## Build the overview statistics and the picture explorer (reports/facets*.html)
 	$(PY) -m iss.exec.facets
 

@@ -1,0 +1,59 @@
+"""Step `reports`: (re-)render a clustering run's reports.
+
+Reads: the run's ``clustering_runs`` and ``pictures_embedding`` rows (+ pictures, locations,
+splits), the ingest cache's thumbnails, the run's latents (``paths.latents``) and, for
+``classical``, its fitted clustering (``clustering_runs.path``, for the dendrogram).
+Writes: ``paths.reports/run-<id>-<type>-<model>-v<version>/`` (index.html, scatter.html,
+silhouettes.png, overview.png, mosaics/, dendrogram.png, projection_*.png),
+``paths.reports/thumbs/`` and ``paths.reports/index.html``.
+
+    python -m iss.exec.reports                # the latest run
+    python -m iss.exec.reports --run-id 3
+    python -m iss.exec.reports --all
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import typer
+
+from iss.config import ConfigError, load_config
+from iss.data.cache import CacheError
+from iss.db.engine import DatabaseError, get_engine
+from iss.visualization.data import ReportError, list_runs
+from iss.visualization.reports import render_run_reports
+
+log = logging.getLogger("iss.exec.reports")
+app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+
+
+@app.command()
+def main_command(
+    run_id: Optional[int] = typer.Option(None, "--run-id", help="Clustering run (default: the latest)."),
+    all_runs: bool = typer.Option(False, "--all", help="Render every run."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
+) -> None:
+    """Render the scatter, silhouettes, mosaics, dendrogram, projections and index of a run."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(mode=mode)
+        engine = get_engine(cfg.database_url)
+        run_ids = [r["run_id"] for r in list_runs(engine)] if all_runs else [run_id]
+        log.info("reports: start (runs %s)", "latest" if run_ids == [None] else run_ids)
+        for rid in run_ids:
+            typer.echo(str(render_run_reports(cfg, engine, rid)))
+        engine.dispose()
+    except (ReportError, DatabaseError, ConfigError, CacheError) as exc:
+        log.error("%s", exc)
+        raise typer.Exit(code=1) from None
+    log.info("reports: done")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,538 @@
+"""Facets-style explorer of the whole collection: an overview of every column and a picture "dive".
+
+The upstream Facets front end (Polymer 1 + HTML Imports) no longer runs in current Chromium, so
+both pages are our own, self-contained and offline (no CDN, no server needed; `make serve_reports`
+works too):
+
+``facets_overview.html``
+    Statistics of the joined ``pictures`` / ``pictures_location`` / ``splits`` /
+    ``pictures_embedding`` table, column by column and compared across the train/test/valid
+    splits like Facets Overview: count, missing, mean, std, zeros, min, median, max and a
+    histogram for numbers and times; unique values and the most frequent ones for categories.
+    Columns can be filtered by name and sorted by name, missing share or non-uniformity.
+``facets_dive.html`` + ``facets_sprite.jpg``
+    Every picture drawn as its sprite-atlas thumbnail on a canvas, binned into rows and columns by
+    any column (cluster, run, hour, location, day/night, split...), coloured by any column,
+    sorted within bins, or placed at its embedding coordinates; zoom with the wheel, drag to pan,
+    hover or click a picture to see it larger with all its fields.
+
+Reads: the database (every picture, its location and split, and the embedding of the latest or
+of every clustering run, see ``reports.facets_runs``) and the ingest cache's thumbnails.
+Writes: ``paths.reports/facets_overview.html``, ``facets_dive.html``, ``facets_sprite.jpg``,
+``thumbs/<id>.jpg`` (shared with the scatter pages) and refreshes ``paths.reports/index.html``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from iss.data.cache import ImageCache
+from iss.visualization.data import (
+    ReportError,
+    cache_for,
+    list_runs,
+    load_pictures_frame,
+    thumb_url,
+    write_thumbnails,
+)
+from iss.visualization.style import _PALETTE, NOISE_COLOR, PAGE_CSS, cluster_color
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).with_name("assets")
+OVERVIEW_FILE, DIVE_FILE, SPRITE_FILE = "facets_overview.html", "facets_dive.html", "facets_sprite.jpg"
+MAX_SPRITE_WIDTH = 8192  # pixels; browsers decode larger images but some GPUs cannot upload them
+MISSING = "(missing)"
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+GROUP_COLORS = {"all": "#17212b", "train": "#4e79a7", "test": "#f28e2b", "valid": "#59a14f"}
+
+
+# --- the explorer's table ---------------------------------------------------------------------------
+
+def _run_short(run: dict) -> str:
+    return f"run {run['run_id']} · {run['clustering_type']}"
+
+
+def _cluster_text(label) -> str | None:
+    if pd.isna(label):
+        return None
+    return "noise" if int(label) == -1 else f"cluster {int(label)}"
+
+
+def facets_table(frame: pd.DataFrame, runs: list[dict]) -> tuple[pd.DataFrame, dict]:
+    """The explorer's columns, derived from :func:`load_pictures_frame`'s frame.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per picture, with ``label_run<id>``... columns for each run of ``runs``.
+    runs : list of dict
+        The runs in ``frame``, oldest first; the last one's columns are called plainly
+        ``cluster``, ``silhouette``, ``x``, ``y``, older ones ``cluster · run <id>``...
+
+    Returns
+    -------
+    table : DataFrame
+        Display-ready columns (strings for categories, floats for numbers, NaN/None when missing)
+        in the same row order as ``frame``; ``id`` and ``taken_at`` included.
+    meta : dict
+        ``{column: {"kind": "cat" | "num" | "time" | "text", "order": "natural" | "frequency",
+        "colors": {...}}}`` describing how to bin, sort and colour each column.
+    """
+    table = pd.DataFrame(index=frame.index)
+    meta: dict[str, dict] = {}
+
+    def add(name, values, kind, **extra):
+        table[name] = values
+        meta[name] = {"kind": kind, **extra}
+
+    add("id", frame["pictures_id"].astype(str), "text")
+    taken = pd.to_datetime(frame["taken_at"])
+    add("taken_at", taken, "time")
+    add("month", taken.dt.strftime("%Y-%m").where(taken.notna(), None), "cat", order="natural")
+    add("weekday", taken.dt.dayofweek.map(lambda d: None if pd.isna(d) else WEEKDAYS[int(d)]), "cat",
+        order="given", categories=WEEKDAYS)
+    add("hour", taken.dt.hour.astype("float64"), "num")
+    day = frame["is_day"].map(lambda v: None if pd.isna(v) else ("day" if v else "night"))
+    add("day/night", day, "cat", order="given", categories=["day", "night"],
+        colors={"day": "#edc948", "night": "#2f4b7c"})
+    add("location", frame["location"].astype(object).where(frame["location"].notna(), None), "cat",
+        order="frequency")
+    add("latitude", frame["latitude"].astype("float64"), "num")
+    add("longitude", frame["longitude"].astype("float64"), "num")
+    add("location source", frame["location_source"].astype(object).where(frame["location_source"].notna(), None),
+        "cat", order="frequency")
+    add("split", frame["split"].astype(object).where(frame["split"].notna(), None), "cat", order="given",
+        categories=["train", "test", "valid"], colors={k: GROUP_COLORS[k] for k in ("train", "test", "valid")})
+    add("time source", frame["taken_at_source"].astype(object).where(frame["taken_at_source"].notna(), None),
+        "cat", order="frequency")
+    add("file size (kB)", pd.to_numeric(frame["file_size"], errors="coerce").astype("float64") / 1000.0, "num")
+    add("width", pd.to_numeric(frame["width"], errors="coerce").astype("float64"), "num")
+    add("height", pd.to_numeric(frame["height"], errors="coerce").astype("float64"), "num")
+
+    # "run": the most recent run that clustered the picture (new pictures are "not clustered")
+    run_of = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    for run in runs:
+        run_of = run_of.where(frame[f"label_run{run['run_id']}"].isna(), _run_short(run))
+    add("run", run_of.where(run_of.notna(), "not clustered"), "cat", order="natural")
+
+    for position, run in enumerate(reversed(runs)):
+        rid = run["run_id"]
+        suffix = "" if position == 0 else f" · run {rid}"
+        labels = frame[f"label_run{rid}"]
+        texts = labels.map(_cluster_text)
+        present = sorted({int(v) for v in labels.dropna()})
+        add(f"cluster{suffix}", texts, "cat", order="natural",
+            colors={_cluster_text(v): cluster_color(v) for v in present}, run=rid)
+        add(f"silhouette{suffix}", frame[f"silhouette_run{rid}"].astype("float64"), "num", run=rid)
+        add(f"x{suffix}", frame[f"x_run{rid}"].astype("float64"), "num", run=rid, axis="x")
+        add(f"y{suffix}", frame[f"y_run{rid}"].astype("float64"), "num", run=rid, axis="y")
+    return table, meta
+
+
+# --- overview statistics ------------------------------------------------------------------------------
+
+def _natural_key(text: str):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text))]
+
+
+def _non_uniformity(counts: np.ndarray) -> float:
+    """0 for a flat histogram, 1 when everything falls in one bin (1 - normalised entropy)."""
+    counts = np.asarray(counts, dtype=float)
+    total = counts.sum()
+    if total == 0 or len(counts) < 2:
+        return 0.0
+    p = counts[counts > 0] / total
+    return float(1 - (-(p * np.log(p)).sum()) / np.log(len(counts)))
+
+
+def numeric_stats(values: pd.Series, edges: np.ndarray | None) -> dict:
+    """count, missing share, mean, std, zeros share, min, median, max and histogram counts."""
+    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    known = x[~np.isnan(x)]
+    n = len(x)
+    stats = {"count": int(known.size), "missing": float(1 - known.size / n) if n else 0.0}
+    if known.size:
+        stats.update(mean=float(known.mean()), std=float(known.std(ddof=1)) if known.size > 1 else 0.0,
+                     zeros=float((known == 0).mean()), min=float(known.min()), median=float(np.median(known)),
+                     max=float(known.max()))
+    if edges is not None and known.size:
+        stats["hist"] = np.histogram(np.clip(known, edges[0], edges[-1]), bins=edges)[0].tolist()
+    return stats
+
+
+def categorical_stats(values: pd.Series, top: int = 8) -> dict:
+    """count, missing share, unique, and the ``top`` most frequent values with their counts."""
+    n = len(values)
+    known = values.dropna().astype(str)
+    counts = known.value_counts()
+    return {"count": int(known.size), "missing": float(1 - known.size / n) if n else 0.0,
+            "unique": int(counts.size), "top": [(str(k), int(v)) for k, v in counts.head(top).items()],
+            "uniformity_counts": counts.to_numpy()}
+
+
+def overview_statistics(table: pd.DataFrame, meta: dict, group_by: str = "split") -> dict:
+    """Per column, statistics for all pictures and for each value of ``group_by``.
+
+    Returns
+    -------
+    dict
+        ``{"groups": [(name, n_rows)], "features": [{"name", "kind", "edges", "non_uniformity",
+        "stats": {group: {...}}}]}``.
+    """
+    groups = [("all", table)]
+    if group_by in table:
+        for value in meta[group_by].get("categories", sorted(table[group_by].dropna().unique())):
+            part = table[table[group_by] == value]
+            if len(part):
+                groups.append((str(value), part))
+    features = []
+    for name, info in meta.items():
+        kind = info["kind"]
+        if kind == "text":
+            continue
+        feature = {"name": name, "kind": kind}
+        if kind in ("num", "time"):
+            column = table[name]
+            if kind == "time":
+                column = pd.to_datetime(column)
+                column = (column - pd.Timestamp("1970-01-01")).dt.total_seconds()
+            known = column.dropna().to_numpy(dtype="float64")
+            edges = None
+            if known.size:
+                lo, hi = float(known.min()), float(known.max())
+                edges = np.linspace(lo, hi if hi > lo else lo + 1, 13)
+            feature["edges"] = edges.tolist() if edges is not None else None
+            feature["stats"] = {g: numeric_stats(column.loc[part.index], edges) for g, part in groups}
+            feature["non_uniformity"] = _non_uniformity(feature["stats"]["all"].get("hist", []))
+        else:
+            feature["stats"] = {g: categorical_stats(part[name]) for g, part in groups}
+            feature["non_uniformity"] = _non_uniformity(feature["stats"]["all"]["uniformity_counts"])
+            for stats in feature["stats"].values():
+                stats.pop("uniformity_counts")
+        features.append(feature)
+    return {"groups": [(g, len(part)) for g, part in groups], "features": features}
+
+
+def _fmt_number(value, kind: str = "num") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if kind == "time":
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    if abs(value) >= 1e5 or (value != 0 and abs(value) < 1e-3):
+        return f"{value:.3g}"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+
+
+def _svg_histogram(counts, color: str, width: int = 150, height: int = 26) -> str:
+    counts = np.asarray(counts, dtype=float)
+    if counts.size == 0 or counts.max() == 0:
+        return ""
+    bar = width / counts.size
+    bars = "".join(
+        f"<rect x='{i * bar + 0.5:.1f}' y='{height - max(1.0, c / counts.max() * (height - 2)):.1f}' "
+        f"width='{bar - 1:.1f}' height='{max(1.0, c / counts.max() * (height - 2)):.1f}'><title>{int(c):,}</title></rect>"
+        for i, c in enumerate(counts) if c > 0)
+    return (f"<svg width='{width}' height='{height}' viewBox='0 0 {width} {height}' fill='{color}' "
+            f"role='img' aria-label='histogram'>{bars}</svg>")
+
+
+def _top_bars(top: list, total: int, color: str) -> str:
+    if not top:
+        return ""
+    peak = max(count for _, count in top)
+    rows = "".join(
+        f"<div class='tv'><span class='tvn' title='{html.escape(value)}'>{html.escape(value)}</span>"
+        f"<span class='tvb'><i style='width:{count / peak * 100:.0f}%;background:{color}'></i></span>"
+        f"<span class='tvc'>{count:,}</span></div>" for value, count in top)
+    return f"<div class='tops'>{rows}</div>"
+
+
+OVERVIEW_CSS = """
+.controls { display:flex; gap:16px; align-items:center; margin:8px 0 16px; flex-wrap:wrap; }
+.controls input, .controls select { font:inherit; padding:4px 8px; border:1px solid #cbd2d9; border-radius:4px; }
+table.feat { width:100%; margin-bottom:24px; }
+table.feat tbody.f { border-top:2px solid #cbd2d9; }
+table.feat td { padding:3px 10px; } table.feat td.fname { font-weight:600; white-space:nowrap; }
+table.feat td.fname small { display:block; font-weight:400; color:var(--muted); }
+td.warn { color:#c0392b; font-weight:600; }
+.grp { display:inline-block; padding:0 6px; border-radius:8px; color:#fff; font-size:12px; }
+.tops { min-width:260px; } .tv { display:flex; gap:6px; align-items:center; font-size:12px; }
+.tvn { width:120px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
+.tvb { flex:1; background:#eef1f5; height:9px; border-radius:2px; min-width:80px; }
+.tvb i { display:block; height:9px; border-radius:2px; } .tvc { width:52px; text-align:right; color:var(--muted); }
+.legend span { margin-right:14px; }
+"""
+
+OVERVIEW_JS = """
+(function () {
+  const filter = document.getElementById('feature-filter');
+  const sorter = document.getElementById('feature-sort');
+  function apply() {
+    const text = filter.value.trim().toLowerCase();
+    document.querySelectorAll('table.feat').forEach(table => {
+      const bodies = Array.from(table.querySelectorAll('tbody.f'));
+      const key = sorter.value;
+      bodies.sort((a, b) => key === 'name' ? a.dataset.name.localeCompare(b.dataset.name)
+                                           : parseFloat(b.dataset[key]) - parseFloat(a.dataset[key]));
+      bodies.forEach(body => {
+        body.style.display = body.dataset.name.toLowerCase().includes(text) ? '' : 'none';
+        table.appendChild(body);
+      });
+    });
+    const shown = document.querySelectorAll('tbody.f:not([style*="none"])').length;
+    document.getElementById('feature-count').textContent = shown + ' columns shown';
+  }
+  filter.addEventListener('input', apply);
+  sorter.addEventListener('change', apply);
+  apply();
+})();
+"""
+
+
+def render_overview_html(stats: dict, title: str, subtitle: str) -> str:
+    """The overview page (static HTML + a few lines of inline JS for filtering and sorting)."""
+    groups = stats["groups"]
+    legend = "".join(f"<span><span class='grp' style='background:{GROUP_COLORS.get(g, '#616e7c')}'>{html.escape(g)}"
+                     f"</span> {n:,} pictures</span>" for g, n in groups)
+
+    def group_cell(group):
+        return f"<span class='grp' style='background:{GROUP_COLORS.get(group, '#616e7c')}'>{html.escape(group)}</span>"
+
+    numeric_rows, categorical_rows = [], []
+    for feature in stats["features"]:
+        name, kind = feature["name"], feature["kind"]
+        missing_all = feature["stats"]["all"]["missing"]
+        attrs = (f"class='f' data-name='{html.escape(name)}' data-missing='{missing_all:.6f}' "
+                 f"data-uniformity='{feature['non_uniformity']:.6f}'")
+        rows = []
+        for i, (group, _) in enumerate(groups):
+            s = feature["stats"][group]
+            first = (f"<td class='fname' rowspan='{len(groups)}'>{html.escape(name)}"
+                     f"<small>{'time' if kind == 'time' else ('number' if kind == 'num' else 'category')}</small></td>"
+                     if i == 0 else "")
+            warn = " warn" if s["missing"] > 0 else ""
+            color = GROUP_COLORS.get(group, "#616e7c")
+            if kind in ("num", "time"):
+                cells = [f"{s['count']:,}", f"{s['missing']:.1%}"]
+                cells += ([_fmt_number(s.get(k), kind) for k in ("mean",)] +
+                          [_fmt_number(s.get("std")) if kind == "num" else "–"] +
+                          [f"{s['zeros']:.1%}" if "zeros" in s and kind == "num" else "–"] +
+                          [_fmt_number(s.get(k), kind) for k in ("min", "median", "max")])
+                tds = (f"<td class='num'>{cells[0]}</td><td class='num{warn}'>{cells[1]}</td>" +
+                       "".join(f"<td class='num'>{c}</td>" for c in cells[2:]))
+                rows.append(f"<tr>{first}<td>{group_cell(group)}</td>{tds}"
+                            f"<td>{_svg_histogram(s.get('hist', []), color)}</td></tr>")
+            else:
+                top_value = f"{html.escape(s['top'][0][0])} ({s['top'][0][1]:,})" if s["top"] else "–"
+                rows.append(f"<tr>{first}<td>{group_cell(group)}</td><td class='num'>{s['count']:,}</td>"
+                            f"<td class='num{warn}'>{s['missing']:.1%}</td><td class='num'>{s['unique']:,}</td>"
+                            f"<td>{top_value}</td><td>{_top_bars(s['top'], s['count'], color)}</td></tr>")
+        body = f"<tbody {attrs}>{''.join(rows)}</tbody>"
+        (numeric_rows if kind in ("num", "time") else categorical_rows).append(body)
+
+    numeric = ("<table class='feat' id='numeric'><thead><tr><th>column</th><th>data</th><th class='num'>count</th>"
+               "<th class='num'>missing</th><th class='num'>mean</th><th class='num'>std</th><th class='num'>zeros</th>"
+               "<th class='num'>min</th><th class='num'>median</th><th class='num'>max</th><th>histogram</th></tr></thead>"
+               + "".join(numeric_rows) + "</table>")
+    categorical = ("<table class='feat' id='categorical'><thead><tr><th>column</th><th>data</th><th class='num'>count</th>"
+                   "<th class='num'>missing</th><th class='num'>unique</th><th>most frequent</th><th>top values</th>"
+                   "</tr></thead>" + "".join(categorical_rows) + "</table>")
+    controls = ("<div class='controls'><label>Filter columns <input id='feature-filter' type='search' "
+                "placeholder='name contains…'></label><label>Sort by <select id='feature-sort'>"
+                "<option value='name'>name</option><option value='missing'>missing share</option>"
+                "<option value='uniformity'>non-uniformity</option></select></label>"
+                "<span id='feature-count' class='muted'></span></div>")
+    body = (f"<p class='muted'>{html.escape(subtitle)}</p><div class='legend'>{legend}</div>{controls}"
+            f"<h2>Numbers and times ({len(numeric_rows)})</h2>{numeric}"
+            f"<h2>Categories ({len(categorical_rows)})</h2>{categorical}")
+    nav = "<a href='index.html'>All runs</a><a href='facets_dive.html'>Dive</a>"
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<style>{PAGE_CSS}{OVERVIEW_CSS}</style></head><body><header class='top'><h1>{html.escape(title)}</h1>"
+            f"<nav>{nav}</nav></header><main>{body}</main><script>{OVERVIEW_JS}</script></body></html>")
+
+
+# --- dive ---------------------------------------------------------------------------------------------
+
+def build_sprite(cache: ImageCache, ids: list[str], out_jpg: str | Path, tile: tuple[int, int] = (48, 27),
+                 quality: int = 85, batch: int = 2048) -> dict:
+    """One JPEG atlas with every picture's thumbnail as a ``tile`` (width, height) cell, row-major.
+
+    Returns
+    -------
+    dict
+        ``{"url": file name, "tile": [w, h], "columns": c, "rows": r}``; picture ``i`` is at
+        ``((i % c) * w, (i // c) * h)``.
+    """
+    if not ids:
+        raise ReportError("no picture to put in the facets sprite; run `make populate_db` first")
+    tw, th = int(tile[0]), int(tile[1])
+    columns = int(min(max(1, math.ceil(math.sqrt(len(ids) * th / tw))), MAX_SPRITE_WIDTH // tw))
+    rows = math.ceil(len(ids) / columns)
+    atlas = np.zeros((rows * th, columns * tw, 3), dtype=np.uint8)
+    sh, sw = cache.thumb_shape[:2]
+    for start in range(0, len(ids), batch):
+        thumbs = cache.get_thumbs(ids[start:start + batch])
+        if sh % th == 0 and sw % tw == 0:
+            fy, fx = sh // th, sw // tw  # exact box downsampling, vectorised over the batch
+            tiles = thumbs.reshape(len(thumbs), th, fy, tw, fx, 3).mean(axis=(2, 4)).round().astype(np.uint8)
+        else:
+            tiles = np.stack([np.asarray(Image.fromarray(t).resize((tw, th), Image.Resampling.LANCZOS))
+                              for t in thumbs])
+        for k, pixels in enumerate(tiles):
+            r, c = divmod(start + k, columns)
+            atlas[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = pixels
+    out_jpg = Path(out_jpg)
+    out_jpg.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_jpg.with_suffix(".tmp")
+    Image.fromarray(atlas).save(tmp, format="JPEG", quality=int(quality), optimize=True, progressive=True)
+    tmp.replace(out_jpg)
+    return {"url": out_jpg.name, "tile": [tw, th], "columns": columns, "rows": rows}
+
+
+def _category_order(values: pd.Series, info: dict) -> list[str]:
+    present = values.dropna().astype(str)
+    if info.get("order") == "given":
+        given = [c for c in info.get("categories", []) if c in set(present)]
+        return given + sorted(set(present) - set(given), key=_natural_key)
+    if info.get("order") == "frequency":
+        return present.value_counts().index.astype(str).tolist()
+    return sorted(present.unique().tolist(), key=_natural_key)
+
+
+def _round_list(values: np.ndarray, digits: int = 4) -> list:
+    return [None if math.isnan(v) else round(v, digits) for v in values.tolist()]
+
+
+def dive_payload(table: pd.DataFrame, meta: dict, sprite: dict, thumbs_prefix: str | None = "thumbs") -> dict:
+    """The dive's data, column-oriented: categories as integer codes, numbers with ``null`` for missing."""
+    columns = []
+    for name, info in meta.items():
+        kind = info["kind"]
+        if kind == "text":
+            continue
+        if kind == "time":
+            stamps = pd.to_datetime(table[name])
+            columns.append({"name": "time", "kind": "text",
+                            "values": [None if pd.isna(t) else t.strftime("%Y-%m-%d %H:%M") for t in stamps]})
+            continue
+        if kind == "num":
+            column = {"name": name, "kind": "num", "values": _round_list(table[name].to_numpy(dtype="float64"))}
+        else:
+            categories = _category_order(table[name], info)
+            code_of = {c: i for i, c in enumerate(categories)}
+            codes = [code_of.get(str(v), -1) if v is not None and not pd.isna(v) else -1 for v in table[name]]
+            palette = info.get("colors", {})
+            colors = [palette.get(c, _PALETTE[i % len(_PALETTE)]) for i, c in enumerate(categories)]
+            column = {"name": name, "kind": "cat", "categories": categories, "codes": codes, "colors": colors}
+        for key in ("run", "axis"):
+            if key in info:
+                column[key] = info[key]
+        columns.append(column)
+    ids = table["id"].astype(str).tolist()
+    return {
+        "n": len(table),
+        "ids": ids,
+        "thumbs": [thumb_url(i, thumbs_prefix) for i in ids] if thumbs_prefix else None,
+        "sprite": sprite,
+        "missing_color": NOISE_COLOR,
+        "columns": columns,
+        "defaults": {"row": "none", "column": "none", "color": "cluster" if "cluster" in meta else "day/night",
+                     "sort": "silhouette" if "silhouette" in meta else "time"},
+    }
+
+
+def render_dive_html(payload: dict, title: str, subtitle: str) -> str:
+    """The dive page: its CSS and JS inlined from ``assets/``, the data embedded as JSON."""
+    data = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    css = (ASSETS / "dive.css").read_text(encoding="utf-8")
+    js = (ASSETS / "dive.js").read_text(encoding="utf-8")
+    nav = "<a href='index.html'>All runs</a><a href='facets_overview.html'>Overview</a>"
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{PAGE_CSS}{css}</style>"
+            f"</head><body class='dive'><header class='top'><h1>{html.escape(title)}</h1><nav>{nav}</nav>"
+            f"<span class='muted' id='subtitle'>{html.escape(subtitle)}</span></header>"
+            "<div id='dive-app'><aside id='panel'></aside><div id='stage'><canvas id='dive-canvas'></canvas>"
+            "<div id='tooltip' hidden></div></div></div>"
+            f"<script id='dive-data' type='application/json'>{data}</script><script>{js}</script></body></html>")
+
+
+# --- the step ---------------------------------------------------------------------------------------
+
+def _write(path: Path, text: str) -> Path:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def build_facets(cfg, engine) -> list[Path]:
+    """Build the overview and dive pages of the whole collection.
+
+    Parameters
+    ----------
+    cfg : Config
+        Uses ``paths.reports``, ``paths.cache`` and ``reports.sprite_size``, ``reports.sprite_quality``,
+        ``reports.thumb_quality``, ``reports.facets_runs`` (``latest`` or ``all``).
+    engine : Engine
+
+    Returns
+    -------
+    list of Path
+        ``[facets_overview.html, facets_dive.html, facets_sprite.jpg]`` under ``paths.reports``.
+    """
+    from iss.visualization.reports import write_reports_index  # avoids an import cycle
+
+    options = cfg.section("reports")
+    which = str(options["facets_runs"])
+    if which not in ("latest", "all"):
+        raise ReportError(f"reports.facets_runs is {which!r}; expected 'latest' or 'all'")
+    runs = list_runs(engine)
+    runs = runs if which == "all" else runs[-1:]
+    frame = load_pictures_frame(engine, [r["run_id"] for r in runs])
+    if frame.empty:
+        raise ReportError("no picture in the database; run `make populate_db` before `make facets`")
+    cache = cache_for(cfg)
+    ids = frame["pictures_id"].astype(str).tolist()
+    absent = [i for i in ids if i not in cache]
+    if absent:
+        log.warning("%d pictures are in the database but not in the ingest cache %s (e.g. %s); leaving them out",
+                    len(absent), cache.root, absent[0])
+        frame = frame[frame["pictures_id"].isin(set(ids) - set(absent))].reset_index(drop=True)
+        ids = frame["pictures_id"].astype(str).tolist()
+    table, meta = facets_table(frame, runs)
+    reports_root = cfg.path("reports")
+    reports_root.mkdir(parents=True, exist_ok=True)
+
+    times = table["taken_at"].dropna()
+    span = f"{times.min():%Y-%m-%d} to {times.max():%Y-%m-%d}" if len(times) else "no timestamps"
+    run_text = ("clusters of " + ", ".join(f"run {r['run_id']} ({r['clustering_type']} on {r['model_name']})"
+                                           for r in runs)) if runs else "no clustering run yet"
+    subtitle = f"{len(table):,} pictures, {span}; {run_text}."
+
+    stats = overview_statistics(table, meta)
+    overview = _write(reports_root / OVERVIEW_FILE,
+                      render_overview_html(stats, "Collection overview", subtitle))
+
+    sprite = build_sprite(cache, ids, reports_root / SPRITE_FILE, tile=tuple(options["sprite_size"]),
+                          quality=int(options["sprite_quality"]))
+    write_thumbnails(cache, ids, reports_root / "thumbs", quality=int(options["thumb_quality"]))
+    payload = dive_payload(table, meta, sprite, thumbs_prefix="thumbs")
+    dive = _write(reports_root / DIVE_FILE, render_dive_html(payload, "Collection dive", subtitle))
+    write_reports_index(cfg, engine)
+    log.info("facets: %s, %s (%d pictures, sprite %dx%d tiles)", overview, dive, len(table),
+             sprite["columns"], sprite["rows"])
+    return [overview, dive, reports_root / SPRITE_FILE]

@@ -1,0 +1,210 @@
+"""Interactive bokeh scatter of a clustering run: one point per picture, its thumbnail on hover.
+
+The page works offline and stays light with tens of thousands of pictures:
+
+- bokeh's JavaScript is inlined (``bokeh.resources.INLINE``), so no CDN is needed;
+- thumbnails are small JPEG files beside the page (``reports/thumbs/<id>.jpg``), fetched by the
+  browser only when a tooltip shows them, instead of base64 images inflating the HTML;
+- all points share one data source; each cluster is a view of it (a ``GroupFilter``), so hiding a
+  cluster (legend click or the checkboxes) costs nothing and the data is sent once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from bokeh.embed import file_html
+from bokeh.layouts import column, row
+from bokeh.models import (
+    Button,
+    CDSView,
+    CheckboxGroup,
+    ColumnDataSource,
+    CustomJS,
+    Div,
+    GroupFilter,
+    HoverTool,
+    Legend,
+    LegendItem,
+)
+from bokeh.plotting import figure
+from bokeh.resources import INLINE
+
+from iss.visualization.data import format_location, format_time, thumb_url
+from iss.visualization.style import cluster_color, cluster_name
+
+# thumbnails are 96x54 files, shown at 1.67x in the tooltip (still sharp enough, easier to read)
+TOOLTIP_IMAGE_SIZE = (160, 90)
+
+# Tooltip: bokeh fills @{field}; the <img> points at a JPEG file beside the page.
+TOOLTIP_HTML = """
+<div style="width:{w}px;font:12px/1.35 sans-serif;color:#1f2933">
+  <img src="@{{thumb}}" alt="@{{pictures_id}}" width="{w}" height="{h}"
+       style="display:block;border-radius:3px;margin-bottom:4px;background:#000">
+  <div style="font-weight:600">@{{pictures_id}}</div>
+  <div>@{{time}}</div>
+  <div style="color:#616e7c">@{{location}}</div>
+  <div><span style="display:inline-block;width:9px;height:9px;border-radius:2px;background:@{{color}}"></span>
+       @{{cluster}} &middot; silhouette @{{silhouette}}{{0.00}}</div>
+</div>
+"""
+
+
+def scatter_source(frame: pd.DataFrame, thumb_prefix: str | None = "thumbs",
+                   thumb_urls: Sequence[str] | None = None, x: str = "pictures_x",
+                   y: str = "pictures_y") -> ColumnDataSource:
+    """The scatter's data: coordinates, cluster, colour and the strings the tooltip shows.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per picture, with ``pictures_id``, ``label``, ``x``/``y`` columns and optionally
+        ``silhouette``, ``taken_at``, ``latitude``, ``longitude``, ``location``
+        (as :func:`iss.visualization.data.load_run_frame` returns).
+    thumb_prefix : str or None, default="thumbs"
+        URL of the thumbnail folder relative to the page; None for no thumbnails.
+    thumb_urls : sequence of str, optional
+        Explicit thumbnail URLs, one per row (e.g. JPEG data URIs in a notebook); overrides the prefix.
+    x, y : str
+        Coordinate columns.
+    """
+    n = len(frame)
+    ids = frame["pictures_id"].astype(str).tolist()
+    labels = frame["label"].astype(int).to_numpy()
+    missing = pd.Series([np.nan] * n, index=frame.index)
+    if thumb_urls is not None:
+        thumbs = list(thumb_urls)
+    elif thumb_prefix is not None:
+        thumbs = [thumb_url(i, thumb_prefix) for i in ids]
+    else:
+        thumbs = [""] * n
+    data = {
+        # float32 halves the page size of the coordinates and is far finer than a screen pixel
+        "x": frame[x].to_numpy(dtype="float32"),
+        "y": frame[y].to_numpy(dtype="float32"),
+        "pictures_id": ids,
+        "label": [str(v) for v in labels],  # GroupFilter compares strings
+        "cluster": [cluster_name(v) for v in labels],
+        "color": [cluster_color(v) for v in labels],
+        "silhouette": frame.get("silhouette", missing).to_numpy(dtype="float32"),
+        "time": [format_time(v) for v in frame.get("taken_at", missing)],
+        "location": [format_location(a, b, t) for a, b, t in zip(frame.get("latitude", missing),
+                                                                   frame.get("longitude", missing),
+                                                                   frame.get("location", missing))],
+        "thumb": thumbs,
+    }
+    return ColumnDataSource(data)
+
+
+def build_scatter(frame: pd.DataFrame, title: str = "Pictures", thumb_prefix: str | None = "thumbs",
+                  thumb_urls: Sequence[str] | None = None, x: str = "pictures_x", y: str = "pictures_y",
+                  x_label: str = "x", y_label: str = "y", width: int = 980, height: int = 700,
+                  point_size: float | None = None):
+    """A bokeh layout: the scatter coloured by cluster, a legend and a show/hide cluster widget.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        See :func:`scatter_source`.
+    title : str
+    thumb_prefix, thumb_urls : see :func:`scatter_source`.
+    x, y : str
+        Coordinate columns of ``frame``.
+    x_label, y_label : str
+        Axis titles.
+    width, height : int
+        Plot size in pixels.
+    point_size : float, optional
+        Marker size in pixels; default shrinks with the number of pictures.
+
+    Returns
+    -------
+    bokeh.models.LayoutDOM
+        ``row(figure, controls)``; the figure's per-cluster renderers are named ``cluster-<label>``.
+    """
+    if len(frame) == 0:
+        raise ValueError("build_scatter needs at least one picture; the frame is empty")
+    source = scatter_source(frame, thumb_prefix=thumb_prefix, thumb_urls=thumb_urls, x=x, y=y)
+    size = point_size or float(np.clip(14 - 2.2 * np.log10(len(frame)), 4, 10))
+    plot = figure(title=title, width=width, height=height, tools="pan,wheel_zoom,box_zoom,reset,save",
+                  active_scroll="wheel_zoom", x_axis_label=x_label, y_axis_label=y_label,
+                  toolbar_location="above", output_backend="canvas")
+    plot.title.text_font_size = "15px"
+    plot.grid.grid_line_color = "#eef1f5"
+    plot.background_fill_color = "#fcfcfd"
+
+    labels = sorted({int(v) for v in frame["label"]})
+    counts = frame["label"].astype(int).value_counts()
+    renderers, items = [], []
+    for label in labels:
+        view = CDSView(filter=GroupFilter(column_name="label", group=str(label)))
+        renderer = plot.scatter("x", "y", source=source, view=view, size=size, marker="circle",
+                                fill_color=cluster_color(label), fill_alpha=0.75, line_color=None,
+                                hover_fill_alpha=1.0, hover_line_color="#111", hover_line_width=1.5,
+                                hover_fill_color=cluster_color(label), name=f"cluster-{label}")
+        renderers.append(renderer)
+        items.append(LegendItem(label=f"{cluster_name(label)} ({counts[label]:,})", renderers=[renderer]))
+    legend = Legend(items=items, click_policy="hide", title="click to hide", label_text_font_size="12px",
+                    background_fill_alpha=0.85)
+    plot.add_layout(legend, "right")
+
+    # limit=1 per cluster: in a dense region show the nearest picture, not a stack of dozens
+    hover = HoverTool(renderers=renderers, point_policy="snap_to_data", limit=1,
+                      tooltips=TOOLTIP_HTML.format(w=TOOLTIP_IMAGE_SIZE[0], h=TOOLTIP_IMAGE_SIZE[1]))
+    plot.add_tools(hover)
+
+    checkbox = CheckboxGroup(labels=[f"{cluster_name(v)} ({counts[v]:,})" for v in labels],
+                             active=list(range(len(labels))), name="cluster_toggles")
+    checkbox.js_on_change("active", CustomJS(args=dict(renderers=renderers), code="""
+        renderers.forEach((r, i) => { r.visible = cb_obj.active.includes(i) })
+    """))
+    # Keep the checkboxes in step when a cluster is hidden from the legend.
+    sync = CustomJS(args=dict(renderers=renderers, checkbox=checkbox), code="""
+        const active = renderers.map((r, i) => r.visible ? i : -1).filter(i => i >= 0)
+        if (active.join() !== checkbox.active.join()) checkbox.active = active
+    """)
+    for renderer in renderers:
+        renderer.js_on_change("visible", sync)
+    show_all = Button(label="Show all", width=95, button_type="default")
+    show_all.js_on_event("button_click", CustomJS(args=dict(checkbox=checkbox, n=len(labels)), code="""
+        checkbox.active = Array.from({length: n}, (_, i) => i)
+    """))
+    hide_all = Button(label="Hide all", width=95, button_type="default")
+    hide_all.js_on_event("button_click", CustomJS(args=dict(checkbox=checkbox), code="checkbox.active = []"))
+    heading = Div(text=f"<b>Clusters</b><br><span style='color:#616e7c'>{len(frame):,} pictures. "
+                       f"Hover a point for its thumbnail; scroll to zoom.</span>", width=220)
+    controls = column(heading, row(show_all, hide_all), checkbox, width=230)
+    return row(plot, controls)
+
+
+def write_scatter_page(frame: pd.DataFrame, out_html: str | Path, title: str = "Pictures",
+                       thumb_prefix: str | None = "thumbs", **kwargs) -> Path:
+    """Write the scatter as a self-contained HTML page (bokeh inlined, thumbnails as files).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        See :func:`build_scatter`.
+    out_html : str or Path
+    title : str
+    thumb_prefix : str or None
+        URL of the thumbnail folder relative to the page (the files are written separately, by
+        :func:`iss.visualization.data.write_thumbnails`).
+    **kwargs
+        Passed to :func:`build_scatter`.
+
+    Returns
+    -------
+    Path
+    """
+    out_html = Path(out_html)
+    out_html.parent.mkdir(parents=True, exist_ok=True)
+    layout = build_scatter(frame, title=title, thumb_prefix=thumb_prefix, **kwargs)
+    html = file_html(layout, resources=INLINE, title=title)
+    tmp = out_html.with_suffix(".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out_html)
+    return out_html

@@ -1,0 +1,88 @@
+"""One look for every report: cluster colours, fonts and the matplotlib setup.
+
+The same cluster gets the same colour in the bokeh scatter, the static PNGs, the mosaics and the
+facets dive, so a reader can move between pages without a legend lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are written by batch steps and tests: never open a window
+
+# Tableau 10 first (distinct, colour-blind friendlier), then its light variants for runs with more clusters.
+_PALETTE = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+    "#2f4b7c", "#a05195", "#d45087", "#f95d6a", "#ff7c43", "#ffa600", "#003f5c", "#665191", "#7fc97f", "#beaed4",
+]
+NOISE_COLOR = "#9e9e9e"  # label -1 (hdbscan noise)
+NOISE_LABEL = -1
+
+# Page chrome shared by the HTML pages (run index, facets overview, facets dive).
+PAGE_CSS = """
+:root { --ink:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f7f8fa; --accent:#4e79a7; }
+* { box-sizing: border-box; }
+body { margin:0; font: 14px/1.45 -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif;
+       color:var(--ink); background:var(--bg); }
+header.top { background:#17212b; color:#fff; padding:14px 24px; display:flex; gap:24px; align-items:baseline; }
+header.top h1 { font-size:20px; margin:0; font-weight:600; }
+header.top nav a { color:#cfe3ff; margin-right:16px; text-decoration:none; }
+header.top nav a:hover { text-decoration:underline; }
+main { padding:20px 24px; max-width:1400px; }
+h2 { font-size:17px; margin:28px 0 10px; border-bottom:1px solid var(--line); padding-bottom:4px; }
+table { border-collapse:collapse; background:#fff; }
+th, td { padding:4px 10px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
+th { background:#eef1f5; font-weight:600; }
+td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; }
+.muted { color:var(--muted); }
+.card { background:#fff; border:1px solid var(--line); border-radius:6px; padding:12px 14px; }
+.swatch { display:inline-block; width:12px; height:12px; border-radius:2px; vertical-align:middle; margin-right:6px; }
+code { background:#eef1f5; padding:1px 4px; border-radius:3px; }
+"""
+
+
+def cluster_color(label: int) -> str:
+    """Hex colour of a cluster label (grey for noise, ``-1``)."""
+    label = int(label)
+    if label == NOISE_LABEL:
+        return NOISE_COLOR
+    return _PALETTE[label % len(_PALETTE)]
+
+
+def cluster_colors(labels: Iterable[int]) -> dict[int, str]:
+    """``{label: hex colour}`` for every distinct label."""
+    return {int(label): cluster_color(label) for label in sorted({int(v) for v in labels})}
+
+
+def cluster_name(label: int) -> str:
+    """Human name of a cluster label (``"noise"`` for -1)."""
+    return "noise" if int(label) == NOISE_LABEL else f"cluster {int(label)}"
+
+
+def font_path(bold: bool = False) -> str:
+    """A TrueType font that is always there: matplotlib ships DejaVu Sans."""
+    from matplotlib import font_manager
+
+    return font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans",
+                                                             weight="bold" if bold else "normal"))
+
+
+def apply_matplotlib_style() -> None:
+    """Readable defaults for the static figures (light grid, no top/right spines)."""
+    matplotlib.rcParams.update({
+        "figure.dpi": 100,
+        "savefig.dpi": 110,
+        "font.size": 10,
+        "axes.titlesize": 12,
+        "axes.titleweight": "bold",
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.color": "#e4e7eb",
+        "grid.linewidth": 0.8,
+        "axes.axisbelow": True,
+        "axes.edgecolor": "#9aa5b1",
+        "legend.frameon": False,
+    })
