@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="Smart ISS Posts: learn, cluster and explore large unlabelled picture collections",
     packages=find_packages(include=["iss", "iss.*"]),
-    package_data={"iss.visualization": ["assets/*"]},
+    package_data={"iss.visualization": ["assets/*"], "iss.search": ["templates/*.html"]},
     python_requires=">=3.10",
     entry_points={"console_scripts": ["iss=iss.cli:app"]},
 )

@@ -1,0 +1,89 @@
+"""A real headless Chromium uploads a picture on the upload page of the running server
+(uvicorn on 127.0.0.1) and sees the results with their thumbnails; then browses a cluster."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+@pytest.fixture(scope="module")
+def server_url(search_env):
+    """The explorer server in a thread, on a free port of 127.0.0.1."""
+    import uvicorn
+
+    from iss.search.server import create_app
+
+    config = uvicorn.Config(create_app(search_env.cfg, search_env.service), host="127.0.0.1", port=0,
+                            log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the explorer server did not start", pytrace=False)
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from iss.visualization.browser import BrowserError, HeadlessChromium
+
+    try:
+        browser = HeadlessChromium(width=1280, height=900)
+    except BrowserError as exc:
+        pytest.fail(f"browser tests need Debian's chromium and chromium-driver: {exc}", pytrace=False)
+    yield browser
+    browser.close()
+
+
+LOADED_THUMBS = ("Array.from(document.querySelectorAll('#results img'))"
+                 ".filter(i => i.complete && i.naturalWidth > 0).length")
+
+
+def test_upload_a_picture_and_see_results(chromium, server_url, search_env):
+    from selenium.webdriver.common.by import By
+
+    picture = sorted(search_env.collection.glob("*.jpg"))[12]
+    chromium.open(server_url + "/")
+    chromium.driver.find_element(By.ID, "file").send_keys(str(picture))
+    chromium.driver.find_element(By.ID, "search").click()
+    chromium.wait_for("document.querySelector('#results') !== null", timeout=30)
+    # every result thumbnail was fetched from /thumbs/ and decoded by the browser
+    loaded = chromium.wait_for(f"{LOADED_THUMBS} === 12 && {LOADED_THUMBS}", timeout=30)
+    assert loaded == 12
+    assert chromium.js("return document.querySelector('#verdict').textContent").strip().startswith("Good match")
+    first = chromium.js("return document.querySelector('#results .card a').getAttribute('href')")
+    assert first == f"/pictures/{picture.stem}"
+    assert chromium.js("return document.querySelector('#query-thumb').naturalWidth") > 0
+    assert chromium.console_errors() == []
+
+    # follow the first result to its picture page, then to its cluster mosaic
+    chromium.driver.find_element(By.CSS_SELECTOR, "#results .card a").click()
+    chromium.wait_for("document.querySelector('#neighbours') !== null", timeout=30)
+    chromium.driver.find_element(By.CSS_SELECTOR, "a[href^='/clusters/']").click()
+    chromium.wait_for("document.querySelectorAll('#mosaic img').length > 0", timeout=30)
+    assert chromium.console_errors() == []
+
+
+def test_upload_of_a_picture_from_elsewhere_says_no_good_match(chromium, server_url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests.search.conftest import out_of_collection
+
+    query = tmp_path / "white.png"
+    query.write_bytes(out_of_collection(n_fashion=1)["plain_white"])
+    chromium.open(server_url + "/")
+    chromium.driver.find_element(By.ID, "file").send_keys(str(query))
+    chromium.driver.find_element(By.ID, "search").click()
+    chromium.wait_for("document.querySelector('#verdict') !== null", timeout=30)
+    assert "No good match" in chromium.js("return document.querySelector('#verdict').textContent")

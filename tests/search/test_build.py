@@ -1,0 +1,93 @@
+"""The saved search index: built once, loaded as is, updated incrementally when new pictures
+are encoded (same result as a rebuild), rebuilt when the encoder or the latents change."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from iss.config import load_config
+from iss.search.build import index_dir, sync_index
+from iss.search.index import SimilarityIndex
+
+pytestmark = pytest.mark.slow  # uses the shared trained setup
+
+
+@pytest.fixture
+def own_latents(search_env, tmp_path):
+    """A config sharing the session's model, cache and pictures, with its own latents and index folders."""
+    env_cfg = search_env.cfg
+    cfg = load_config(mode="demo", root=tmp_path, overrides={
+        "database": {"url": "sqlite:///unused.db"},
+        "training": env_cfg.section("training"),
+        "paths": {"cache": str(env_cfg.path("cache")), "models": str(env_cfg.path("models")),
+                  "collections": str(env_cfg.path("collections"))},
+        "search": {"texture_sample": 60, "near_copy_sample": 40}})
+    ids, latents = search_env.service.index.ids_, search_env.service.index.latents_
+    source = env_cfg.path("latents") / "simple_conv" / "searchtest" / "latents.npz"
+    with np.load(source) as data:
+        sha = str(data["encoder_sha256"])
+    target = cfg.path("latents") / "simple_conv" / "searchtest" / "latents.npz"
+    target.parent.mkdir(parents=True)
+
+    def write(n, encoder_sha=sha, change_row=None):
+        values = latents[:n].copy()
+        if change_row is not None:
+            values[change_row] += 1.0
+        with open(target, "wb") as f:
+            np.savez(f, ids=ids[:n], latents=values, encoder_sha256=np.array(encoder_sha))
+
+    return cfg, write
+
+
+def test_build_then_load_then_add_then_rebuild(search_env, own_latents):
+    cfg, write_latents = own_latents
+    model = search_env.service.model
+    cache = search_env.service.cache
+
+    write_latents(200)
+    index, calibration, summary = sync_index(cfg, model, cache)
+    assert summary.action == "built" and len(index) == 200 and summary.folder == index_dir(cfg, "simple_conv",
+                                                                                          "searchtest")
+    assert len(calibration.reconstruction_errors) == 200 and calibration.texture_enabled
+
+    # nothing changed: loaded from disk, not rebuilt
+    again, _, summary = sync_index(cfg, model, cache)
+    assert summary.action == "loaded" and len(again) == 200
+    np.testing.assert_array_equal(again.knn_indices_, index.knn_indices_)
+
+    # 100 pictures encoded since: added incrementally, identical to a fresh build
+    write_latents(300)
+    grown, grown_cal, summary = sync_index(cfg, model, cache)
+    assert summary.action == "added" and summary.n_added == 100 and len(grown) == 300
+    assert len(grown_cal.reconstruction_errors) == 300
+    fresh = SimilarityIndex(**{k: grown.params()[k] for k in ("threshold_percentile", "margin", "n_stored")}
+                            ).build(grown.ids_, grown.latents_)
+    np.testing.assert_array_equal(grown.knn_indices_, fresh.knn_indices_)
+    assert grown.threshold_ == pytest.approx(fresh.threshold_, rel=1e-5)
+    # and the update was saved
+    assert sync_index(cfg, model, cache)[2].action == "loaded"
+
+    # a latent of an indexed picture changed (re-encoded): rebuild
+    write_latents(300, change_row=5)
+    assert sync_index(cfg, model, cache)[2].action == "built"
+    # another encoder made the latents: rebuild
+    write_latents(300, encoder_sha="another")
+    rebuilt = sync_index(cfg, model, cache)[2]
+    assert rebuilt.action == "built" and "another encoder" in rebuilt.reason
+    # pictures removed from the latents: rebuild, never a stale index
+    write_latents(250, encoder_sha="another")
+    shrunk, _, summary = sync_index(cfg, model, cache)
+    assert summary.action == "built" and len(shrunk) == 250
+    # settings changed: rebuild with the new threshold rule
+    stricter = cfg.with_overrides({"search": {"margin": 1.0}})
+    index, _, summary = sync_index(stricter, model, cache)
+    assert summary.action == "built" and index.margin == 1.0
+
+
+def test_missing_latents_say_which_step_to_run(search_env, tmp_path):
+    from iss.models.encode import EncodeError
+
+    cfg = load_config(mode="demo", root=tmp_path, overrides={"training": search_env.cfg.section("training")})
+    with pytest.raises(EncodeError, match="make encode"):
+        sync_index(cfg, search_env.service.model, search_env.service.cache)
