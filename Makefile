@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MODEL_TYPE ?= simple_conv
 CLUSTERING ?= n2d
+TRAIN_ARGS ?=
 
 .PHONY: help venv system-deps mysql-up demo test bench bench-quality clean \
         generate_demo sync_collections populate_db sampling training encode exec_clustering \
@@ -54,8 +55,8 @@ populate_db: $(STAMP) ## Validate, decode and cache pictures; store pictures and
 sampling: $(STAMP) ## Seeded train/test/valid split, recorded in the database
 	$(PY) -m iss.exec.sampling
 
-training: $(STAMP) ## Train an autoencoder (MODEL_TYPE=simple_conv) on the train split
-	$(PY) -m iss.exec.training --model-type $(MODEL_TYPE)
+training: $(STAMP) ## Train an autoencoder (MODEL_TYPE=simple_conv, TRAIN_ARGS='--load demo --epochs 60')
+	$(PY) -m iss.exec.training --model-type $(MODEL_TYPE) $(TRAIN_ARGS)
 
 encode: $(STAMP) ## Encode every picture to latents with the trained encoder
 	$(PY) -m iss.exec.encode --model-type $(MODEL_TYPE)

@@ -1,0 +1,61 @@
+"""Step `encode`: latents of every cached picture with a trained encoder.
+
+Reads: ``models/<model_type>/<model_name>/encoder.keras`` and the ingest cache (``paths.cache``).
+Writes: ``<paths.latents>/<model_type>/<model_name>/latents.npz`` (``ids``, ``latents`` float32
+(n, d)) and the latents' count and path in the ``models`` row.
+
+    python -m iss.exec.encode --model-type simple_conv            # only pictures not yet encoded
+    python -m iss.exec.encode --model-type simple_conv --all      # re-encode everything
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Optional
+
+import typer
+
+from iss.config import ConfigError, load_config
+from iss.db.engine import DatabaseError, get_engine
+
+log = logging.getLogger("iss.exec.encode")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter off (set before it loads)
+app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+
+
+@app.command()
+def main_command(
+    model_type: Optional[str] = typer.Option(None, "--model-type", help="Model type (default training.model_type)."),
+    model_name: Optional[str] = typer.Option(None, "--model-name", help="Model name (default training.model_name)."),
+    all_pictures: bool = typer.Option(False, "--all", help="Re-encode every picture, not only new ones."),
+    batch_size: int = typer.Option(1024, "--batch-size", help="Pictures per encoder call."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
+) -> None:
+    """Encode the pictures of the ingest cache."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from iss.data.cache import CacheError
+    from iss.models.encode import EncodeError, encode_collection
+
+    try:
+        cfg = load_config(mode=mode)
+        model_type = model_type or str(cfg.get("training.model_type"))
+        log.info("encode: start (%s/%s%s)", model_type, model_name or cfg.get("training.model_name"),
+                 ", all pictures" if all_pictures else "")
+        engine = get_engine(cfg.database_url)
+        path = encode_collection(cfg, engine, model_type, model_name, only_new=not all_pictures,
+                                 batch_size=batch_size)
+        engine.dispose()
+    except (EncodeError, CacheError, DatabaseError, ConfigError) as exc:
+        log.error("%s", exc)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"latents: {path}")
+    log.info("encode: done")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Step `training`: fit an autoencoder on the train split and save it.
+
+Reads: the ``splits`` table, the ingest cache (``paths.cache``), config ``training.*`` and
+``models.<model_type>``; with ``--load``, that model's checkpoint.
+Writes: ``models/<model_type>/<model_name>/`` (``encoder.keras``, ``decoder.keras``,
+``record.json``, ``checkpoint/``, ``training.csv``, TensorBoard ``logs/``) and the ``models`` row.
+
+    python -m iss.exec.training --model-type simple_conv
+    python -m iss.exec.training --model-type simple_conv --load demo --epochs 60   # resume to epoch 60
+    python -m iss.exec.training --model-type variational_conv --mixed-precision      # on a GPU
+    python -m iss.exec.training --model-type simple_conv --variant original --model-name original
+    tensorboard --logdir models/simple_conv/demo/logs
+
+Ctrl-C saves the model as it is; continue it later with ``--load NAME``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Optional
+
+import typer
+
+from iss.config import ConfigError, load_config
+from iss.db.engine import DatabaseError, get_engine
+
+log = logging.getLogger("iss.exec.training")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter off (set before it loads)
+app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+
+
+@app.command()
+def main_command(
+    model_type: Optional[str] = typer.Option(None, "--model-type",
+                                             help="simple | simple_conv | variational | variational_conv "
+                                                  "(default training.model_type)."),
+    model_name: Optional[str] = typer.Option(None, "--model-name",
+                                             help="Output folder name (default: --load, else training.model_name)."),
+    load: Optional[str] = typer.Option(None, "--load", help="Resume this saved model from its checkpoint."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs to reach (default training.epochs)."),
+    variant: Optional[str] = typer.Option(None, "--variant",
+                                          help="fast | original, for the conv models (default models.<type>.variant)."),
+    mixed_precision: Optional[bool] = typer.Option(None, "--mixed-precision/--no-mixed-precision",
+                                                   help="float16 compute on a GPU (default training.mixed_precision)."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
+) -> None:
+    """Train (or resume) an autoencoder."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from iss.data.cache import CacheError
+    from iss.models.autoencoders import ModelConfigError
+    from iss.models.training import TrainingError, train_model
+
+    try:
+        cfg = load_config(mode=mode)
+        model_type = model_type or str(cfg.get("training.model_type"))
+        overrides: dict = {}
+        if mixed_precision is not None:
+            overrides["training"] = {"mixed_precision": mixed_precision}
+        if variant is not None:
+            overrides["models"] = {model_type: {"variant": variant}}
+        cfg = cfg.with_overrides(overrides) if overrides else cfg
+        log.info("training: start (%s%s)", model_type, f", resuming {load}" if load else "")
+        engine = get_engine(cfg.database_url)
+        result = train_model(cfg, engine, model_type, model_name=model_name, load=load, epochs=epochs)
+        engine.dispose()
+    except (TrainingError, ModelConfigError, CacheError, LookupError, DatabaseError, ConfigError) as exc:
+        log.error("%s", exc)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"model: {result.model_dir} ({result.fit.epochs_done} epochs"
+               f"{', interrupted' if result.interrupted else ''}; val_loss {result.metrics.get('val_loss', float('nan')):.5g})")
+    log.info("training: done")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
