@@ -1,0 +1,165 @@
+"""Clustering quality on Fashion-MNIST (all 70,000 images) and MNIST (10,000 digits) against the
+N2D paper, with two baselines measured in the same run.
+
+    make bench-quality        # or: python -m benchmarks.quality
+
+For each dataset: train our autoencoder (``iss.models.autoencoders.build_autoencoder``, see
+``RECIPE``) on the images, encode them, cluster the latents with our ``n2d`` clustering
+(``iss.clustering.n2d.N2DClustering``) into as many clusters as classes, and score the labels
+against the true classes (ACC with Hungarian matching, NMI, ARI; the labels are used for
+nothing else). Baselines on the raw pixels: UMAP + k-means (the same UMAP settings) and
+PCA(50) + k-means. Writes ``reports/bench/quality.json``.
+
+Data: ``fashion_mnist.npz`` and ``mnist_10k.npz`` (``x`` uint8 (n, 28, 28), ``y``) in
+``../shared/datasets`` next to the repository, or in ``$ISS_DATASETS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "reports" / "bench" / "quality.json"
+DATASETS = {"fashion_mnist": "fashion_mnist.npz", "mnist_10k": "mnist_10k.npz"}
+
+# The N2D paper (McConville et al. 2019), autoencoder + UMAP + GMM.
+PAPER = {"fashion_mnist": {"acc": 0.672, "nmi": 0.684}, "mnist_10k": {"acc": 0.948, "nmi": 0.882},
+         "note": "N2D paper; mnist_10k compared with its MNIST test-set (10,000 digits) figures"}
+
+# What we train and how we cluster; the same for both datasets.
+RECIPE = {
+    "autoencoder": {"model_type": "simple", "params": {"hidden": [500, 500, 2000], "latent_dim": 10},
+                    "epochs": {"fashion_mnist": 15, "mnist_10k": 60}, "batch_size": 256, "learning_rate": 1e-3},
+    "n2d": {"n_components": 10, "n_neighbors": 20, "min_dist": 0.0, "metric": "euclidean", "method": "gmm",
+            "n_init": 3, "plot": "first", "knn": "exact"},
+    "seed": 0,
+}
+
+
+def datasets_dir() -> Path:
+    """``$ISS_DATASETS`` or ``../shared/datasets`` beside the repository."""
+    return Path(os.environ.get("ISS_DATASETS") or REPO.parent / "shared" / "datasets")
+
+
+def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x uint8 (n, 28, 28, 1), y (n,))`` of a reference dataset."""
+    path = datasets_dir() / DATASETS[name]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; put {DATASETS[name]} there or set ISS_DATASETS to its folder")
+    with np.load(path) as data:
+        return data["x"][..., None], data["y"].astype(int)
+
+
+def train_and_encode(x: np.ndarray, epochs: int, seed: int) -> tuple[np.ndarray, dict]:
+    """Train the recipe's autoencoder on ``x`` (uint8 (n, 28, 28, 1)); return latents (n, d) and a record."""
+    import keras
+
+    from iss.models.autoencoders import build_autoencoder
+
+    spec = RECIPE["autoencoder"]
+    keras.utils.set_random_seed(seed)
+    ae = build_autoencoder(spec["model_type"], input_shape=x.shape[1:], **spec["params"])
+    ae.compile(learning_rate=spec["learning_rate"])
+    start = time.perf_counter()
+    history = ae.model.fit(x, x.astype(np.float32) / 255.0, batch_size=spec["batch_size"], epochs=epochs,
+                           shuffle=True, verbose=0)
+    train_s = time.perf_counter() - start
+    latents = ae.encoder.predict(x, batch_size=2048, verbose=0).reshape(len(x), -1)
+    return latents.astype(np.float32), {"train_s": round(train_s, 1), "epochs": epochs,
+                                        "final_loss": float(history.history["loss"][-1])}
+
+
+def n2d_labels(features: np.ndarray, k: int, seed: int, **overrides) -> np.ndarray:
+    """Labels of our n2d clustering of ``features`` into ``k`` clusters."""
+    from iss.clustering.n2d import N2DClustering
+
+    params = {**RECIPE["n2d"], **overrides}
+    return N2DClustering(n_clusters=k, random_state=seed, **params).fit(features).labels_
+
+
+def pca_kmeans_labels(pixels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        reduced = PCA(n_components=50, random_state=seed).fit_transform(pixels)
+        return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(reduced)
+
+
+def scored(y, labels, seconds: float) -> dict:
+    from iss.clustering.metrics import external_metrics
+
+    return {**{k: round(v, 4) for k, v in external_metrics(y, labels).items()}, "seconds": round(seconds, 1)}
+
+
+def run_dataset(name: str) -> dict:
+    """Every figure for one dataset."""
+    x, y = load_dataset(name)
+    k = len(np.unique(y))
+    seed = RECIPE["seed"]
+    pixels = x.reshape(len(x), -1).astype(np.float32) / 255.0
+    out: dict = {"n": int(len(x)), "k": k}
+
+    start = time.perf_counter()
+    latents, record = train_and_encode(x, RECIPE["autoencoder"]["epochs"][name], seed)
+    tick = time.perf_counter()
+    out["ours"] = {**scored(y, n2d_labels(latents, k, seed), time.perf_counter() - start),
+                   "cluster_s": round(time.perf_counter() - tick, 1), "autoencoder": record,
+                   "latent_dim": int(latents.shape[1])}
+    print(f"  {name}: ours {out['ours']}", flush=True)
+
+    tick = time.perf_counter()
+    umap_knn = "exact" if len(x) <= 20000 else "nndescent"  # 784-d exact search on 70k costs minutes
+    out["umap_kmeans"] = scored(y, n2d_labels(pixels, k, seed, method="kmeans", n_init=10, knn=umap_knn),
+                                time.perf_counter() - tick)
+    print(f"  {name}: umap+kmeans {out['umap_kmeans']}", flush=True)
+    tick = time.perf_counter()
+    out["pca_kmeans"] = scored(y, pca_kmeans_labels(pixels, k, seed), time.perf_counter() - tick)
+    print(f"  {name}: pca+kmeans {out['pca_kmeans']}", flush=True)
+    return out
+
+
+def main(names: list[str] | None = None) -> dict:
+    """Run the benchmark, print the comparison table and write reports/bench/quality.json."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    started = time.perf_counter()
+    names = names or list(DATASETS)
+    figures = {}
+    for name in names:
+        print(f"{name} ...", flush=True)
+        figures[name] = run_dataset(name)
+    result = {name: {m: figures[name]["ours"][m] for m in ("acc", "nmi", "ari")} for name in names}
+    result["baselines"] = {b: {name: {m: figures[name][b][m] for m in ("acc", "nmi", "ari")} for name in names}
+                           for b in ("umap_kmeans", "pca_kmeans")}
+    result["paper"] = PAPER
+    result["details"] = figures
+    result["recipe"] = RECIPE
+    result["total_s"] = round(time.perf_counter() - started, 1)
+    print_table(result, names)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {OUT} ({result['total_s'] / 60:.1f} min)")
+    return result
+
+
+def print_table(result: dict, names: list[str]) -> None:
+    rows = [("ours: autoencoder + n2d", lambda n: result[n]),
+            ("N2D paper", lambda n: PAPER.get(n, {})),
+            ("baseline: UMAP(pixels) + k-means", lambda n: result["baselines"]["umap_kmeans"][n]),
+            ("baseline: PCA(50) + k-means", lambda n: result["baselines"]["pca_kmeans"][n])]
+    header = f"{'':34}" + "".join(f"{n + ' ' + m:>20}" for n in names for m in ("acc", "nmi", "ari"))
+    print(header)
+    for label, get in rows:
+        cells = "".join(f"{get(n).get(m, float('nan')):>20.3f}" for n in names for m in ("acc", "nmi", "ari"))
+        print(f"{label:34}{cells}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or None)

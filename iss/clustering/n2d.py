@@ -1,0 +1,160 @@
+"""N2D ("Not Too Deep" clustering, McConville et al.): UMAP on the latents, then k-means or a
+Gaussian mixture on the UMAP embedding.
+
+Plot coordinates: with ``n_components == 2`` they are the clustering embedding itself; with
+more components a second, 2-D UMAP is fitted on the same neighbour graph (``plot="umap"``,
+default) or the first two components are used (``plot="first"``). New points go through
+``UMAP.transform`` (umap's own out-of-sample method).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
+
+from iss.clustering.base import (
+    ClusteringBase,
+    apply_map,
+    check_choice,
+    check_enough_samples,
+    check_float,
+    check_int,
+    check_n_clusters,
+    size_order_map,
+)
+from iss.clustering.metrics import best_k, silhouette_sweep
+from iss.clustering.umap_reducer import UMAPReducer, import_umap
+
+
+class UMAPClusteringMixin:
+    """UMAP parameters, checks and reduction shared by ``n2d`` and ``hdbscan``."""
+
+    def _check_umap_params(self, X: np.ndarray) -> None:
+        check_int("n_neighbors", self.n_neighbors, 2)
+        check_float("min_dist", self.min_dist, 0.0, 1.0)
+        check_int("n_components", self.n_components, 2)
+        if not isinstance(self.metric, str) or not self.metric:
+            raise ValueError(f"metric={self.metric!r}: expected a metric name such as 'euclidean' or 'cosine'")
+        if self.n_epochs is not None:
+            check_int("n_epochs", self.n_epochs, 1)
+        check_choice("knn", self.knn, ("auto", "exact", "nndescent"))
+        check_choice("plot", self.plot, ("umap", "first"))
+        check_int("random_state", self.random_state, 0)
+        check_enough_samples(f"n_neighbors={self.n_neighbors}", len(X), self.n_neighbors + 1,
+                             "UMAP's neighbour graph")
+
+    def _fit_reducer(self, X: np.ndarray) -> None:
+        self.reducer_ = UMAPReducer(n_neighbors=self.n_neighbors, min_dist=self.min_dist,
+                                    n_components=self.n_components, metric=self.metric, n_epochs=self.n_epochs,
+                                    knn=self.knn, plot=self.plot, random_state=self.random_state).fit(X)
+        self.reduced_ = self.reducer_.embedding_
+        self.embedding_ = self.reducer_.embedding_2d_
+
+    def _reduce(self, X: np.ndarray) -> np.ndarray:
+        return self.reducer_.transform(X)
+
+    def _coords(self, X: np.ndarray, reduced: np.ndarray) -> np.ndarray:
+        return self.reducer_.transform_2d(X, reduced)
+
+    @classmethod
+    def _before_load(cls) -> None:
+        import_umap()  # unpickling the UMAP objects imports umap: do it without TensorFlow, with caching
+
+
+class N2DClustering(UMAPClusteringMixin, ClusteringBase):
+    """UMAP then k-means or a Gaussian mixture.
+
+    Parameters
+    ----------
+    n_clusters : int or "auto", default=6
+        "auto" picks the k of ``k_range`` with the best silhouette (curve in ``k_sweep_``).
+    k_range : (int, int), default=(2, 12)
+    method : {"kmeans", "gmm"}, default="kmeans"
+    n_neighbors : int, default=20
+    min_dist : float, default=0.0
+    n_components : int, default=2
+        UMAP dimensions the clustering works in (the paper uses the number of clusters).
+    metric : str, default="euclidean"
+    n_epochs : int or None, default=None
+    knn : {"auto", "exact", "nndescent"}, default="auto"
+    plot : {"umap", "first"}, default="umap"
+    n_init : int, default=10
+        Initialisations of k-means / the mixture (best kept).
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+        For ``method="gmm"``.
+    random_state : int, default=0
+
+    Attributes
+    ----------
+    labels_ : ndarray of int, shape (n_samples,)
+        Clusters numbered by decreasing size.
+    n_clusters_ : int
+    reduced_ : ndarray, shape (n_samples, n_components)
+        UMAP embedding of the training latents.
+    embedding_ : ndarray, shape (n_samples, 2)
+        Plot coordinates of the training latents.
+    reducer_ : UMAPReducer
+    clusterer_ : KMeans or GaussianMixture
+    k_sweep_ : dict or None
+        ``{k: silhouette}`` when ``n_clusters="auto"``.
+    """
+
+    clustering_type = "n2d"
+
+    def __init__(self, n_clusters=6, k_range=(2, 12), method="kmeans", n_neighbors=20, min_dist=0.0,
+                 n_components=2, metric="euclidean", n_epochs=None, knn="auto", plot="umap", n_init=10,
+                 covariance_type="full", random_state=0):
+        self.n_clusters = n_clusters
+        self.k_range = k_range
+        self.method = method
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.n_components = n_components
+        self.metric = metric
+        self.n_epochs = n_epochs
+        self.knn = knn
+        self.plot = plot
+        self.n_init = n_init
+        self.covariance_type = covariance_type
+        self.random_state = random_state
+
+    def _check_params(self, X):
+        n_clusters, (low, high) = check_n_clusters(self.n_clusters, self.k_range)
+        check_choice("method", self.method, ("kmeans", "gmm"))
+        check_int("n_init", self.n_init, 1)
+        check_choice("covariance_type", self.covariance_type, ("full", "tied", "diag", "spherical"))
+        self._check_umap_params(X)
+        k_max = high if n_clusters == "auto" else n_clusters
+        check_enough_samples(f"n_clusters={self.n_clusters}", len(X), k_max + 1, "one sample per cluster and more")
+
+    def _make_clusterer(self, k: int):
+        if self.method == "gmm":
+            return GaussianMixture(n_components=k, covariance_type=self.covariance_type, n_init=self.n_init,
+                                   random_state=self.random_state)
+        return KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state)
+
+    def _fit(self, X):
+        self._fit_reducer(X)
+        features = self.reduced_.astype(np.float64)
+        self.k_sweep_ = None
+        k = self.n_clusters
+        if k == "auto":
+            self.k_sweep_ = silhouette_sweep(
+                features, range(self.k_range[0], self.k_range[1] + 1),
+                lambda kk: self._make_clusterer(kk).fit(features).predict(features),
+                random_state=self.random_state)
+            k = best_k(self.k_sweep_)
+        self.clusterer_ = self._make_clusterer(k).fit(features)
+        raw = self.clusterer_.predict(features)
+        self.label_map_ = size_order_map(raw)
+        self.labels_ = apply_map(raw, self.label_map_)
+        self.n_clusters_ = int(len(np.unique(self.labels_)))
+
+    def _predict_reduced(self, reduced):
+        raw = self.clusterer_.predict(np.asarray(reduced, dtype=np.float64))
+        # a cluster the fitted data never landed in (possible with a mixture) gets a new number
+        missing = sorted(set(np.unique(raw).tolist()) - set(self.label_map_))
+        mapping = dict(self.label_map_)
+        mapping.update({m: self.n_clusters_ + i for i, m in enumerate(missing)})
+        return apply_map(raw, mapping)

@@ -1,0 +1,256 @@
+"""Clustering runs: fit a clustering on a model's latents, save it, record it in the database.
+
+Reads
+    ``cfg.path("latents")/<model_type>/<model_name>/latents.npz`` (``ids``, ``latents``),
+    the ``clustering.<type>`` config section and ``clustering.fit_sample``, and — for
+    evaluation only — ``cfg.path("labels")`` (``pictures_id,kind``) when it exists.
+Writes
+    ``cfg.path("models")/clustering/<type>_<model_name>_<version>/`` (the fitted estimator),
+    one ``clustering_runs`` row (type, version, model type and name, params, metrics, time)
+    and one ``pictures_embedding`` row per picture (x, y, label, silhouette).
+
+Re-running a version replaces its rows in one transaction: the ``clustering_runs`` row keeps
+its ``run_id`` and is updated, its ``pictures_embedding`` rows are deleted and rewritten.
+
+This module must stay free of TensorFlow (the clustering step's cold start depends on it):
+the latents file is read here directly rather than through ``iss.models.encode``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from iss.clustering import estimator_params, make_clustering
+from iss.clustering.base import ClusteringBase
+from iss.clustering.metrics import clustering_metrics, external_metrics, silhouette_per_sample
+from iss.config import Config
+from iss.db import schema
+from iss.db.queries import replace_rows
+
+log = logging.getLogger(__name__)
+
+LATENTS_FILE = "latents.npz"
+
+
+def latents_path(cfg: Config, model_type: str, model_name: str) -> Path:
+    """Where the encode step writes a model's latents."""
+    return cfg.path("latents") / model_type / model_name / LATENTS_FILE
+
+
+def read_latents(cfg: Config, model_type: str, model_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A model's latents, checked: ``(ids: str array (n,), latents: float32 (n, d))``.
+
+    Same file and result as ``iss.models.encode.load_latents``, without importing TensorFlow.
+
+    Raises
+    ------
+    FileNotFoundError
+        No latents for that model (says which step writes them).
+    ValueError
+        The file is malformed (names the problem).
+    """
+    path = latents_path(cfg, model_type, model_name)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no latents for model {model_type}/{model_name}; encode the pictures first with "
+            f"`make encode MODEL_TYPE={model_type}` (python -m iss.exec.encode --model-type {model_type})")
+    with np.load(path, allow_pickle=False) as data:
+        missing = {"ids", "latents"} - set(data.files)
+        if missing:
+            raise ValueError(f"{path}: missing array(s) {', '.join(sorted(missing))}; expected 'ids' and 'latents' "
+                             f"(re-run the encode step)")
+        ids, latents = data["ids"].astype(str), data["latents"]
+    if ids.ndim != 1 or len(latents) != len(ids):
+        raise ValueError(f"{path}: 'ids' has shape {ids.shape} but 'latents' has {latents.shape}; expected (n,) and "
+                         f"(n, d) (re-run the encode step)")
+    if len(ids) == 0:
+        raise ValueError(f"{path}: no pictures encoded; run populate_db and encode first")
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError(f"{path}: duplicate picture ids (re-run the encode step)")
+    latents = np.ascontiguousarray(latents.reshape(len(latents), -1), dtype=np.float32)
+    bad = ~np.isfinite(latents).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{path}: {int(bad.sum())} pictures have NaN or infinite latents (e.g. {ids[bad][0]}); "
+                         f"the model may have diverged, retrain it")
+    return ids, latents
+
+
+def read_known_labels(cfg: Config, ids: np.ndarray) -> np.ndarray | None:
+    """Known kinds of ``ids`` from ``cfg.path("labels")`` (evaluation only), None when no file.
+
+    Returns
+    -------
+    ndarray of object, shape (n,) or None
+        The kind of each id, None where the file has no row for it.
+    """
+    if cfg.get("paths.labels", None) in (None, ""):
+        return None
+    path = cfg.path("labels")
+    if not path.is_file():
+        return None
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"pictures_id", "kind"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: expected a header 'pictures_id,kind', got {reader.fieldnames}")
+        kinds = {row["pictures_id"]: row["kind"] for row in reader}
+    return np.array([kinds.get(i) for i in ids.tolist()], dtype=object)
+
+
+def run_dir(cfg: Config, clustering_type: str, model_name: str, version: int) -> Path:
+    """Folder of a saved clustering run."""
+    return cfg.path("models") / "clustering" / f"{clustering_type}_{model_name}_{version}"
+
+
+def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = None, model_type: str | None = None,
+                   model_name: str | None = None, version: int | None = None, params: dict | None = None,
+                   fit_sample: int | None = None) -> int:
+    """Fit a clustering on a model's latents, save it and record the run (see the module docstring).
+
+    Parameters
+    ----------
+    cfg : Config
+    engine : Engine
+    clustering_type : str, optional
+        classical | advanced | n2d | hdbscan; default ``clustering.default``.
+    model_type, model_name : str, optional
+        Default ``training.model_type`` / ``training.model_name``.
+    version : int, optional
+        Default ``clustering.<type>.version``.
+    params : dict, optional
+        Estimator parameters overriding the config section (same keys).
+    fit_sample : int, optional
+        Fit on this many randomly chosen pictures, then predict the others with the saved
+        model (0 = fit on all). Default ``clustering.fit_sample``.
+
+    Returns
+    -------
+    int
+        The run_id (the same one when a version is re-run).
+    """
+    started = time.perf_counter()
+    clustering_type = clustering_type or cfg.get("clustering.default")
+    model_type = model_type or cfg.get("training.model_type")
+    model_name = model_name or cfg.get("training.model_name")
+    section = cfg.section(f"clustering.{clustering_type}")
+    version = int(version if version is not None else section.get("version", 1))
+    estimator = make_clustering(clustering_type, **estimator_params(clustering_type, {**section, **(params or {})}))
+    fit_sample = int(cfg.get("clustering.fit_sample", 0) if fit_sample is None else fit_sample)
+    if fit_sample < 0:
+        raise ValueError(f"fit_sample={fit_sample}: expected 0 (fit on every picture) or a positive sample size")
+
+    ids, latents = read_latents(cfg, model_type, model_name)
+    n = len(ids)
+    out_dir = run_dir(cfg, clustering_type, model_name, version)
+    log.info("clustering %d latents (%d-d) of %s/%s with %s v%d%s", n, latents.shape[1], model_type, model_name,
+             clustering_type, version, f", fitted on a sample of {fit_sample}" if 0 < fit_sample < n else "")
+    timings: dict[str, float] = {}
+
+    tick = time.perf_counter()
+    if 0 < fit_sample < n:
+        # as the original: fit on a sample, save, then the saved model predicts the rest
+        seed = int(getattr(estimator, "random_state", 0) or 0)
+        fitted = np.sort(np.random.default_rng(seed).choice(n, size=fit_sample, replace=False))
+        estimator.fit(latents[fitted])
+        timings["fit_s"] = time.perf_counter() - tick
+        estimator.save(out_dir)
+        tick = time.perf_counter()
+        rest = np.setdiff1d(np.arange(n), fitted)
+        assigned = ClusteringBase.load(out_dir).assign(latents[rest])
+        labels = np.empty(n, dtype=np.int64)
+        reduced = np.empty((n, estimator.reduced_.shape[1]), dtype=np.float32)
+        coords = np.empty((n, 2), dtype=np.float32)
+        labels[fitted], reduced[fitted], coords[fitted] = estimator.labels_, estimator.reduced_, estimator.embedding_
+        labels[rest], reduced[rest], coords[rest] = assigned.labels, assigned.reduced, assigned.coords
+        timings["predict_s"] = time.perf_counter() - tick
+    else:
+        fitted = np.arange(n)
+        estimator.fit(latents)
+        timings["fit_s"] = time.perf_counter() - tick
+        estimator.save(out_dir)
+        labels, reduced, coords = estimator.labels_, estimator.reduced_, estimator.embedding_
+
+    tick = time.perf_counter()
+    silhouettes = silhouette_per_sample(reduced, labels, random_state=0)
+    metrics = clustering_metrics(reduced, labels, silhouettes=silhouettes)
+    metrics["space"] = f"{'umap' if clustering_type in ('n2d', 'hdbscan') else 'pca'}-{reduced.shape[1]}d"
+    metrics["k_sweep"] = ({str(k): v for k, v in estimator.k_sweep_.items()}
+                          if getattr(estimator, "k_sweep_", None) else None)
+    known = read_known_labels(cfg, ids)
+    if known is not None:
+        has = np.array([k is not None for k in known], dtype=bool)
+        if has.any():
+            metrics.update(external_metrics(known[has].astype(str), labels[has]))
+            metrics["n_labelled"] = int(has.sum())
+    timings["metrics_s"] = time.perf_counter() - tick
+
+    run_params = {
+        "estimator": estimator.get_params(deep=False),
+        "fit_sample": fit_sample,
+        "n_fitted": int(len(fitted)),
+        "n_pictures": int(n),
+        "latent_dim": int(latents.shape[1]),
+        "latents": str(latents_path(cfg, model_type, model_name)),
+    }
+    tick = time.perf_counter()
+    run_id = _record_run(engine, clustering_type, version, model_type, model_name, run_params, metrics, timings,
+                         started, out_dir, ids, coords, labels, silhouettes)
+    log.info("run %d: %d clusters, silhouette %s, %d pictures recorded in %.1f s (model in %s)", run_id,
+             metrics["n_clusters"], _fmt(metrics["silhouette"]), n, time.perf_counter() - started, out_dir)
+    return run_id
+
+
+def _record_run(engine, clustering_type, version, model_type, model_name, run_params, metrics, timings, started,
+                out_dir, ids, coords, labels, silhouettes) -> int:
+    runs, embedding = schema.clustering_runs, schema.pictures_embedding
+    tick = time.perf_counter()
+    rows = [{"pictures_id": pid, "pictures_x": float(x), "pictures_y": float(y), "label": int(lab),
+             "silhouette": _finite(s)}
+            for pid, (x, y), lab, s in zip(ids.tolist(), coords.tolist(), labels.tolist(), silhouettes.tolist())]
+    key = ((runs.c.clustering_type == clustering_type) & (runs.c.clustering_version == version)
+           & (runs.c.model_type == model_type) & (runs.c.model_name == model_name))
+    with engine.begin() as conn:  # one transaction: the run and its pictures, or nothing
+        run_id = conn.execute(select(runs.c.run_id).where(key)).scalar_one_or_none()
+        timings["total_s"] = time.perf_counter() - started  # up to the database writes
+        values = {"params": _jsonable(run_params), "metrics": _jsonable({**metrics, "timings": timings}),
+                  "n_clusters": int(metrics["n_clusters"]), "path": str(out_dir), "created_at": dt.datetime.now()}
+        if run_id is None:
+            run_id = conn.execute(runs.insert().values(
+                clustering_type=clustering_type, clustering_version=version, model_type=model_type,
+                model_name=model_name, **values)).inserted_primary_key[0]
+        else:
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
+        for row in rows:
+            row["run_id"] = run_id
+        replace_rows(conn, embedding, embedding.c.run_id == run_id, rows)
+    log.debug("database writes: %.2f s", time.perf_counter() - tick)
+    return int(run_id)
+
+
+def _finite(value) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _jsonable(value):
+    """Plain JSON types: numpy scalars and arrays converted, NaN/inf -> None (MariaDB's JSON rejects NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,0 +1,288 @@
+"""UMAP without the cold start: cached numba code, no TensorFlow, exact neighbours.
+
+Why this module exists. In a fresh process, plain ``import umap`` followed by a fit on
+14,000 latents spent 40-55 s here compiling numba code before doing any work, and imported
+TensorFlow. Three things fix that:
+
+1. ``import_umap()`` blocks ``umap.parametric_umap`` (a ``None`` entry in ``sys.modules``
+   makes that import raise ``ImportError``, which umap's ``__init__`` already catches), so
+   TensorFlow is not imported — unless it is already loaded, in which case it costs nothing.
+2. While umap and pynndescent are imported, ``numba.njit``/``numba.jit`` default to
+   ``cache=True``: umap declares almost none of its ~130 compiled functions cacheable, so
+   every process recompiled them. The compiled code goes to :func:`numba_cache_dir`
+   (``$NUMBA_CACHE_DIR``, else ``$ISS_NUMBA_CACHE_DIR``, else ``<project>/.cache/numba``), in
+   a sub-folder named after the python/numba/umap/pynndescent versions, so an upgrade never
+   reuses stale machine code. The first process ever pays the compilation once.
+3. pynndescent's NN-descent cannot be cached (it receives the distance function as an
+   argument, which numba refuses to cache), so up to ``exact_knn_max`` samples the k nearest
+   neighbours are computed exactly with scikit-learn (brute force on BLAS, a few seconds for
+   14,000 x 288) and handed to UMAP as ``precomputed_knn``, together with a small index
+   object so that ``UMAP.transform`` works on new points. Larger inputs use NN-descent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import platform
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse.csgraph import connected_components
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.neighbors import NearestNeighbors
+from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
+
+from iss.config import PROJ_ROOT
+
+# metrics scikit-learn's brute-force neighbours computes like umap does
+EXACT_KNN_METRICS = ("euclidean", "cosine", "manhattan", "chebyshev", "minkowski", "correlation",
+                     "l1", "l2", "cityblock", "braycurtis", "canberra", "sqeuclidean")
+
+
+def numba_cache_dir() -> Path:
+    """Folder for numba's on-disk cache of umap/pynndescent code (created on use)."""
+    from importlib.metadata import version
+
+    base = os.environ.get("NUMBA_CACHE_DIR") or os.environ.get("ISS_NUMBA_CACHE_DIR")
+    if base:
+        return Path(base)
+    key = "-".join([platform.python_version(), version("numba"), version("umap-learn"), version("pynndescent")])
+    return PROJ_ROOT / ".cache" / "numba" / hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def _numba_cache_on():
+    """Make ``numba.njit``/``numba.jit`` default to ``cache=True`` inside the block."""
+    import numba
+
+    njit, jit = numba.njit, numba.jit
+
+    def cached_njit(*args, **kwargs):
+        kwargs.setdefault("cache", True)
+        return njit(*args, **kwargs)
+
+    def cached_jit(*args, **kwargs):
+        kwargs.setdefault("cache", True)
+        return jit(*args, **kwargs)
+
+    numba.njit, numba.jit = cached_njit, cached_jit
+    try:
+        yield
+    finally:
+        numba.njit, numba.jit = njit, jit
+
+
+def import_umap():
+    """The ``umap`` module, imported with numba caching on and without TensorFlow.
+
+    Idempotent; if umap was already imported elsewhere it is returned as is.
+    """
+    if "umap.umap_" in sys.modules:
+        return sys.modules["umap"]
+    import numba
+
+    cache_dir = numba_cache_dir()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    if not os.environ.get("NUMBA_CACHE_DIR"):
+        numba.config.CACHE_DIR = str(cache_dir)  # read when each function's cache is set up
+    block_tf = "tensorflow" not in sys.modules and "umap.parametric_umap" not in sys.modules
+    if block_tf:
+        sys.modules["umap.parametric_umap"] = None  # -> ImportError inside umap/__init__, caught there
+    try:
+        with _numba_cache_on(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImportWarning)
+            import umap  # noqa: PLC0415 - the point of this function
+    finally:
+        if block_tf and sys.modules.get("umap.parametric_umap", 0) is None:
+            del sys.modules["umap.parametric_umap"]  # a later explicit import still works
+    return umap
+
+
+class ExactKNNIndex:
+    """Exact nearest neighbours (scikit-learn brute force) shaped like pynndescent's index.
+
+    ``UMAP.transform`` only calls ``query(X, k, epsilon)`` and reads ``_angular_trees``.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n, d)
+        The fitted points.
+    metric : str
+    """
+
+    _angular_trees = False
+
+    def __init__(self, data: np.ndarray, metric: str):
+        self.metric = metric
+        self.nn = NearestNeighbors(algorithm="brute", metric=metric).fit(data)
+
+    def query(self, X: np.ndarray, k: int, epsilon: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+        """``(indices int32 (n, k), distances float32 (n, k))`` of the k nearest fitted points."""
+        # the one large matrix product of a clustering: worth every core (callers limit threads)
+        with threadpool_limits(limits=len(os.sched_getaffinity(0))):
+            dists, idx = self.nn.kneighbors(np.asarray(X, dtype=np.float32), n_neighbors=k)
+        return idx.astype(np.int32), dists.astype(np.float32)
+
+    def neighbour_graph(self, k: int) -> tuple[np.ndarray, np.ndarray, "ExactKNNIndex"]:
+        """The fitted points' own k-NN graph (each point first, as umap expects) for ``precomputed_knn``."""
+        idx, dists = self.query(self.nn._fit_X, k)
+        return idx, dists, self
+
+
+def reproducible_init(X: np.ndarray, graph, dim: int, random_state: int) -> np.ndarray | str:
+    """UMAP's spectral initialisation, made reproducible when the neighbour graph is disconnected.
+
+    For a connected graph umap's own "spectral" init is deterministic and is used as is. For
+    a disconnected one (well separated groups, e.g. identical "live is off" frames) umap lays
+    out the components with a spectral embedding of their centroids' affinities, which come
+    out as exp(-d^2) = 0 for far apart groups; the solver then returns different layouts from
+    the same seed (seen here: the same data gave different embeddings and swapped labels).
+    This does what umap's ``multi_component_layout`` does, with the components' positions
+    taken from a PCA of their centroids instead (deterministic), each component laid out by
+    umap's spectral layout of its own (connected) graph.
+
+    Returns
+    -------
+    "spectral" or ndarray of shape (n, dim)
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import pairwise_distances
+    from umap.spectral import spectral_layout
+
+    n_parts, part_of = connected_components(graph, directed=False)
+    if n_parts == 1:
+        return "spectral"
+    rng = np.random.RandomState(random_state)
+    if n_parts > 2 * dim:
+        centroids = np.stack([X[part_of == p].mean(axis=0) for p in range(n_parts)]).astype(np.float64)
+        meta = PCA(n_components=min(dim, n_parts, X.shape[1]), random_state=random_state).fit_transform(centroids)
+        meta = np.hstack([meta, np.zeros((n_parts, dim - meta.shape[1]))])
+        meta /= np.abs(meta).max() or 1.0
+    else:  # as umap: the corners of a cross
+        k = int(np.ceil(n_parts / 2.0))
+        base = np.hstack([np.eye(k), np.zeros((k, dim - k))])
+        meta = np.vstack([base, -base])[:n_parts]
+    graph = graph.tocsr()
+    init = np.empty((graph.shape[0], dim), dtype=np.float64)
+    for p in range(n_parts):
+        members = part_of == p
+        distances = pairwise_distances(meta[p:p + 1], meta)
+        half_gap = distances[distances > 0.0].min() / 2.0 if (distances > 0.0).any() else 1.0
+        size = int(members.sum())
+        if size < 2 * dim or size <= dim + 1:
+            init[members] = rng.uniform(-half_gap, half_gap, size=(size, dim)) + meta[p]
+        else:
+            layout = spectral_layout(None, graph[members][:, members], dim, rng)
+            init[members] = layout * (half_gap / (np.abs(layout).max() or 1.0)) + meta[p]
+    return init.astype(np.float32)
+
+
+class UMAPReducer(TransformerMixin, BaseEstimator):
+    """UMAP to ``n_components`` dimensions, plus 2-D plot coordinates.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=20
+    min_dist : float, default=0.0
+    n_components : int, default=2
+    metric : str, default="euclidean"
+    n_epochs : int or None, default=None
+        None = umap's default (200 above 10,000 samples, else 500).
+    knn : {"auto", "exact", "nndescent"}, default="auto"
+        Neighbour search: "auto" is exact up to ``exact_knn_max`` samples (no compilation
+        cost, see the module docstring), NN-descent above.
+    exact_knn_max : int, default=50000
+    plot : {"umap", "first"}, default="umap"
+        When ``n_components > 2``: "umap" fits a second, 2-D UMAP on the same neighbour
+        graph for the plots (a faithful picture, costs one more layout); "first" plots the
+        first two of the ``n_components`` coordinates (free, but a projection).
+    random_state : int, default=0
+        Makes umap single-threaded and reproducible.
+    """
+
+    def __init__(self, n_neighbors=20, min_dist=0.0, n_components=2, metric="euclidean", n_epochs=None,
+                 knn="auto", exact_knn_max=50000, plot="umap", random_state=0):
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.n_components = n_components
+        self.metric = metric
+        self.n_epochs = n_epochs
+        self.knn = knn
+        self.exact_knn_max = exact_knn_max
+        self.plot = plot
+        self.random_state = random_state
+
+    def _umap(self, n_components: int, precomputed_knn, init):
+        umap = import_umap()
+        return umap.UMAP(n_neighbors=self.n_neighbors, min_dist=self.min_dist, n_components=n_components,
+                         metric=self.metric, n_epochs=self.n_epochs, random_state=self.random_state, n_jobs=1,
+                         precomputed_knn=precomputed_knn, init=init, tqdm_kwds={"disable": True})
+
+    def _neighbours(self, X: np.ndarray, exact: bool):
+        """``(indices, distances, index)`` of every point's ``n_neighbors`` nearest (itself first)."""
+        if exact:
+            return ExactKNNIndex(X, self.metric).neighbour_graph(self.n_neighbors)
+        from umap.umap_ import nearest_neighbors
+
+        return nearest_neighbors(X, self.n_neighbors, self.metric, {}, False,
+                                 np.random.RandomState(self.random_state), low_memory=True, n_jobs=1)
+
+    def fit(self, X, y=None):
+        """Fit on ``X`` (n, d) float32; sets ``embedding_`` (n, n_components) and ``embedding_2d_`` (n, 2)."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        exact = self.knn == "exact" or (self.knn == "auto" and len(X) <= self.exact_knn_max
+                                        and self.metric in EXACT_KNN_METRICS)
+        if self.knn == "exact" and self.metric not in EXACT_KNN_METRICS:
+            raise ValueError(f"knn='exact' with metric={self.metric!r}: exact neighbours support "
+                             f"{', '.join(EXACT_KNN_METRICS)}; use knn='nndescent'")
+        import_umap()
+        from umap.umap_ import fuzzy_simplicial_set
+
+        with warnings.catch_warnings():
+            # "not an NNDescent object" (ours is a duck-typed one) and the disconnected-graph
+            # note of spectral init are expected here
+            warnings.filterwarnings("ignore", message=".*NNDescent object.*")
+            warnings.filterwarnings("ignore", message=".*not fully connected.*")
+            warnings.filterwarnings("ignore", message=".*n_jobs value.*")
+            # NN-descent (large inputs) is the part numba cannot cache; it says so on every run
+            warnings.filterwarnings("ignore", message="Cannot cache compiled function")
+            knn = self._neighbours(X, exact)
+            # the fuzzy graph once more (umap builds it again inside fit, ~0.1 s) to choose the init
+            graph = fuzzy_simplicial_set(X, self.n_neighbors, np.random.RandomState(self.random_state),
+                                         self.metric, knn_indices=knn[0], knn_dists=knn[1])[0]
+            init = reproducible_init(X, graph, self.n_components, self.random_state)
+            self.umap_ = self._umap(self.n_components, knn, init).fit(X)
+            self.embedding_ = np.asarray(self.umap_.embedding_, dtype=np.float32)
+            if self.n_components == 2:
+                self.plot_umap_ = None
+                self.embedding_2d_ = self.embedding_
+            elif self.plot == "umap":  # same neighbours, 2-D layout
+                init_2d = reproducible_init(X, graph, 2, self.random_state)
+                self.plot_umap_ = self._umap(2, knn, init_2d).fit(X)
+                self.embedding_2d_ = np.asarray(self.plot_umap_.embedding_, dtype=np.float32)
+            else:
+                self.plot_umap_ = None
+                self.embedding_2d_ = self.embedding_[:, :2].copy()
+        self.exact_knn_ = exact
+        self.n_graph_components_ = int(connected_components(graph, directed=False)[0])
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """New points into the fitted ``n_components``-D embedding: (n, n_components)."""
+        check_is_fitted(self, "umap_")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*n_jobs value.*")
+            return np.asarray(self.umap_.transform(np.asarray(X, dtype=np.float32)), dtype=np.float32)
+
+    def transform_2d(self, X, reduced: np.ndarray | None = None) -> np.ndarray:
+        """Plot coordinates (n, 2) of new points (``reduced`` = their ``transform`` if already known)."""
+        check_is_fitted(self, "umap_")
+        if self.plot_umap_ is None:
+            reduced = self.transform(X) if reduced is None else reduced
+            return np.ascontiguousarray(reduced[:, :2])
+        return np.asarray(self.plot_umap_.transform(np.asarray(X, dtype=np.float32)), dtype=np.float32)

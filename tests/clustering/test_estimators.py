@@ -1,0 +1,194 @@
+"""The four clusterings as estimators: recovery of separated blobs, reproducibility, save/load,
+automatic k, parameter errors. Each type is fitted once per module on small blobs (UMAP's
+numba code comes from the on-disk cache after the first run ever)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from iss.clustering import CLUSTERING_TYPES, estimator_params, make_clustering
+from iss.clustering.base import ClusteringBase
+
+N_BLOBS = 5
+
+# small, fast settings per type for 400 latents of 16 dimensions
+PARAMS = {
+    "n2d": dict(n_clusters=N_BLOBS, n_neighbors=10, n_epochs=100, n_init=3),
+    "hdbscan": dict(min_cluster_size=20, n_neighbors=10, n_epochs=100),
+    "classical": dict(n_clusters=N_BLOBS, pca_components=5, kmeans_clusters=20, perplexity=20.0),
+    "advanced": dict(pca_components=5, k_low=8, k_high=16, n_runs=5, threshold=5, eps=6.0, min_samples=1),
+}
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """400 training and 100 new latents around 5 well separated centres (16-d)."""
+    X, y, centres = make_blobs(500, 16, centers=N_BLOBS, cluster_std=1.0, center_box=(-20, 20),
+                               random_state=3, return_centers=True)
+    return X[:400].astype(np.float32), y[:400], X[400:].astype(np.float32), y[400:]
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs):
+    """One fitted estimator per type (shared by the tests of this module)."""
+    X, _, _, _ = blobs
+    return {t: make_clustering(t, **PARAMS[t]).fit(X) for t in CLUSTERING_TYPES}
+
+
+@pytest.mark.parametrize("clustering_type", list(CLUSTERING_TYPES))
+def test_separated_blobs_are_recovered(fitted, blobs, clustering_type):
+    X, y, X_new, y_new = blobs
+    model = fitted[clustering_type]
+    assert adjusted_rand_score(y, model.labels_) >= 0.95
+    assert model.n_clusters_ == N_BLOBS
+    assert adjusted_rand_score(y_new, model.predict(X_new)) >= 0.95
+    # fitted attributes end in "_" and have the documented shapes
+    assert model.labels_.shape == (400,)
+    assert model.embedding_.shape == (400, 2)
+    assert model.reduced_.shape[0] == 400
+    assert model.transform(X_new).shape == (100, 2)
+    # labels are numbered by decreasing cluster size
+    sizes = np.bincount(model.labels_[model.labels_ >= 0])
+    assert list(sizes) == sorted(sizes, reverse=True)
+
+
+@pytest.mark.parametrize("clustering_type", list(CLUSTERING_TYPES))
+def test_same_random_state_gives_identical_labels(fitted, blobs, clustering_type):
+    X, _, X_new, _ = blobs
+    again = clone(fitted[clustering_type]).fit(X)
+    np.testing.assert_array_equal(again.labels_, fitted[clustering_type].labels_)
+    np.testing.assert_array_equal(again.predict(X_new), fitted[clustering_type].predict(X_new))
+
+
+@pytest.mark.parametrize("clustering_type", list(CLUSTERING_TYPES))
+def test_save_then_load_predicts_the_same(fitted, blobs, clustering_type, tmp_path):
+    _, _, X_new, _ = blobs
+    model = fitted[clustering_type]
+    folder = model.save(tmp_path / clustering_type)
+    assert (folder / "params.json").is_file() and (folder / "state.joblib").is_file()
+    loaded = ClusteringBase.load(folder)
+    assert type(loaded) is type(model)
+    assert loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.labels_, model.labels_)
+    np.testing.assert_array_equal(loaded.predict(X_new), model.predict(X_new))
+    np.testing.assert_allclose(loaded.transform(X_new), model.transform(X_new), rtol=1e-5, atol=1e-5)
+    # saving again over the same folder replaces it
+    model.save(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["params.json", "state.joblib"]
+
+
+def test_load_checks_the_class_and_the_folder(fitted, tmp_path):
+    folder = fitted["n2d"].save(tmp_path / "n2d")
+    from iss.clustering.classical import ClassicalClustering
+
+    with pytest.raises(TypeError, match="n2d"):
+        ClassicalClustering.load(folder)
+    with pytest.raises(FileNotFoundError, match="params.json"):
+        ClusteringBase.load(tmp_path / "nothing")
+
+
+def test_assign_matches_predict_and_transform(fitted, blobs):
+    _, _, X_new, _ = blobs
+    model = fitted["classical"]
+    result = model.assign(X_new)
+    np.testing.assert_array_equal(result.labels, model.predict(X_new))
+    np.testing.assert_allclose(result.coords, model.transform(X_new))
+    assert result.reduced.shape == (100, 5)
+
+
+def test_classical_keeps_the_centres_dendrogram(fitted):
+    model = fitted["classical"]
+    assert model.linkage_.shape == (19, 4)  # kmeans_clusters - 1 merges
+    assert model.centre_labels_.shape == (20,)
+    # t-SNE is not inductive: a training latent is placed at its own fitted coordinates
+    np.testing.assert_allclose(model.transform(np.asarray(model.pca_.inverse_transform(model.reduced_[:5]))),
+                               model.embedding_[:5], atol=1e-4)
+
+
+def test_n2d_with_more_components_has_a_2d_plot(blobs):
+    X, y, X_new, _ = blobs
+    model = make_clustering("n2d", **{**PARAMS["n2d"], "n_components": 4, "method": "gmm"}).fit(X)
+    assert model.reduced_.shape == (400, 4) and model.embedding_.shape == (400, 2)
+    assert adjusted_rand_score(y, model.labels_) >= 0.95
+    assert model.transform(X_new).shape == (100, 2)
+
+
+def test_hdbscan_calls_a_group_smaller_than_min_cluster_size_noise(blobs):
+    X, y, X_new, _ = blobs
+    rng = np.random.default_rng(0)
+    # 15 points: their 10 neighbours are each other, so UMAP keeps them as an island; 15 < 20
+    small_group = (rng.normal(0.0, 1.0, size=(15, X.shape[1])) + 80.0).astype(np.float32)
+    model = make_clustering("hdbscan", **PARAMS["hdbscan"]).fit(np.vstack([X, small_group]))
+    assert (model.labels_[400:] == -1).all()
+    assert adjusted_rand_score(y, model.labels_[:400]) >= 0.95
+    assert model.n_clusters_ == N_BLOBS  # noise is not counted as a cluster
+    # new points take their nearest fitted neighbour's label, noise included
+    assert (model.predict(small_group[:3] + 0.1) == -1).all()
+    assert (model.predict(X_new) >= 0).all()
+
+
+@pytest.mark.parametrize("clustering_type", ["n2d", "classical"])
+def test_automatic_k_finds_the_number_of_blobs(blobs, clustering_type):
+    X, y, _, _ = blobs
+    params = {**PARAMS[clustering_type], "n_clusters": "auto", "k_range": (2, 8)}
+    model = make_clustering(clustering_type, **params).fit(X)
+    assert sorted(model.k_sweep_) == list(range(2, 9))
+    assert max(model.k_sweep_, key=model.k_sweep_.get) == N_BLOBS
+    assert model.n_clusters_ == N_BLOBS
+    assert adjusted_rand_score(y, model.labels_) >= 0.95
+
+
+@pytest.mark.parametrize("clustering_type, params, message", [
+    ("n2d", {"n_clusters": 0}, r"n_clusters=0: expected an int >= 2"),
+    ("n2d", {"n_clusters": "many"}, r"n_clusters='many'"),
+    ("n2d", {"method": "spectral"}, r"method='spectral': expected one of 'kmeans', 'gmm'"),
+    ("n2d", {"min_dist": 2.0}, r"min_dist=2.0: expected a number in \[0, 1\]"),
+    ("n2d", {"n_neighbors": 1}, r"n_neighbors=1: expected an int >= 2"),
+    ("n2d", {"n_neighbors": 500}, r"n_neighbors=500"),
+    ("n2d", {"n_clusters": "auto", "k_range": (5, 3)}, r"k_range\[1\]=3: expected an int >= 5"),
+    ("classical", {"kmeans_clusters": 3, "n_clusters": 6}, r"kmeans_clusters=3: expected an int >= 6"),
+    ("classical", {"pca_components": 40}, r"pca_components=40: expected an int in \[1, 16\]"),
+    ("classical", {"linkage": "nearest"}, r"linkage='nearest'"),
+    ("advanced", {"threshold": 0}, r"threshold=0: expected an int >= 1"),
+    ("advanced", {"k_low": 30, "k_high": 20}, r"k_high=20: expected an int >= 30"),
+    ("advanced", {"eps": 0}, r"eps=0: expected a number > 0"),
+    ("hdbscan", {"min_cluster_size": 1}, r"min_cluster_size=1: expected an int >= 2"),
+])
+def test_a_bad_parameter_names_itself(blobs, clustering_type, params, message):
+    X, _, _, _ = blobs
+    with pytest.raises(ValueError, match=message):
+        make_clustering(clustering_type, **{**PARAMS[clustering_type], **params}).fit(X)
+
+
+def test_unknown_type_and_keys_are_named():
+    with pytest.raises(ValueError, match="clustering_type='kmeans'"):
+        make_clustering("kmeans")
+    with pytest.raises(ValueError, match="unknown parameter.*n_cluster\\b"):
+        make_clustering("n2d", n_cluster=5)
+
+
+def test_config_sections_build_estimators(cfg):
+    """Every clustering section of the demo config makes a valid estimator (umap: flattened)."""
+    for clustering_type in CLUSTERING_TYPES:
+        section = cfg.section(f"clustering.{clustering_type}")
+        model = make_clustering(clustering_type, **section)
+        assert "version" not in model.get_params()
+        if "umap" in section:
+            assert model.n_neighbors == section["umap"]["n_neighbors"]
+    assert estimator_params("n2d", {"k_range": [2, 5]})["k_range"] == (2, 5)
+
+
+def test_predict_before_fit_is_refused():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        make_clustering("n2d").predict(np.zeros((3, 4), dtype=np.float32))
+
+
+def test_wrong_number_of_features_is_refused(fitted):
+    with pytest.raises(ValueError, match="features"):
+        fitted["classical"].predict(np.zeros((3, 7), dtype=np.float32))
