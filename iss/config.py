@@ -128,6 +128,12 @@ class Config:
         return Config(_deep_merge(self.data, overrides), self.source, self.root, self.mode)
 
 
+def datasets_dir() -> Path:
+    """The reference data sets (Fashion-MNIST, MNIST ``.npz``): ``$ISS_DATASETS``, else ``shared/datasets``
+    beside the repository."""
+    return Path(os.environ.get("ISS_DATASETS") or PROJ_ROOT.parent / "shared" / "datasets")
+
+
 def load_config(mode: str | None = None, path: str | Path | None = None, root: str | Path | None = None,
                 overrides: dict | None = None) -> Config:
     """Load the configuration for a mode.

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from iss.config import load_config
+from iss.config import datasets_dir, load_config
 from iss.db.engine import get_engine
 
 N_PICTURES = 300
 FRAME_SIZE = (640, 360)  # rendered at half that, like the real 1280x720 frames; enough for the texture check
 EPOCHS = 12
 MODEL_TYPE, MODEL_NAME = "simple_conv", "searchtest"
-FASHION_MNIST = Path(os.environ.get("ISS_SHARED_DATASETS", "/work/shared/datasets")) / "fashion_mnist.npz"
+FASHION_MNIST = datasets_dir() / "fashion_mnist.npz"
 
 
 @dataclass
