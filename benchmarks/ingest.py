@@ -25,7 +25,6 @@ Writes ``reports/bench/ingest.json`` (``pictures_per_s``, ``draft_decode_per_s_o
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import tempfile
@@ -34,9 +33,9 @@ from pathlib import Path
 
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import ROOT, write_report
+
 BENCH_DATA = ROOT / "data" / "bench" / "ingest"
-REPORT = ROOT / "reports" / "bench" / "ingest.json"
 
 
 def _cores() -> int:
@@ -183,9 +182,7 @@ def main() -> dict:
     print(f"CPU efficiency            : {cpu_efficiency:.2f} (reference CPU / ingest CPU per picture: "
           f"{1e6 / single_cpu:.0f} / {ingest_cpu_us:.0f} us)")
     print(f"re-run with nothing new   : {best['rerun_seconds']:.3f} s, {best['rerun_decoded']} decoded")
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {REPORT}")
+    write_report("ingest", result)
     return result
 
 

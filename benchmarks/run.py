@@ -14,10 +14,9 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH_DIR = ROOT / "reports" / "bench"
+from benchmarks.common import BENCH_DIR, ROOT
+
 AREAS = ["ingest", "training", "cold_start", "scatter", "search", "quality"]
 
 

@@ -21,7 +21,6 @@ Writes ``reports/bench/scatter.json``.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
@@ -29,8 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-REPORT = ROOT / "reports" / "bench" / "scatter.json"
+from benchmarks.common import write_report
+
 LIMIT_MB, LIMIT_S = 50.0, 5.0
 BOKEH_IDLE = "typeof Bokeh !== 'undefined' && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle"
 
@@ -115,9 +114,7 @@ def main() -> dict:
         engine.dispose()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {REPORT}")
+    write_report("scatter", result)
     return result
 
 

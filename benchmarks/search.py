@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import os
 import shutil
 import socket
@@ -49,8 +48,8 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = Path(__file__).resolve().parents[1]
-REPORT = ROOT / "reports" / "bench" / "search.json"
+from benchmarks.common import ROOT, write_report  # noqa: E402
+
 N_INDEX = int(os.environ.get("BENCH_SEARCH_N", 14_000))
 N_REAL = 300
 N_REQUESTS = int(os.environ.get("BENCH_SEARCH_REQUESTS", 300))
@@ -341,9 +340,7 @@ def main() -> dict:
               "latent_dim": built["latent_dim"], "requests": N_REQUESTS, "concurrency": CONCURRENCY,
               "max_ms": load["max_ms"], "server_median_ms": load["server_median_ms"],
               "index_build_s": round(built["timings"]["index_build_s"], 2), "indexes": indexes}
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(result, indent=2))
-    print(f"wrote {REPORT}")
+    write_report("search", result)
     return result
 
 

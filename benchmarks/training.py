@@ -27,20 +27,18 @@ epochs, speed only. Writes ``reports/bench/training.json``.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import ROOT, write_report  # noqa: E402
+
 BENCH_DATA = ROOT / "data" / "bench" / "demo"
 INPUTS_FILE = BENCH_DATA / "inputs_48x27.npz"
-REPORT = ROOT / "reports" / "bench" / "training.json"
 N_KINDS = 6
 
 
@@ -203,9 +201,7 @@ def main() -> dict:
           f"val_loss x{report['val_loss_ratio']:.2f}, ARI {report['ari_gain']:+.3f}; "
           f"encode {report['encode_per_s']:,.0f} pictures/s")
     print("targets: " + ", ".join(f"{k} {'OK' if v else 'MISSED'}" for k, v in report["targets"].items()))
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(report, indent=2))
-    print(f"wrote {REPORT}")
+    write_report("training", report)
     return report
 
 

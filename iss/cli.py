@@ -32,8 +32,9 @@ Mode = typer.Option(None, "--mode", help="Config mode (default $MODE, else demo)
 
 
 def _setup_logging(quiet: bool = False) -> None:
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from iss.exec.common import setup_logging
+
+    setup_logging(logging.WARNING if quiet else logging.INFO)
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -6,11 +6,10 @@ Reads: nothing (generates ``data/external/demo``). Writes: everything the steps 
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
 from iss.config import load_config
+from iss.exec.common import setup_logging
 from iss.pipeline import run_pipeline, summary
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -21,7 +20,7 @@ def demo(n_frames: int = typer.Option(None, help="Frames to generate (default: d
          mode: str = typer.Option("demo", help="Config mode"),
          progress: bool = typer.Option(True, help="Show progress bars")) -> None:
     """Generate the demo collection and run every step on it."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     cfg = load_config(mode=mode, overrides={"demo": {"n_frames": n_frames}} if n_frames else None)
     result = run_pipeline(cfg, generate=True, progress=progress)
     typer.echo(summary(result))

@@ -16,8 +16,9 @@ from typing import Optional
 
 import typer
 
-from iss.config import ConfigError, load_config
+from iss.config import load_config
 from iss.db.engine import DatabaseError, get_engine
+from iss.exec.common import setup_logging, step_errors
 
 log = logging.getLogger("iss.exec.encode")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter off (set before it loads)
@@ -33,11 +34,11 @@ def main_command(
     mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
 ) -> None:
     """Encode the pictures of the ingest cache."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     from iss.data.cache import CacheError
     from iss.models.encode import EncodeError, encode_collection
 
-    try:
+    with step_errors(log, EncodeError, CacheError, DatabaseError):
         cfg = load_config(mode=mode)
         model_type = model_type or str(cfg.get("training.model_type"))
         log.info("encode: start (%s/%s%s)", model_type, model_name or cfg.get("training.model_name"),
@@ -46,9 +47,6 @@ def main_command(
         path = encode_collection(cfg, engine, model_type, model_name, only_new=not all_pictures,
                                  batch_size=batch_size)
         engine.dispose()
-    except (EncodeError, CacheError, DatabaseError, ConfigError) as exc:
-        log.error("%s", exc)
-        raise typer.Exit(code=1) from None
     typer.echo(f"latents: {path}")
     log.info("encode: done")
 

@@ -22,9 +22,10 @@ from typing import Optional
 import typer
 
 from iss.config import load_config
+from iss.exec.common import setup_logging, step_errors
 
 log = logging.getLogger("iss.exec.exec_clustering")
-app = typer.Typer(add_completion=False, help=__doc__.split("\n")[0])
+app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
 
 
 @app.command()
@@ -37,26 +38,30 @@ def exec_clustering(
     fit_sample: Optional[int] = typer.Option(
         None, "--fit-sample", help="fit on N pictures then predict the rest (0 = all; default: clustering.fit_sample)"),
     reports: bool = typer.Option(True, "--reports/--no-reports", help="render the run's HTML reports"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
 ) -> None:
     """Cluster the latents of a trained model and record the run."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     started = time.perf_counter()
-    cfg = load_config()
-    from iss.clustering.registry import run_clustering  # noqa: PLC0415 - after logging is set up
-    from iss.db.engine import get_engine  # noqa: PLC0415
+    # imported here, after logging is set up; none of them imports TensorFlow
+    from iss.clustering.registry import run_clustering
+    from iss.db.engine import DatabaseError, get_engine
 
-    log.info("start: clustering (%s)", clustering_type or cfg.get("clustering.default"))
-    engine = get_engine(cfg.database_url)
-    run_id = run_clustering(cfg, engine, clustering_type, model_type, model_name, version=version,
-                            fit_sample=fit_sample)
-    if reports:
-        from iss.visualization.reports import render_run_reports  # noqa: PLC0415 - heavy (bokeh, matplotlib)
+    with step_errors(log, FileNotFoundError, ValueError, DatabaseError):
+        cfg = load_config(mode=mode)
+        log.info("exec_clustering: start (%s)", clustering_type or cfg.get("clustering.default"))
+        engine = get_engine(cfg.database_url)
+        run_id = run_clustering(cfg, engine, clustering_type, model_type, model_name, version=version,
+                                fit_sample=fit_sample)
+        if reports:
+            from iss.visualization.reports import render_run_reports  # heavy (bokeh, matplotlib): only when asked
 
-        index = render_run_reports(cfg, engine, run_id)
-        print(f"run {run_id}: reports in {index}")
-    else:
-        print(f"run {run_id} recorded")
-    log.info("end: clustering run %d in %.1f s", run_id, time.perf_counter() - started)
+            index = render_run_reports(cfg, engine, run_id)
+            typer.echo(f"run {run_id}: reports in {index}")
+        else:
+            typer.echo(f"run {run_id} recorded")
+        engine.dispose()
+    log.info("exec_clustering: done, run %d in %.1f s", run_id, time.perf_counter() - started)
 
 
 def main() -> None:

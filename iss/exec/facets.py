@@ -17,9 +17,10 @@ from typing import Optional
 
 import typer
 
-from iss.config import ConfigError, load_config
+from iss.config import load_config
 from iss.data.cache import CacheError
 from iss.db.engine import DatabaseError, get_engine
+from iss.exec.common import setup_logging, step_errors
 from iss.visualization.data import ReportError
 from iss.visualization.facets import build_facets
 
@@ -35,17 +36,14 @@ def main_command(
     mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
 ) -> None:
     """Build the overview and dive pages of the collection."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     overrides = {"reports": {"facets_runs": "all" if all_runs else "latest"}} if all_runs is not None else None
-    try:
+    with step_errors(log, ReportError, DatabaseError, CacheError):
         cfg = load_config(mode=mode, overrides=overrides)
         log.info("facets: start (config %s)", cfg.source)
         engine = get_engine(cfg.database_url)
         paths = build_facets(cfg, engine)
         engine.dispose()
-    except (ReportError, DatabaseError, ConfigError, CacheError) as exc:
-        log.error("%s", exc)
-        raise typer.Exit(code=1) from None
     for path in paths:
         typer.echo(str(path))
     log.info("facets: done, open %s (or `make serve_reports`)", paths[1])

@@ -16,6 +16,7 @@ from pathlib import Path
 import typer
 
 from iss.data.demo import generate_collection
+from iss.exec.common import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def main(
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives the same files."),
 ) -> None:
     """Generate N synthetic HDEV frames, their locations history and their labels."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     logger.info("generating %d demo frames (seed %d) into %s", n, seed, out_dir)
     try:
         summary = generate_collection(out_dir, n=n, seed=seed)

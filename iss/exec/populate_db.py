@@ -16,11 +16,12 @@ from typing import Optional
 
 import typer
 
-from iss.config import ConfigError, load_config
+from iss.config import load_config
 from iss.data.cache import CacheError
 from iss.data.ingest import IngestError, populate_db
 from iss.data.locations import LocationError
 from iss.db.engine import DatabaseError, get_engine, safe_url
+from iss.exec.common import setup_logging, step_errors
 
 log = logging.getLogger("iss.exec.populate_db")
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
@@ -36,17 +37,14 @@ def main_command(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Ingest new pictures and their locations into the database and the ingest cache."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     overrides = {key: value for key, value in (("workers", workers), ("batch_size", batch_size)) if value is not None}
-    try:
+    with step_errors(log, IngestError, LocationError, CacheError, DatabaseError):
         cfg = load_config(mode=mode, overrides={"ingest": overrides} if overrides else None)
         log.info("populate_db: start (%s -> %s)", cfg.path("collections"), safe_url(cfg.database_url))
         engine = get_engine(cfg.database_url)
         summary = populate_db(cfg, engine, progress=progress)
         engine.dispose()
-    except (IngestError, LocationError, CacheError, DatabaseError, ConfigError) as exc:
-        log.error("%s", exc)
-        raise typer.Exit(code=1) from None
     typer.echo(summary.format())
     log.info("populate_db: done, %d pictures decoded at %.0f pictures/s", summary.decoded, summary.pictures_per_s)
 

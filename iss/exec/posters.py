@@ -18,8 +18,9 @@ from typing import Optional
 
 import typer
 
-from iss.config import ConfigError, load_config
+from iss.config import load_config
 from iss.db.engine import DatabaseError, get_engine
+from iss.exec.common import setup_logging, step_errors
 from iss.posters.render import generate_posters, preview_template, regenerate_poster
 from iss.posters.templates import PosterError, list_templates
 
@@ -45,8 +46,8 @@ def posters(
     list_: bool = typer.Option(False, "--list", help="List the available templates and exit."),
 ) -> None:
     """Render posters (JPEG + PDF at print resolution) and record them in the database."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+    setup_logging()
+    with step_errors(log, PosterError, DatabaseError):
         cfg = load_config()
         if list_:
             for name in list_templates(cfg):
@@ -62,9 +63,6 @@ def posters(
         if n:
             written += generate_posters(cfg, get_engine(cfg.database_url), config_id, n=n, poster_id=poster_id,
                                         seed=seed, run_id=run_id)
-    except (PosterError, ConfigError, DatabaseError) as exc:
-        log.error("%s", exc)
-        raise typer.Exit(code=1) from None
     log.info("posters: done, %d file(s) in %s", len(written), cfg.path("posters"))
 
 

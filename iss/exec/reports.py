@@ -19,9 +19,10 @@ from typing import Optional
 
 import typer
 
-from iss.config import ConfigError, load_config
+from iss.config import load_config
 from iss.data.cache import CacheError
 from iss.db.engine import DatabaseError, get_engine
+from iss.exec.common import setup_logging, step_errors
 from iss.visualization.data import ReportError, list_runs
 from iss.visualization.reports import render_run_reports
 
@@ -36,8 +37,8 @@ def main_command(
     mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
 ) -> None:
     """Render the scatter, silhouettes, mosaics, dendrogram, projections and index of a run."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+    setup_logging()
+    with step_errors(log, ReportError, DatabaseError, CacheError):
         cfg = load_config(mode=mode)
         engine = get_engine(cfg.database_url)
         run_ids = [r["run_id"] for r in list_runs(engine)] if all_runs else [run_id]
@@ -45,9 +46,6 @@ def main_command(
         for rid in run_ids:
             typer.echo(str(render_run_reports(cfg, engine, rid)))
         engine.dispose()
-    except (ReportError, DatabaseError, ConfigError, CacheError) as exc:
-        log.error("%s", exc)
-        raise typer.Exit(code=1) from None
     log.info("reports: done")
 
 

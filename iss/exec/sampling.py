@@ -15,9 +15,10 @@ from typing import Optional
 
 import typer
 
-from iss.config import ConfigError, load_config
+from iss.config import load_config
 from iss.data.sampling import SamplingError, sample_splits
 from iss.db.engine import DatabaseError, get_engine
+from iss.exec.common import setup_logging, step_errors
 
 log = logging.getLogger("iss.exec.sampling")
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
@@ -33,18 +34,15 @@ def main_command(
     mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
 ) -> None:
     """Split the pictures into train/test/valid and record the split."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     overrides = {key: value for key, value in (("seed", seed), ("stratify_by_hour", stratify_by_hour),
                                                ("copy_to_dirs", copy_to_dirs)) if value is not None}
-    try:
+    with step_errors(log, SamplingError, DatabaseError):
         cfg = load_config(mode=mode, overrides={"sampling": overrides} if overrides else None)
         log.info("sampling: start (seed %s)", cfg.get("sampling.seed"))
         engine = get_engine(cfg.database_url)
         counts = sample_splits(cfg, engine)
         engine.dispose()
-    except (SamplingError, DatabaseError, ConfigError) as exc:
-        log.error("%s", exc)
-        raise typer.Exit(code=1) from None
     total = sum(counts.values())
     typer.echo("split: " + ", ".join(f"{name} {n} ({n / total:.0%})" if total else f"{name} 0"
                                      for name, n in counts.items()))

@@ -16,8 +16,9 @@ from typing import Optional
 
 import typer
 
-from iss.config import ConfigError, load_config
+from iss.config import load_config
 from iss.data.sync import SyncError, sync_collections
+from iss.exec.common import setup_logging, step_errors
 
 log = logging.getLogger("iss.exec.sync_collections")
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
@@ -32,17 +33,14 @@ def main_command(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Bring new pictures (+ history, labels) from the configured source into data/raw."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     overrides = {key: value for key, value in (("kind", kind), ("source", source), ("workers", workers))
                  if value is not None}
-    try:
+    with step_errors(log, SyncError):
         cfg = load_config(mode=mode, overrides={"sync": overrides} if overrides else None)
         log.info("sync_collections: start (%s from %s)", cfg.get("sync.kind"),
                  cfg.get("sync.source", "") or cfg.get("paths.source"))
         summary = sync_collections(cfg, progress=progress)
-    except (SyncError, ConfigError) as exc:
-        log.error("%s", exc)
-        raise typer.Exit(code=1) from None
     typer.echo(summary.format())
     log.info("sync_collections: done in %.1f s", summary.seconds)
     if summary.failed:

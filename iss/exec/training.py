@@ -22,8 +22,9 @@ from typing import Optional
 
 import typer
 
-from iss.config import ConfigError, load_config
+from iss.config import load_config
 from iss.db.engine import DatabaseError, get_engine
+from iss.exec.common import setup_logging, step_errors
 
 log = logging.getLogger("iss.exec.training")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter off (set before it loads)
@@ -46,12 +47,12 @@ def main_command(
     mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
 ) -> None:
     """Train (or resume) an autoencoder."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     from iss.data.cache import CacheError
     from iss.models.autoencoders import ModelConfigError
     from iss.models.training import TrainingError, train_model
 
-    try:
+    with step_errors(log, TrainingError, ModelConfigError, CacheError, LookupError, DatabaseError):
         cfg = load_config(mode=mode)
         model_type = model_type or str(cfg.get("training.model_type"))
         overrides: dict = {}
@@ -64,9 +65,6 @@ def main_command(
         engine = get_engine(cfg.database_url)
         result = train_model(cfg, engine, model_type, model_name=model_name, load=load, epochs=epochs)
         engine.dispose()
-    except (TrainingError, ModelConfigError, CacheError, LookupError, DatabaseError, ConfigError) as exc:
-        log.error("%s", exc)
-        raise typer.Exit(code=1) from None
     typer.echo(f"model: {result.model_dir} ({result.fit.epochs_done} epochs"
                f"{', interrupted' if result.interrupted else ''}; val_loss {result.metrics.get('val_loss', float('nan')):.5g})")
     log.info("training: done")

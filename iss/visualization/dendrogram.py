@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.cluster import hierarchy
 
-from iss.visualization.style import _PALETTE, apply_matplotlib_style
+from iss.visualization.style import _PALETTE, apply_matplotlib_style, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,7 @@ def plot_dendrogram(linkage: np.ndarray, out_png: str | Path, n_clusters: int | 
     ax.set_ylabel("merge distance (Ward)")
     ax.set_title(title, loc="left")
     ax.grid(axis="x", visible=False)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png)
 
 
 def load_run_linkage(run: dict) -> np.ndarray | None:

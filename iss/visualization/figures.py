@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.decomposition import PCA
 
-from iss.visualization.style import apply_matplotlib_style, cluster_color, cluster_name
+from iss.visualization.style import apply_matplotlib_style, cluster_color, cluster_name, save_figure
 
 METHODS = ("pca", "tsne", "umap")
 METHOD_TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -101,12 +101,7 @@ def plot_projection(xy: np.ndarray, labels: np.ndarray, out_png: str | Path, tit
     ax.set_ylabel(y_label)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=max(1.0, 6 / np.sqrt(size)),
               title="cluster", fontsize=9)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png)
 
 
 def write_projection_figures(latents: np.ndarray, labels: np.ndarray, out_dir: str | Path,

@@ -12,7 +12,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from iss.visualization.style import apply_matplotlib_style, cluster_color, cluster_name
+from iss.visualization.style import apply_matplotlib_style, cluster_color, cluster_name, save_figure
 
 
 def silhouette_table(labels: np.ndarray, silhouettes: np.ndarray) -> list[dict]:
@@ -105,9 +105,4 @@ def plot_silhouettes(labels: np.ndarray, silhouettes: np.ndarray, out_png: str |
     ax_bars.grid(axis="y", visible=False)
 
     fig.suptitle(title, fontsize=14, fontweight="bold", x=0.01, ha="left")
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png)

@@ -7,6 +7,7 @@ facets dive, so a reader can move between pages without a legend lookup.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import matplotlib
 
@@ -86,3 +87,28 @@ def apply_matplotlib_style() -> None:
         "axes.edgecolor": "#9aa5b1",
         "legend.frameon": False,
     })
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` (parent folders created) and close it.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The finished figure.
+    path : str or Path
+        Output file; the format follows the suffix (``.png``).
+
+    Returns
+    -------
+    Path
+        ``path`` as a Path.
+    """
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)  # why: pyplot keeps every open figure alive; a batch of reports would leak memory
+    return path

@@ -1,0 +1,44 @@
+"""What every ``iss.exec.<step>`` CLI shares: the logging set-up and the error-to-exit-code rule."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from iss.config import ConfigError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Log ``level`` and above to stderr, one line per record with time, level and logger name."""
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+
+
+@contextmanager
+def step_errors(log: logging.Logger, *errors: type[BaseException]) -> Iterator[None]:
+    """Turn the step's expected errors into one logged line and exit code 1.
+
+    Parameters
+    ----------
+    log : logging.Logger
+        The step's logger; the error message is logged on it at ERROR level.
+    *errors : type of BaseException
+        The errors the step's library functions raise for bad input (each has a message naming
+        the thing, what was expected and what to do). ``ConfigError`` is always included.
+
+    Raises
+    ------
+    typer.Exit
+        With code 1, when one of ``errors`` is raised in the block; anything else (a bug) keeps
+        its traceback.
+    """
+    try:
+        yield
+    except (ConfigError, *errors) as exc:
+        log.error("%s", exc)
+        # why `from None`: the message says it all; a chained traceback would bury it.
+        raise typer.Exit(code=1) from None
