@@ -47,7 +47,12 @@ def exec_clustering(
     from iss.clustering.registry import run_clustering
     from iss.db.engine import DatabaseError, get_engine
 
-    with step_errors(log, FileNotFoundError, ValueError, DatabaseError):
+    errors = [FileNotFoundError, ValueError, DatabaseError]
+    if reports:
+        from iss.visualization.data import ReportError
+
+        errors.append(ReportError)
+    with step_errors(log, *errors):
         cfg = load_config(mode=mode)
         log.info("exec_clustering: start (%s)", clustering_type or cfg.get("clustering.default"))
         engine = get_engine(cfg.database_url)

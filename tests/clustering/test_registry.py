@@ -143,6 +143,10 @@ def test_cli_records_a_run(cfg, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "run 1 recorded" in result.output
     assert (tmp_path / "models" / "clustering" / "n2d_demo_3" / "params.json").is_file()
+    # a missing model's latents: one clear line and exit code 1, no traceback
+    result = CliRunner().invoke(app, ["--clustering-type", "n2d", "--model-name", "nothing", "--no-reports"])
+    assert result.exit_code == 1
+    assert not isinstance(result.exception, FileNotFoundError)
 
 
 def test_the_clustering_step_does_not_import_tensorflow():
