@@ -33,12 +33,22 @@ PAPER = {"fashion_mnist": {"acc": 0.672, "nmi": 0.684}, "mnist_10k": {"acc": 0.9
          "note": "N2D paper; mnist_10k compared with its MNIST test-set (10,000 digits) figures"}
 
 # What we train and how we cluster; the same for both datasets.
+# The autoencoder is the N2D paper's (dense 784-500-500-2000-10, our ``simple`` model type),
+# trained as a denoising autoencoder: 20 % of the input pixels dropped at random, the clean
+# picture as target (DEC's pretraining trick; it made k-means and the mixture agree on MNIST,
+# 0.77 -> 0.92 ACC for k-means). Tried and not kept (see the report): convolutional
+# autoencoders with shift/flip augmentation, 32-d latents, 40 epochs instead of 15, sqrt
+# pixels, UMAP n_neighbors 10-50 or cosine, spectral clustering of the UMAP graph, merging an
+# over-clustered mixture, pseudo-label and SCAN-style CNN refinement: none moved the mean
+# Fashion-MNIST ACC above ~0.62 over mixture seeds.
 RECIPE = {
     "autoencoder": {"model_type": "simple", "params": {"hidden": [500, 500, 2000], "latent_dim": 10},
-                    "epochs": {"fashion_mnist": 15, "mnist_10k": 60}, "batch_size": 256, "learning_rate": 1e-3},
+                    "input_dropout": 0.2, "epochs": {"fashion_mnist": 15, "mnist_10k": 100}, "batch_size": 256,
+                    "learning_rate": 1e-3},
     "n2d": {"n_components": 10, "n_neighbors": 20, "min_dist": 0.0, "metric": "euclidean", "method": "gmm",
-            "n_init": 3, "plot": "first", "knn": "exact"},
+            "n_init": 5, "plot": "first", "knn": "exact"},
     "seed": 0,
+    "spread_seeds": [1, 2, 3, 4, 5],  # extra mixture seeds on the same UMAP embedding, to show the variance
 }
 
 
@@ -65,22 +75,44 @@ def train_and_encode(x: np.ndarray, epochs: int, seed: int) -> tuple[np.ndarray,
     spec = RECIPE["autoencoder"]
     keras.utils.set_random_seed(seed)
     ae = build_autoencoder(spec["model_type"], input_shape=x.shape[1:], **spec["params"])
-    ae.compile(learning_rate=spec["learning_rate"])
+    # denoising training: dropout on the input pixels, only in this training model (the saved
+    # encoder is untouched)
+    pixels = keras.Input(shape=x.shape[1:])
+    corrupted = keras.layers.Dropout(spec["input_dropout"], seed=seed)(pixels)
+    model = keras.Model(pixels, ae.decoder(ae.encoder(corrupted)))
+    model.compile(optimizer=keras.optimizers.Adam(spec["learning_rate"]), loss="mse")
     start = time.perf_counter()
-    history = ae.model.fit(x, x.astype(np.float32) / 255.0, batch_size=spec["batch_size"], epochs=epochs,
-                           shuffle=True, verbose=0)
+    history = model.fit(x, x.astype(np.float32) / 255.0, batch_size=spec["batch_size"], epochs=epochs,
+                        shuffle=True, verbose=0)
     train_s = time.perf_counter() - start
     latents = ae.encoder.predict(x, batch_size=2048, verbose=0).reshape(len(x), -1)
     return latents.astype(np.float32), {"train_s": round(train_s, 1), "epochs": epochs,
                                         "final_loss": float(history.history["loss"][-1])}
 
 
-def n2d_labels(features: np.ndarray, k: int, seed: int, **overrides) -> np.ndarray:
-    """Labels of our n2d clustering of ``features`` into ``k`` clusters."""
+def n2d_fit(features: np.ndarray, k: int, seed: int, **overrides):
+    """Our n2d clustering of ``features`` into ``k`` clusters (fitted estimator)."""
     from iss.clustering.n2d import N2DClustering
 
     params = {**RECIPE["n2d"], **overrides}
-    return N2DClustering(n_clusters=k, random_state=seed, **params).fit(features).labels_
+    return N2DClustering(n_clusters=k, random_state=seed, **params).fit(features)
+
+
+def mixture_spread(model, y, seeds) -> dict:
+    """ACC/NMI/ARI of the mixture refitted with other seeds on the same UMAP embedding: min/mean/max."""
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
+
+    from iss.clustering.metrics import external_metrics
+
+    runs = []
+    with threadpool_limits(limits=1):
+        for s in seeds:
+            mixture = GaussianMixture(n_components=model.n_clusters_, covariance_type=model.covariance_type,
+                                      n_init=model.n_init, random_state=s)
+            runs.append(external_metrics(y, mixture.fit(model.reduced_).predict(model.reduced_)))
+    return {m: {"min": round(min(r[m] for r in runs), 4), "mean": round(float(np.mean([r[m] for r in runs])), 4),
+                "max": round(max(r[m] for r in runs), 4)} for m in ("acc", "nmi", "ari")} | {"seeds": list(seeds)}
 
 
 def pca_kmeans_labels(pixels: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -110,14 +142,17 @@ def run_dataset(name: str) -> dict:
     start = time.perf_counter()
     latents, record = train_and_encode(x, RECIPE["autoencoder"]["epochs"][name], seed)
     tick = time.perf_counter()
-    out["ours"] = {**scored(y, n2d_labels(latents, k, seed), time.perf_counter() - start),
+    model = n2d_fit(latents, k, seed)
+    out["ours"] = {**scored(y, model.labels_, time.perf_counter() - start),
                    "cluster_s": round(time.perf_counter() - tick, 1), "autoencoder": record,
                    "latent_dim": int(latents.shape[1])}
     print(f"  {name}: ours {out['ours']}", flush=True)
+    out["ours_mixture_seeds"] = mixture_spread(model, y, RECIPE["spread_seeds"])
+    print(f"  {name}: ours, other mixture seeds {out['ours_mixture_seeds']}", flush=True)
 
     tick = time.perf_counter()
     umap_knn = "exact" if len(x) <= 20000 else "nndescent"  # 784-d exact search on 70k costs minutes
-    out["umap_kmeans"] = scored(y, n2d_labels(pixels, k, seed, method="kmeans", n_init=10, knn=umap_knn),
+    out["umap_kmeans"] = scored(y, n2d_fit(pixels, k, seed, method="kmeans", n_init=10, knn=umap_knn).labels_,
                                 time.perf_counter() - tick)
     print(f"  {name}: umap+kmeans {out['umap_kmeans']}", flush=True)
     tick = time.perf_counter()
@@ -139,6 +174,7 @@ def main(names: list[str] | None = None) -> dict:
     result["baselines"] = {b: {name: {m: figures[name][b][m] for m in ("acc", "nmi", "ari")} for name in names}
                            for b in ("umap_kmeans", "pca_kmeans")}
     result["paper"] = PAPER
+    result["mixture_seed_spread"] = {name: figures[name]["ours_mixture_seeds"] for name in names}
     result["details"] = figures
     result["recipe"] = RECIPE
     result["total_s"] = round(time.perf_counter() - started, 1)
@@ -150,7 +186,10 @@ def main(names: list[str] | None = None) -> dict:
 
 
 def print_table(result: dict, names: list[str]) -> None:
+    spread = {n: {m: v["mean"] for m, v in result["details"][n]["ours_mixture_seeds"].items() if m != "seeds"}
+              for n in names}
     rows = [("ours: autoencoder + n2d", lambda n: result[n]),
+            ("  same, mean of 5 other GMM seeds", lambda n: spread[n]),
             ("N2D paper", lambda n: PAPER.get(n, {})),
             ("baseline: UMAP(pixels) + k-means", lambda n: result["baselines"]["umap_kmeans"][n]),
             ("baseline: PCA(50) + k-means", lambda n: result["baselines"]["pca_kmeans"][n])]
@@ -159,6 +198,10 @@ def print_table(result: dict, names: list[str]) -> None:
     for label, get in rows:
         cells = "".join(f"{get(n).get(m, float('nan')):>20.3f}" for n in names for m in ("acc", "nmi", "ari"))
         print(f"{label:34}{cells}")
+    targets = {"fashion_mnist": {"acc": 0.70, "nmi": 0.70}, "mnist_10k": {"acc": 0.95}}
+    for n in names:
+        for m, goal in targets.get(n, {}).items():
+            print(f"target {n} {m} >= {goal}: {'met' if result[n][m] >= goal else 'NOT met'} ({result[n][m]:.3f})")
 
 
 if __name__ == "__main__":

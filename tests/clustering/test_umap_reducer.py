@@ -1,0 +1,56 @@
+"""The fast UMAP set-up: cache folder, exact neighbours shaped like pynndescent's index,
+reproducible initialisation of disconnected neighbour graphs."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.neighbors import NearestNeighbors
+
+from iss.clustering.umap_reducer import ExactKNNIndex, UMAPReducer, import_umap, numba_cache_dir
+
+
+def test_numba_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.delenv("ISS_NUMBA_CACHE_DIR", raising=False)
+    default = numba_cache_dir()
+    assert default.parent.name == "numba" and default.parent.parent.name == ".cache"
+    monkeypatch.setenv("ISS_NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    assert numba_cache_dir() == tmp_path / "mine"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    assert numba_cache_dir() == tmp_path / "numba"  # numba's own variable wins
+
+
+def test_import_umap_leaves_parametric_umap_importable():
+    umap = import_umap()
+    assert hasattr(umap, "UMAP")
+    assert sys.modules.get("umap.parametric_umap", "absent") is not None  # no blocking entry left behind
+
+
+def test_exact_index_matches_scikit_learn_and_lists_each_point_first():
+    X = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
+    index = ExactKNNIndex(X, "euclidean")
+    idx, dists, same = index.neighbour_graph(5)
+    assert same is index and idx.dtype == np.int32 and dists.dtype == np.float32
+    np.testing.assert_array_equal(idx[:, 0], np.arange(200))
+    expected_d, expected_i = NearestNeighbors(n_neighbors=5).fit(X).kneighbors(X[:10] + 0.01)
+    got_i, got_d = index.query(X[:10] + 0.01, 5)
+    np.testing.assert_array_equal(got_i, expected_i)
+    np.testing.assert_allclose(got_d, expected_d, rtol=1e-4)
+
+
+def test_disconnected_graphs_embed_the_same_twice():
+    """Far apart groups make umap's own spectral init vary between calls; ours does not."""
+    X, _ = make_blobs(300, 10, centers=6, cluster_std=0.5, center_box=(-50, 50), random_state=1)
+    first = UMAPReducer(n_neighbors=8, n_epochs=50).fit(X)
+    second = UMAPReducer(n_neighbors=8, n_epochs=50).fit(X)
+    assert first.n_graph_components_ > 1
+    np.testing.assert_array_equal(first.embedding_, second.embedding_)
+
+
+def test_exact_neighbours_refuse_a_metric_they_cannot_compute():
+    with pytest.raises(ValueError, match="knn='exact' with metric='hellinger'"):
+        UMAPReducer(knn="exact", metric="hellinger").fit(np.ones((30, 4)))
