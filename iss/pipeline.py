@@ -6,7 +6,6 @@ target; this module only chains them, times them and says where the results are.
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from collections.abc import Callable
@@ -101,12 +100,6 @@ def run_metrics(engine, run_id: int) -> dict:
     with engine.connect() as conn:
         row = conn.execute(select(clustering_runs.c.metrics).where(clustering_runs.c.run_id == run_id)).one()
     return dict(row.metrics or {})
-
-
-def read_labels(path: Path) -> dict[str, str]:
-    """The demo's evaluation labels: ``pictures_id -> kind``."""
-    with open(path, newline="") as f:
-        return {row["pictures_id"]: row["kind"] for row in csv.DictReader(f)}
 
 
 def summary(result: PipelineResult) -> str:
