@@ -8,14 +8,15 @@ Generates (once, then reuses) ISS-like 1280x720 frames under ``data/bench/ingest
 
 1. the reference limit: one process decoding every frame the cheapest way PIL can —
    ``Image.open`` + ``draft("RGB", (96, 54))`` (libjpeg at 1/8 scale) + resize to the
-   thumbnail + ``reduce(2)`` to the model input — in pictures per second;
+   thumbnail + ``reduce(2)`` to the model input — in pictures per second (and, stricter,
+   the draft decode alone, without the resizes);
 2. the full ingest (:func:`iss.data.ingest.ingest_pictures`) with every core into a fresh
    SQLite database and cache: listing, stat, decoding with validation, EXIF, timestamps,
    transactions and cache writes included;
 3. for context: plain full-size decoding on one core, and our ``decode_picture`` on one core.
 
 The machine may be shared, so each measurement is the best of ``BENCH_INGEST_REPEATS`` runs
-(default 2), with the reference measured before and after the ingest runs. CPU time is also
+(default 3), with the reference measured before and after the ingest runs. CPU time is also
 recorded (parent and worker processes, from ``getrusage``): ``cpu_efficiency`` = reference CPU
 per picture / ingest CPU per picture is what the wall-clock ratio tends to on an idle machine,
 and does not depend on how busy the machine is.
@@ -63,16 +64,17 @@ def _cpu_seconds(who=resource.RUSAGE_SELF) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def draft_decode_rate(paths: list[Path], thumb=(96, 54), size=(48, 27)) -> tuple[float, float]:
-    """Pictures per second of the minimal draft decode + resize loop, in this one process:
-    ``(per wall-clock second, per CPU second)``."""
+def draft_decode_rate(paths: list[Path], thumb=(96, 54), size=(48, 27), resize: bool = True) -> tuple[float, float]:
+    """Pictures per second of the minimal PIL draft decode + resize loop, in this one process:
+    ``(per wall-clock second, per CPU second)``. ``resize=False``: the draft decode alone."""
     start, cpu = time.perf_counter(), time.process_time()
     for path in paths:
         with Image.open(path) as image:
             image.draft("RGB", thumb)
             image.load()
-            thumbnail = image.resize(thumb, Image.Resampling.BILINEAR)
-            thumbnail.reduce(thumb[0] // size[0])
+            if resize:
+                thumbnail = image.resize(thumb, Image.Resampling.BILINEAR)
+                thumbnail.reduce(thumb[0] // size[0])
     return len(paths) / (time.perf_counter() - start), len(paths) / (time.process_time() - cpu)
 
 
@@ -121,7 +123,7 @@ def ingest_run(collection: Path, workers: int = 0) -> dict:
 
 def main() -> dict:
     n = int(os.environ.get("BENCH_INGEST_N", "2000"))
-    repeats = max(1, int(os.environ.get("BENCH_INGEST_REPEATS", "2")))
+    repeats = max(1, int(os.environ.get("BENCH_INGEST_REPEATS", "3")))
     paths = ensure_frames(n)
     collection = paths[0].parent
     cores = _cores()
@@ -140,6 +142,7 @@ def main() -> dict:
     references.append(draft_decode_rate(paths))
     print(f"  reference runs (one core, draft decode + resize): "
           f"{', '.join(f'{wall:.0f}' for wall, _ in references)} pictures/s", flush=True)
+    decode_only = draft_decode_rate(paths, resize=False)[0]
     subset = paths[: min(len(paths), 200)]
     plain = plain_decode_rate(subset)
     ours = decode_picture_rate(paths)
@@ -165,6 +168,8 @@ def main() -> dict:
         "rerun_seconds_nothing_new": round(best["rerun_seconds"], 3),
         "rerun_decoded": best["rerun_decoded"],
         "decode_picture_per_s_one_core": round(ours, 1),
+        "draft_decode_only_per_s_one_core": round(decode_only, 1),
+        "ratio_to_cores_x_decode_only": round(best["pictures_per_s"] / (cores * decode_only), 3),
         "plain_decode_per_s_one_core": round(plain, 1),
         "draft_ms_per_picture": round(1000 / single, 2),
         "plain_ms_per_picture": round(1000 / plain, 2),
@@ -174,6 +179,8 @@ def main() -> dict:
     }
     print(f"single-core draft decode  : {single:8.1f} pictures/s ({1000 / single:.2f} ms each; "
           f"{1e6 / single_cpu:.0f} us of CPU)")
+    print(f"single-core draft, no resize: {decode_only:6.1f} pictures/s (ratio of ingest to {cores} x this: "
+          f"{best['pictures_per_s'] / (cores * decode_only):.2f})")
     print(f"single-core full decode   : {plain:8.1f} pictures/s ({1000 / plain:.2f} ms each)")
     print(f"single-core decode_picture: {ours:8.1f} pictures/s (with validation, EXIF, RGB, both sizes)")
     print(f"ingest, {best['workers']} workers         : {best['pictures_per_s']:8.1f} pictures/s "

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, JpegImagePlugin
 
+from iss.data import images
 from iss.data.images import PictureError, decode_picture, to_rgb
 
 from .picture_files import bomb_png, frame, jpeg_bytes, two_tone
@@ -25,22 +26,59 @@ def test_jpeg_decodes_to_input_and_thumbnail_sizes(tmp_path):
     assert np.abs(picture.input.astype(int).mean((0, 1)) - picture.thumb.astype(int).mean((0, 1))).max() < 1
 
 
-def test_jpeg_is_draft_decoded_at_one_eighth_scale(tmp_path, monkeypatch):
-    """A 1280x720 JPEG is decoded by libjpeg straight to 160x90, not to full size."""
-    decoded_sizes = []
-    original_draft = JpegImagePlugin.JpegImageFile.draft
+def _spy_decoded_sizes(monkeypatch) -> dict[str, list]:
+    """Record the size each decoder hands back: libjpeg-turbo (fast path) and PIL's draft."""
+    sizes = {"fast": [], "pil": []}
+    original_decode, original_draft = images.simplejpeg.decode_jpeg, JpegImagePlugin.JpegImageFile.draft
 
-    def spy(self, mode, size):
+    def spy_decode(*args, **kwargs):
+        pixels = original_decode(*args, **kwargs)
+        sizes["fast"].append((pixels.shape[1], pixels.shape[0]))
+        return pixels
+
+    def spy_draft(self, mode, size):
         result = original_draft(self, mode, size)
-        decoded_sizes.append(self.size)
+        sizes["pil"].append(self.size)
         return result
 
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    monkeypatch.setattr(images.simplejpeg, "decode_jpeg", spy_decode)
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy_draft)
+    return sizes
+
+
+def test_plain_jpeg_is_decoded_at_one_eighth_scale_by_the_fast_path(tmp_path, monkeypatch):
+    """A 1280x720 camera frame is decoded by libjpeg-turbo straight to 160x90, not to full size."""
+    sizes = _spy_decoded_sizes(monkeypatch)
     path = tmp_path / "a.jpg"
     path.write_bytes(jpeg_bytes(frame(0, (1280, 720))))
     picture = decode_picture(path)
-    assert decoded_sizes == [(160, 90)]
+    assert sizes == {"fast": [(160, 90)], "pil": []}
     assert picture.thumb.shape == (54, 96, 3)
+
+
+def test_jpeg_with_exif_is_draft_decoded_by_pil(tmp_path, monkeypatch):
+    """EXIF (orientation, dates) needs PIL: the picture is still decoded at 1/8 scale, by PIL's draft."""
+    sizes = _spy_decoded_sizes(monkeypatch)
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    buffer = io.BytesIO()
+    frame(0, (1280, 720)).save(buffer, "JPEG", exif=exif)
+    picture = decode_picture(io.BytesIO(buffer.getvalue()))
+    assert sizes == {"fast": [], "pil": [(160, 90)]}
+    assert picture.thumb.shape == (54, 96, 3)
+
+
+def test_both_decoders_give_the_same_pixels():
+    data = jpeg_bytes(frame(3, (1280, 720)))
+    fast = decode_picture(io.BytesIO(data))
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(buffer, "JPEG", exif=exif, quality=100)
+    assert images._jpeg_has_exif(buffer.getvalue()) and not images._jpeg_has_exif(data)
+    by_pil = images._decode(io.BytesIO(data), (48, 27), (96, 54), images.DEFAULT_MAX_PIXELS, "stretch", True)
+    assert np.abs(fast.thumb.astype(int) - by_pil.thumb.astype(int)).max() <= 2
+    assert np.abs(fast.input.astype(int) - by_pil.input.astype(int)).max() <= 2
 
 
 def test_other_sizes_and_file_objects():
