@@ -24,7 +24,9 @@ def test_encode_images_flattens_latents_and_uses_z_mean(model_type):
     direct = ae.encoder(x, training=False)
     z_mean = direct[0] if isinstance(direct, list) else direct
     np.testing.assert_allclose(latents, keras.ops.convert_to_numpy(z_mean).reshape(37, -1), rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(encode_images(ae.encoder, x), latents)  # deterministic, also for the VAE
+    np.testing.assert_array_equal(encode_images(ae.encoder, x, batch_size=16), latents)  # deterministic, also for the VAE
+    # another batch size may pick other oneDNN kernels: equal up to float rounding
+    np.testing.assert_allclose(encode_images(ae.encoder, x), latents, rtol=1e-5, atol=1e-6)
 
 
 def test_encode_images_checks_its_input():
