@@ -254,16 +254,13 @@ def _jpeg_has_exif(data: bytes) -> bool:
     return False
 
 
-def _decode_plain_jpeg(file: BinaryIO, input_size, thumb_size, max_pixels, fit) -> DecodedPicture | None:
+def _decode_plain_jpeg(data: bytes, input_size, thumb_size, max_pixels, fit) -> DecodedPicture | None:
     """The fast path for JPEGs without EXIF in RGB or grayscale; None when the picture needs PIL.
 
     libjpeg-turbo picks the smallest scale (n/8) that still covers the thumbnail. A file this
     path refuses for any reason (truncated, corrupt, CMYK, EXIF orientation, over the pixel
     limit) is left to PIL, which rejects it with the right reason or decodes it.
     """
-    start = file.tell()
-    data = file.read()
-    file.seek(start)
     if data[:3] != b"\xff\xd8\xff" or _jpeg_has_exif(data):
         return None
     try:
@@ -294,9 +291,14 @@ def _decode(file: BinaryIO, input_size, thumb_size, max_pixels, fit, read_exif_d
     if _is_empty(file):
         raise PictureError("empty", "the file has 0 bytes")
     if not read_exif_datetime:
-        decoded = _decode_plain_jpeg(file, input_size, thumb_size, max_pixels, fit)
+        try:
+            data = file.read()
+        except OSError as exc:
+            raise PictureError("unreadable", f"{exc.strerror or exc}") from exc
+        decoded = _decode_plain_jpeg(data, input_size, thumb_size, max_pixels, fit)
         if decoded is not None:
             return decoded
+        file = io.BytesIO(data)  # PIL decodes the bytes already read instead of reading the file again
     try:
         image = Image.open(file)
     except Image.DecompressionBombError as exc:
