@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import typer
 
-from iss.config import ConfigError
+from iss.config import Config, ConfigError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -42,3 +42,15 @@ def step_errors(log: logging.Logger, *errors: type[BaseException]) -> Iterator[N
         log.error("%s", exc)
         # why `from None`: the message says it all; a chained traceback would bury it.
         raise typer.Exit(code=1) from None
+
+
+@contextmanager
+def step_engine(cfg: Config) -> Iterator:
+    """The engine of the configured database for one step, disposed when the step ends (also on error)."""
+    from iss.db.engine import get_engine
+
+    engine = get_engine(cfg.database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -17,8 +17,8 @@ from typing import Optional
 import typer
 
 from iss.config import load_config
-from iss.db.engine import DatabaseError, get_engine
-from iss.exec.common import setup_logging, step_errors
+from iss.db.engine import DatabaseError
+from iss.exec.common import setup_logging, step_engine, step_errors
 
 log = logging.getLogger("iss.exec.encode")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter off (set before it loads)
@@ -43,10 +43,9 @@ def main_command(
         model_type = model_type or str(cfg.get("training.model_type"))
         log.info("encode: start (%s/%s%s)", model_type, model_name or cfg.get("training.model_name"),
                  ", all pictures" if all_pictures else "")
-        engine = get_engine(cfg.database_url)
-        path = encode_collection(cfg, engine, model_type, model_name, only_new=not all_pictures,
-                                 batch_size=batch_size)
-        engine.dispose()
+        with step_engine(cfg) as engine:
+            path = encode_collection(cfg, engine, model_type, model_name, only_new=not all_pictures,
+                                     batch_size=batch_size)
     typer.echo(f"latents: {path}")
     log.info("encode: done")
 

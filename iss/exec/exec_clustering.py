@@ -22,7 +22,7 @@ from typing import Optional
 import typer
 
 from iss.config import load_config
-from iss.exec.common import setup_logging, step_errors
+from iss.exec.common import setup_logging, step_engine, step_errors
 
 log = logging.getLogger("iss.exec.exec_clustering")
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
@@ -45,7 +45,7 @@ def exec_clustering(
     started = time.perf_counter()
     # imported here, after logging is set up; none of them imports TensorFlow
     from iss.clustering.registry import run_clustering
-    from iss.db.engine import DatabaseError, get_engine
+    from iss.db.engine import DatabaseError
 
     errors = [FileNotFoundError, ValueError, DatabaseError]
     if reports:
@@ -55,17 +55,16 @@ def exec_clustering(
     with step_errors(log, *errors):
         cfg = load_config(mode=mode)
         log.info("exec_clustering: start (%s)", clustering_type or cfg.get("clustering.default"))
-        engine = get_engine(cfg.database_url)
-        run_id = run_clustering(cfg, engine, clustering_type, model_type, model_name, version=version,
-                                fit_sample=fit_sample)
-        if reports:
-            from iss.visualization.reports import render_run_reports  # heavy (bokeh, matplotlib): only when asked
+        with step_engine(cfg) as engine:
+            run_id = run_clustering(cfg, engine, clustering_type, model_type, model_name, version=version,
+                                    fit_sample=fit_sample)
+            if reports:
+                from iss.visualization.reports import render_run_reports  # heavy (bokeh, matplotlib): only when asked
 
-            index = render_run_reports(cfg, engine, run_id)
-            typer.echo(f"run {run_id}: reports in {index}")
-        else:
-            typer.echo(f"run {run_id} recorded")
-        engine.dispose()
+                index = render_run_reports(cfg, engine, run_id)
+                typer.echo(f"run {run_id}: reports in {index}")
+            else:
+                typer.echo(f"run {run_id} recorded")
     log.info("exec_clustering: done, run %d in %.1f s", run_id, time.perf_counter() - started)
 
 

@@ -19,8 +19,8 @@ import typer
 
 from iss.config import load_config
 from iss.data.cache import CacheError
-from iss.db.engine import DatabaseError, get_engine
-from iss.exec.common import setup_logging, step_errors
+from iss.db.engine import DatabaseError
+from iss.exec.common import setup_logging, step_engine, step_errors
 from iss.visualization.data import ReportError
 from iss.visualization.facets import build_facets
 
@@ -41,9 +41,8 @@ def main_command(
     with step_errors(log, ReportError, DatabaseError, CacheError):
         cfg = load_config(mode=mode, overrides=overrides)
         log.info("facets: start (config %s)", cfg.source)
-        engine = get_engine(cfg.database_url)
-        paths = build_facets(cfg, engine)
-        engine.dispose()
+        with step_engine(cfg) as engine:
+            paths = build_facets(cfg, engine)
     for path in paths:
         typer.echo(str(path))
     log.info("facets: done, open %s (or `make serve_reports`)", paths[1])

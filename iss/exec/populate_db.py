@@ -20,8 +20,8 @@ from iss.config import load_config
 from iss.data.cache import CacheError
 from iss.data.ingest import IngestError, populate_db
 from iss.data.locations import LocationError
-from iss.db.engine import DatabaseError, get_engine, safe_url
-from iss.exec.common import setup_logging, step_errors
+from iss.db.engine import DatabaseError, safe_url
+from iss.exec.common import setup_logging, step_engine, step_errors
 
 log = logging.getLogger("iss.exec.populate_db")
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
@@ -42,9 +42,8 @@ def main_command(
     with step_errors(log, IngestError, LocationError, CacheError, DatabaseError):
         cfg = load_config(mode=mode, overrides={"ingest": overrides} if overrides else None)
         log.info("populate_db: start (%s -> %s)", cfg.path("collections"), safe_url(cfg.database_url))
-        engine = get_engine(cfg.database_url)
-        summary = populate_db(cfg, engine, progress=progress)
-        engine.dispose()
+        with step_engine(cfg) as engine:
+            summary = populate_db(cfg, engine, progress=progress)
     typer.echo(summary.format())
     log.info("populate_db: done, %d pictures decoded at %.0f pictures/s", summary.decoded, summary.pictures_per_s)
 

@@ -19,8 +19,8 @@ from typing import Optional
 import typer
 
 from iss.config import load_config
-from iss.db.engine import DatabaseError, get_engine
-from iss.exec.common import setup_logging, step_errors
+from iss.db.engine import DatabaseError
+from iss.exec.common import setup_logging, step_engine, step_errors
 from iss.posters.render import generate_posters, preview_template, regenerate_poster
 from iss.posters.templates import PosterError, list_templates
 
@@ -57,12 +57,14 @@ def posters(
         written = []
         if preview:
             written.append(preview_template(cfg, config_id))
-        if regenerate:
-            written.append(regenerate_poster(cfg, get_engine(cfg.database_url), regenerate))
         n = generate if generate is not None else (0 if preview or regenerate else 1)
-        if n:
-            written += generate_posters(cfg, get_engine(cfg.database_url), config_id, n=n, poster_id=poster_id,
-                                        seed=seed, run_id=run_id)
+        if regenerate or n:
+            with step_engine(cfg) as engine:
+                if regenerate:
+                    written.append(regenerate_poster(cfg, engine, regenerate))
+                if n:
+                    written += generate_posters(cfg, engine, config_id, n=n, poster_id=poster_id, seed=seed,
+                                                run_id=run_id)
     log.info("posters: done, %d file(s) in %s", len(written), cfg.path("posters"))
 
 

@@ -21,8 +21,8 @@ import typer
 
 from iss.config import load_config
 from iss.data.cache import CacheError
-from iss.db.engine import DatabaseError, get_engine
-from iss.exec.common import setup_logging, step_errors
+from iss.db.engine import DatabaseError
+from iss.exec.common import setup_logging, step_engine, step_errors
 from iss.visualization.data import ReportError, list_runs
 from iss.visualization.reports import render_run_reports
 
@@ -40,12 +40,11 @@ def main_command(
     setup_logging()
     with step_errors(log, ReportError, DatabaseError, CacheError):
         cfg = load_config(mode=mode)
-        engine = get_engine(cfg.database_url)
-        run_ids = [r["run_id"] for r in list_runs(engine)] if all_runs else [run_id]
-        log.info("reports: start (runs %s)", "latest" if run_ids == [None] else run_ids)
-        for rid in run_ids:
-            typer.echo(str(render_run_reports(cfg, engine, rid)))
-        engine.dispose()
+        with step_engine(cfg) as engine:
+            run_ids = [r["run_id"] for r in list_runs(engine)] if all_runs else [run_id]
+            log.info("reports: start (runs %s)", "latest" if run_ids == [None] else run_ids)
+            for rid in run_ids:
+                typer.echo(str(render_run_reports(cfg, engine, rid)))
     log.info("reports: done")
 
 

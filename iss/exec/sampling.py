@@ -17,8 +17,8 @@ import typer
 
 from iss.config import load_config
 from iss.data.sampling import SamplingError, sample_splits
-from iss.db.engine import DatabaseError, get_engine
-from iss.exec.common import setup_logging, step_errors
+from iss.db.engine import DatabaseError
+from iss.exec.common import setup_logging, step_engine, step_errors
 
 log = logging.getLogger("iss.exec.sampling")
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
@@ -40,9 +40,8 @@ def main_command(
     with step_errors(log, SamplingError, DatabaseError):
         cfg = load_config(mode=mode, overrides={"sampling": overrides} if overrides else None)
         log.info("sampling: start (seed %s)", cfg.get("sampling.seed"))
-        engine = get_engine(cfg.database_url)
-        counts = sample_splits(cfg, engine)
-        engine.dispose()
+        with step_engine(cfg) as engine:
+            counts = sample_splits(cfg, engine)
     total = sum(counts.values())
     typer.echo("split: " + ", ".join(f"{name} {n} ({n / total:.0%})" if total else f"{name} 0"
                                      for name, n in counts.items()))

@@ -23,8 +23,8 @@ from typing import Optional
 import typer
 
 from iss.config import load_config
-from iss.db.engine import DatabaseError, get_engine
-from iss.exec.common import setup_logging, step_errors
+from iss.db.engine import DatabaseError
+from iss.exec.common import setup_logging, step_engine, step_errors
 
 log = logging.getLogger("iss.exec.training")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter off (set before it loads)
@@ -62,9 +62,8 @@ def main_command(
             overrides["models"] = {model_type: {"variant": variant}}
         cfg = cfg.with_overrides(overrides) if overrides else cfg
         log.info("training: start (%s%s)", model_type, f", resuming {load}" if load else "")
-        engine = get_engine(cfg.database_url)
-        result = train_model(cfg, engine, model_type, model_name=model_name, load=load, epochs=epochs)
-        engine.dispose()
+        with step_engine(cfg) as engine:
+            result = train_model(cfg, engine, model_type, model_name=model_name, load=load, epochs=epochs)
     typer.echo(f"model: {result.model_dir} ({result.fit.epochs_done} epochs"
                f"{', interrupted' if result.interrupted else ''}; val_loss {result.metrics.get('val_loss', float('nan')):.5g})")
     log.info("training: done")
