@@ -39,13 +39,6 @@ from benchmarks.common import ROOT, write_report
 BENCH_DATA = ROOT / "data" / "bench" / "ingest"
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def ensure_frames(n: int) -> list[Path]:
     """``n`` 1280x720 demo frames under data/bench/ingest/collections (generated once)."""
     from iss.data.demo import generate_collection
@@ -126,7 +119,9 @@ def main() -> dict:
     repeats = max(1, int(os.environ.get("BENCH_INGEST_REPEATS", "3")))
     paths = ensure_frames(n)
     collection = paths[0].parent
-    cores = _cores()
+    from iss.data.ingest import available_cores
+
+    cores = available_cores()
     for path in paths:  # warm the page cache so every measurement reads from memory
         path.read_bytes()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -21,7 +21,6 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -290,15 +289,15 @@ def _resized(rgb: Image.Image, input_size, thumb_size, fit, width, height, exif_
 def _decode(file: BinaryIO, input_size, thumb_size, max_pixels, fit, read_exif_datetime) -> DecodedPicture:
     if _is_empty(file):
         raise PictureError("empty", "the file has 0 bytes")
-    if not read_exif_datetime:
-        try:
-            data = file.read()
-        except OSError as exc:
-            raise PictureError("unreadable", f"{exc.strerror or exc}") from exc
-        decoded = _decode_plain_jpeg(data, input_size, thumb_size, max_pixels, fit)
-        if decoded is not None:
-            return decoded
-        file = io.BytesIO(data)  # PIL decodes the bytes already read instead of reading the file again
+    try:
+        data = file.read()
+    except OSError as exc:
+        raise PictureError("unreadable", f"{exc.strerror or exc}") from exc
+    # a JPEG the fast path accepts has no EXIF block, so no EXIF date either
+    decoded = _decode_plain_jpeg(data, input_size, thumb_size, max_pixels, fit)
+    if decoded is not None:
+        return decoded
+    file = io.BytesIO(data)  # PIL decodes the bytes already read instead of reading the file again
     try:
         image = Image.open(file)
     except Image.DecompressionBombError as exc:
@@ -337,9 +336,3 @@ def _decode(file: BinaryIO, input_size, thumb_size, max_pixels, fit, read_exif_d
         if orientation != 1:
             rgb = rgb.transpose(_ORIENTATION_TRANSPOSE[orientation])
         return _resized(rgb, input_size, thumb_size, fit, shown[0], shown[1], exif_datetime)
-
-
-def read_size(path: str | Path) -> tuple[int, int]:
-    """``(width, height)`` from a picture's header, without decoding it."""
-    with Image.open(path) as image:
-        return image.size

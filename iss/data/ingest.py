@@ -92,6 +92,14 @@ class ChunkResult:
     slot: int | None = None  # where the pixels are in the shared buffer (then inputs/thumbs travel empty)
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. under ``taskset`` or a container)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _utc_from_timestamp(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).replace(tzinfo=None)
 
@@ -551,7 +559,7 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
                                np.empty((0, *cache.thumb_shape), np.uint8), parent_rejected))
     summary.decoded = len(todo)
     if todo:
-        workers = workers_setting if workers_setting > 0 else (os.cpu_count() or 1)
+        workers = workers_setting if workers_setting > 0 else available_cores()
         # Chunks small enough that every worker gets ~16 of them (the last one finishes soon
         # after the others), big enough that per-chunk overhead stays negligible.
         chunk_size = max(1, min(chunk_limit, math.ceil(len(todo) / (max(1, workers) * 16))))
