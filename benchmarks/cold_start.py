@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "reports" / "bench" / "cold_start.json"
+from benchmarks.common import ROOT, write_report
+
 N, DIM, K = 14_000, 288, 6
 MODEL_TYPE, MODEL_NAME = "simple_conv", "bench"
 
@@ -84,7 +84,7 @@ def _run(cmd: list[str], env: dict) -> tuple[float, float, str]:
     """Run ``cmd`` in a fresh process: (wall seconds, CPU seconds user+sys, output)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -147,9 +147,7 @@ def main(repeats: int = 3) -> dict:
           f"first ever {first:.1f} s; target <= 20 s; cold / warm = {cold / warm:.1f}x; "
           f"plain umap in a fresh process {plain:.1f} s = {plain / cold:.1f}x cold; "
           f"breakdown {result['run_breakdown_s']}; TensorFlow imported: {tf_loaded}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {OUT}")
+    write_report("cold_start", result)
     return result
 
 

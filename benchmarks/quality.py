@@ -20,12 +20,12 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "reports" / "bench" / "quality.json"
+from benchmarks.common import write_report
+from iss.config import datasets_dir
+
 DATASETS = {"fashion_mnist": "fashion_mnist.npz", "mnist_10k": "mnist_10k.npz"}
 
 # The N2D paper (McConville et al. 2019), autoencoder + UMAP + GMM.
@@ -60,11 +60,6 @@ RECIPE = {
     "seed": 0,
     "spread_seeds": [1, 2, 3, 4, 5],  # extra mixture seeds on the same UMAP embedding, to show the variance
 }
-
-
-def datasets_dir() -> Path:
-    """``$ISS_DATASETS`` or ``../shared/datasets`` beside the repository."""
-    return Path(os.environ.get("ISS_DATASETS") or REPO.parent / "shared" / "datasets")
 
 
 def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -204,9 +199,8 @@ def main(names: list[str] | None = None) -> dict:
     result["recipe"] = RECIPE
     result["total_s"] = round(time.perf_counter() - started, 1)
     print_table(result, names)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {OUT} ({result['total_s'] / 60:.1f} min)")
+    write_report("quality", result)
+    print(f"quality benchmark: {result['total_s'] / 60:.1f} min")
     return result
 
 

@@ -154,11 +154,11 @@ def train_variant(variant: str, inputs: np.ndarray, kinds: list[str], train: np.
 
 def main() -> dict:
     from iss.config import load_config
-    from iss.models.training import TRAINING_DEFAULTS
+    from iss.models.training import training_settings
 
     n = int(os.environ.get("BENCH_TRAINING_N", 2000))
     epochs = int(os.environ.get("BENCH_TRAINING_EPOCHS", 25))
-    settings = {**TRAINING_DEFAULTS, **load_config(mode="demo").section("training")}
+    settings = training_settings(load_config(mode="demo"))
     ids, kinds = ensure_demo(n)
     inputs = decode_inputs(ids)
     train, valid = split_rows(len(ids))

@@ -42,23 +42,27 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code=code)
 
 
-def _service(mode, model_type, model_name, rebuild: bool = False, warm_up: bool = False):
-    """Load the search service; known failures become one clear line and exit code 1."""
-    from iss.config import ConfigError, load_config
+def _known_errors() -> tuple[type[Exception], ...]:
+    """The errors the search commands turn into one clear line (bad config, database, cache, index, model)."""
+    from iss.config import ConfigError
     from iss.data.cache import CacheError
     from iss.db.engine import DatabaseError
+    from iss.models.encode import EncodeError
     from iss.search.index import SearchIndexError
+
+    return ConfigError, DatabaseError, CacheError, SearchIndexError, EncodeError
+
+
+def _service(mode, model_type, model_name, rebuild: bool = False, warm_up: bool = False):
+    """Load the search service; known failures become one clear line and exit code 1."""
+    from iss.config import load_config
     from iss.search.service import SearchService
 
-    try:
-        from iss.models.encode import EncodeError
-    except ImportError:  # pragma: no cover - models area not installed
-        EncodeError = RuntimeError  # noqa: N806
     try:
         cfg = load_config(mode=mode)
         return cfg, SearchService.from_config(cfg, model_type=model_type, model_name=model_name, rebuild=rebuild,
                                                warm_up=warm_up)
-    except (ConfigError, DatabaseError, CacheError, SearchIndexError, EncodeError) as exc:
+    except _known_errors() as exc:
         _fail(str(exc))
 
 
@@ -122,10 +126,8 @@ def serve(
     log.info("serve: start")
     try:
         run_server(cfg, host=host, port=port, model_type=model_type, model_name=model_name, rebuild=rebuild)
-    except Exception as exc:  # noqa: BLE001 - any start-up failure: one clear line, not a traceback
-        if type(exc).__name__ in ("ConfigError", "DatabaseError", "CacheError", "SearchIndexError", "EncodeError"):
-            _fail(str(exc))
-        raise
+    except _known_errors() as exc:
+        _fail(str(exc))
     log.info("serve: done")
 
 

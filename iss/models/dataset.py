@@ -17,14 +17,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from iss.data.cache import ImageCache
+from iss.data.sampling import split_ids
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "valid", "test")
 
 
 def _with_targets(pixels):
@@ -88,28 +86,6 @@ def make_dataset(images: np.ndarray, batch_size: int = 64, shuffle: bool = False
         ds = ds.batch(batch_size).map(lambda r: tf.ensure_shape(tf.numpy_function(gather, [r], tf.uint8),
                                                                 (None, *shape)))
     return ds.map(_with_targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def split_ids(engine: Engine, split: str) -> list[str]:
-    """Picture ids of a sampling split (``train``, ``valid`` or ``test``), sorted.
-
-    Uses :func:`iss.data.sampling.split_ids` when that module provides it, else reads the
-    ``splits`` table directly (same result).
-    """
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    try:
-        from iss.data.sampling import split_ids as sampling_split_ids
-    except ImportError:
-        sampling_split_ids = None
-    if sampling_split_ids is not None:
-        return list(sampling_split_ids(engine, split))
-    from iss.db import schema
-
-    with engine.connect() as conn:
-        stmt = (select(schema.splits.c.pictures_id).where(schema.splits.c.split == split)
-                .order_by(schema.splits.c.pictures_id))
-        return [row[0] for row in conn.execute(stmt)]
 
 
 def split_rows(cache: ImageCache, ids: Sequence[str], split: str) -> np.ndarray:
