@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from iss.data.images import decode_picture
 
 # ITU-R BT.601 luma weights, as PIL's "L" conversion
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -66,13 +67,10 @@ def quality(images: np.ndarray) -> np.ndarray:
     return (sharp * exposure(images)).astype(np.float32)
 
 
-def small_decode(path: str | Path, size: Sequence[int]) -> np.ndarray:
+def small_decode(path: str | Path, size: Sequence[int], fit: str = "stretch") -> np.ndarray:
     """Decode a picture straight to ``size`` = (width, height): uint8 (height, width, 3).
 
-    ``Image.draft`` lets the JPEG decoder scale by 1/2, 1/4 or 1/8 while decoding, so a large
-    frame costs a fraction of a full decode.
+    The ingest's decoder (:func:`iss.data.images.decode_picture`: reduced-size JPEG decoding,
+    EXIF orientation, any colour mode), so the pixels match the ingest cache's thumbnails.
     """
-    with Image.open(path) as im:
-        im.draft("RGB", (int(size[0]) * 2, int(size[1]) * 2))
-        small = im.convert("RGB").resize((int(size[0]), int(size[1])), Image.Resampling.BILINEAR)
-    return np.asarray(small, dtype=np.uint8)
+    return decode_picture(path, input_size=size, thumb_size=size, fit=fit).thumb

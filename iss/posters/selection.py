@@ -234,7 +234,8 @@ class _ThumbSource:
         if cache is not None and all(i in cache for i in ids):
             return cache.get_thumbs(ids), "thumbnail"
         size = tuple(self.cfg.get("ingest.thumb_size", [96, 54]))
-        return np.stack([quality.small_decode(self.collections / filenames[i], size) for i in ids]), "decode"
+        fit = str(self.cfg.get("ingest.fit", "stretch"))
+        return np.stack([quality.small_decode(self.collections / filenames[i], size, fit) for i in ids]), "decode"
 
 
 def _pool(slot: Slot, pictures: RunPictures | None, auto: list[int] | None, template: Template) -> list[str]:

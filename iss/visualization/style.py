@@ -6,7 +6,6 @@ facets dive, so a reader can move between pages without a legend lookup.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -50,11 +49,6 @@ def cluster_color(label: int) -> str:
     if label == NOISE_LABEL:
         return NOISE_COLOR
     return _PALETTE[label % len(_PALETTE)]
-
-
-def cluster_colors(labels: Iterable[int]) -> dict[int, str]:
-    """``{label: hex colour}`` for every distinct label."""
-    return {int(label): cluster_color(label) for label in sorted({int(v) for v in labels})}
 
 
 def cluster_name(label: int) -> str:
