@@ -46,7 +46,8 @@ PAPER = {"fashion_mnist": {"acc": 0.672, "nmi": 0.684}, "mnist_10k": {"acc": 0.9
 # labels on the same embedding reach 0.78. SCAN heads ask each latent's 50 nearest neighbours
 # to share its cluster and all clusters to be used evenly: 0.73 ACC / 0.70 NMI with Euclidean
 # neighbours and 15 epochs; cosine neighbours and UMAP (0.80 vs 0.79 neighbour purity) and 30
-# epochs bring NMI to 0.71 (15 epochs and cosine: 0.698-0.704 over two autoencoder seeds).
+# epochs bring it to 0.735-0.746 / 0.7065-0.711 over two autoencoder seeds (15 epochs and
+# cosine: 0.724-0.730 / 0.698-0.704).
 # Tried with the mixture and not kept: convolutional autoencoders with shift/flip augmentation,
 # 32-d latents, sqrt pixels, standardised latents, UMAP n_neighbors 10-50 or 5 components,
 # spectral clustering of the UMAP graph, merging an over-clustered mixture, bisecting k-means

@@ -3,9 +3,11 @@ Gaussian mixture or SCAN heads on the UMAP embedding.
 
 ``method="scan"`` (:mod:`iss.clustering.scan`) trains small heads on the UMAP embedding so that
 each latent's nearest neighbours (in the latent space, ``scan_neighbors`` of them) share its
-cluster while all clusters are used evenly. On Fashion-MNIST it lifts ACC from 0.60-0.65 (the
-mixture) to 0.73: the mixture spends two clusters on the two shapes of bags and merges
-pullovers, coats and shirts. It assumes clusters of comparable sizes.
+cluster while all clusters are used evenly. On Fashion-MNIST it lifts ACC / NMI from
+0.60-0.67 / 0.68-0.70 (the mixture) to 0.73-0.75 / 0.71: the mixture spends two clusters on the
+two shapes of bags and merges pullovers, coats and shirts. It assumes clusters of comparable
+sizes. The latent neighbours are exact (brute force, quadratic in the number of latents: about
+15 s for 70,000 on 2 cores).
 
 Plot coordinates: with ``n_components == 2`` they are the clustering embedding itself; with
 more components a second, 2-D UMAP is fitted on the same neighbour graph (``plot="umap"``,
