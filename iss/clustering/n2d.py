@@ -152,15 +152,15 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
         """``scan``: indices ``(n, scan_neighbors)`` of each latent's nearest others (``metric``); else None."""
         if self.method != "scan":
             return None
-        return ExactKNNIndex(X, self.metric).neighbour_graph(self.scan_neighbors + 1)[0][:, 1:]
+        return ExactKNNIndex(X, self.metric).others(self.scan_neighbors)
 
     def fit_clusterer(self, k: int, features: np.ndarray, neighbours: np.ndarray | None = None):
         """The final step alone: k-means, mixture or SCAN heads (``neighbours`` from
         :meth:`latent_neighbours`) fitted on UMAP ``features`` (n, n_components)."""
         if self.method == "scan":
-            return SCANClusterer(n_clusters=k, n_neighbors=self.scan_neighbors, entropy_weight=self.entropy_weight,
-                                 n_heads=self.n_init, random_state=self.random_state).fit(features,
-                                                                                          neighbours=neighbours)
+            heads = SCANClusterer(n_clusters=k, n_neighbors=self.scan_neighbors, entropy_weight=self.entropy_weight,
+                                  n_heads=self.n_init, random_state=self.random_state)
+            return heads.fit(features, neighbours=neighbours)
         if self.method == "gmm":
             return GaussianMixture(n_components=k, covariance_type=self.covariance_type, n_init=self.n_init,
                                    random_state=self.random_state).fit(features)

@@ -71,7 +71,7 @@ class SCANClusterer(ClusterMixin, BaseEstimator):
     head_ : int
         The kept head.
     weights_ : list of ndarray
-        The kept head: ``[W1 (d, hidden), b1 (hidden,), W2 (hidden, k), b2 (k,)]``.
+        The kept head: ``[W1 (1, d, hidden), b1 (1, hidden), W2 (1, hidden, k), b2 (1, k)]``.
     mean_, scale_ : ndarray, shape (n_features,)
         Standardisation of the features.
     """
@@ -106,7 +106,7 @@ class SCANClusterer(ClusterMixin, BaseEstimator):
         if neighbours is None:
             from iss.clustering.umap_reducer import ExactKNNIndex
 
-            neighbours = ExactKNNIndex(X, "euclidean").neighbour_graph(self.n_neighbors + 1)[0][:, 1:]
+            neighbours = ExactKNNIndex(X, "euclidean").others(self.n_neighbors)
         neighbours = np.asarray(neighbours)
         if neighbours.ndim != 2 or len(neighbours) != len(X) or neighbours.shape[1] < self.n_neighbors:
             raise ValueError(f"neighbours has shape {neighbours.shape}: expected ({len(X)}, >= {self.n_neighbors}) "
@@ -129,7 +129,7 @@ class SCANClusterer(ClusterMixin, BaseEstimator):
         probs = heads.probabilities(x)  # (n, heads, k)
         self.head_losses_ = _full_losses(probs, neighbours, self.entropy_weight)
         self.head_ = _medoid_of_best(probs.argmax(-1), self.head_losses_)
-        self.weights_ = [p[self.head_].copy() for p in heads.params]
+        self.weights_ = [p[self.head_:self.head_ + 1].copy() for p in heads.params]
         self.labels_ = probs[:, self.head_].argmax(-1)
         return self
 
@@ -137,9 +137,7 @@ class SCANClusterer(ClusterMixin, BaseEstimator):
         """Cluster probabilities ``(n, n_clusters)`` of the kept head."""
         check_is_fitted(self, "weights_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        w1, b1, w2, b2 = self.weights_
-        hidden = np.maximum((X - self.mean_) / self.scale_ @ w1 + b1, 0.0)
-        return _softmax(hidden @ w2 + b2)
+        return _forward(self.weights_, (X - self.mean_) / self.scale_)[1][:, 0]
 
     def predict(self, X) -> np.ndarray:
         """Cluster label ``(n,)`` of each row of ``X``."""
@@ -172,10 +170,7 @@ class _Heads:
                        glorot(hidden, k), np.zeros((n_heads, k), np.float32)]
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(hidden (n, heads, h), probabilities (n, heads, k))`` of ``x`` (n, d)."""
-        w1, b1, w2, b2 = self.params
-        hidden = np.maximum(np.einsum("nd,hdu->nhu", x, w1) + b1, 0.0)
-        return hidden, _softmax(np.einsum("nhu,huk->nhk", hidden, w2) + b2)
+        return _forward(self.params, x)
 
     def probabilities(self, x: np.ndarray, chunk: int = 8192) -> np.ndarray:
         return np.concatenate([self.forward(x[i:i + chunk])[1] for i in range(0, len(x), chunk)])
@@ -216,6 +211,13 @@ class _Adam:
             m += 0.1 * (g - m)
             v += 0.001 * (g * g - v)
             p -= rate * m / (np.sqrt(v) + 1e-7)
+
+
+def _forward(params: list[np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(hidden (n, heads, h), probabilities (n, heads, k))`` of ``x`` (n, d) through every head."""
+    w1, b1, w2, b2 = params
+    hidden = np.maximum(np.einsum("nd,hdu->nhu", x, w1) + b1, 0.0)
+    return hidden, _softmax(np.einsum("nhu,huk->nhk", hidden, w2) + b2)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

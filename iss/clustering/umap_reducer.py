@@ -133,6 +133,10 @@ class ExactKNNIndex:
         idx, dists = self.query(self.nn._fit_X, k)
         return idx, dists, self
 
+    def others(self, k: int) -> np.ndarray:
+        """Indices ``(n, k)`` of each fitted point's k nearest other points, nearest first."""
+        return self.query(self.nn._fit_X, k + 1)[0][:, 1:]
+
 
 def reproducible_init(X: np.ndarray, graph, dim: int, random_state: int) -> np.ndarray | str:
     """UMAP's spectral initialisation, made reproducible when the neighbour graph is disconnected.

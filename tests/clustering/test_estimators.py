@@ -7,13 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from iss.clustering import CLUSTERING_TYPES, estimator_params, make_clustering
 from iss.clustering.base import ClusteringBase
-
-N_BLOBS = 5
+from tests.clustering.conftest import N_BLOBS
 
 # small, fast settings per type for 400 latents of 16 dimensions
 PARAMS = {
@@ -22,14 +20,6 @@ PARAMS = {
     "classical": dict(n_clusters=N_BLOBS, pca_components=5, kmeans_clusters=20, perplexity=20.0),
     "advanced": dict(pca_components=5, k_low=8, k_high=16, n_runs=5, threshold=5, eps=6.0, min_samples=1),
 }
-
-
-@pytest.fixture(scope="module")
-def blobs():
-    """400 training and 100 new latents around 5 well separated centres (16-d)."""
-    X, y, centres = make_blobs(500, 16, centers=N_BLOBS, cluster_std=1.0, center_box=(-20, 20),
-                               random_state=3, return_centers=True)
-    return X[:400].astype(np.float32), y[:400], X[400:].astype(np.float32), y[400:]
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
@@ -14,13 +15,6 @@ from iss.clustering.base import ClusteringBase
 from iss.clustering.scan import LOSS_TOLERANCE, SCANClusterer, _full_losses, _Heads
 
 N2D_SCAN = dict(n_clusters=5, n_neighbors=10, n_epochs=100, n_init=3, method="scan", scan_neighbors=10)
-
-
-@pytest.fixture(scope="module")
-def blobs():
-    """400 training and 100 new latents around 5 well separated centres (16-d)."""
-    X, y = make_blobs(500, 16, centers=5, cluster_std=1.0, center_box=(-20, 20), random_state=3)
-    return X[:400].astype(np.float32), y[:400], X[400:].astype(np.float32), y[400:]
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +70,6 @@ def test_even_use_merges_the_two_islands_of_one_group():
     centres = np.array([[0, 0], [6, 0], [0, 6], [30, 30], [-30, 30]], dtype=float)
     X, islands = make_blobs([200, 200, 200, 100, 100], 2, centers=centres, cluster_std=1.0, random_state=0)
     y = np.minimum(islands, 3)
-    from sklearn.cluster import KMeans
-
     assert adjusted_rand_score(y, KMeans(4, n_init=10, random_state=0).fit_predict(X)) < 0.8
     model = SCANClusterer(n_clusters=4, n_neighbors=10, n_heads=8).fit(X)
     assert adjusted_rand_score(y, model.labels_) >= 0.95
