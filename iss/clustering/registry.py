@@ -29,7 +29,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from iss.clustering import estimator_params, make_clustering
+from iss.clustering import clustering_class, estimator_params, make_clustering
 from iss.clustering.base import ClusteringBase
 from iss.clustering.metrics import clustering_metrics, external_metrics, silhouette_per_sample
 from iss.config import Config
@@ -138,6 +138,7 @@ def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = No
     """
     started = time.perf_counter()
     clustering_type = clustering_type or cfg.get("clustering.default")
+    clustering_class(clustering_type)  # an unknown type: ValueError listing the valid ones
     model_type = model_type or cfg.get("training.model_type")
     model_name = model_name or cfg.get("training.model_name")
     section = cfg.section(f"clustering.{clustering_type}")

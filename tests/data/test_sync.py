@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from iss.config import ConfigError
+
 from iss.data.ingest import list_collection
 from iss.data.sync import (SyncError, is_remote, parse_index, parse_list_file, rsync_command, sync_collections)
 
@@ -66,8 +68,8 @@ def test_local_sync_copies_then_skips_unchanged_files(cfg, tmp_path):
 def test_local_sync_errors_name_the_folder(cfg, tmp_path):
     with pytest.raises(SyncError, match=r"sync source folder .*nowhere/collections does not exist"):
         sync_collections(cfg.with_overrides({"sync": {"source": str(tmp_path / "nowhere")}}), progress=False)
-    with pytest.raises(SyncError, match="sync.kind is 'ftp'; expected one of local, rsync, http, none"):
-        sync_collections(cfg.with_overrides({"sync": {"kind": "ftp"}}), progress=False)
+    with pytest.raises(ConfigError, match="sync.kind is 'ftp'; expected 'local', 'rsync', 'http' or 'none'"):
+        cfg.with_overrides({"sync": {"kind": "ftp"}})
     with pytest.raises(SyncError, match="not an http"):
         sync_collections(cfg.with_overrides({"sync": {"kind": "http", "source": "/data"}}), progress=False)
 
