@@ -19,7 +19,7 @@ from iss.db import schema
 from iss.db.engine import get_engine
 from iss.db.queries import count
 
-from .picture_files import frame, jpeg_bytes, make_messy_folder, write_frames
+from .picture_files import SKIPPED_KINDS, frame, jpeg_bytes, make_messy_folder, write_frames
 
 
 @pytest.fixture
@@ -50,18 +50,24 @@ def test_messy_folder_ingests_every_good_file_and_reports_each_bad_one(ingest_cf
     summary = populate_db(ingest_cfg, db, progress=False)
 
     assert sorted(_pictures(db)) == sorted(good)
-    assert _rejected(db) == bad
+    assert _rejected(db) == {**bad, **SKIPPED_KINDS}
     assert {f: r for f, r, _ in summary.rejected_files} == bad
+    assert {f: r for f, r, _ in summary.skipped_files} == SKIPPED_KINDS
     assert summary.accepted == len(good) and summary.decoded == len(good) + 4  # + empty, truncated, text, bomb
-    assert summary.rejected == {"bad_id": 2, "duplicate_id": 1, "empty": 1, "not_image": 1, "too_large": 1,
-                                "truncated": 1}
-    assert summary.ignored == 3  # notes.txt, the .part file, the sub-folder
+    assert summary.rejected == {"empty": 1, "not_image": 1, "too_large": 1, "truncated": 1}
+    assert summary.folders == 2  # the top folder and the empty sub-folder
     text = summary.format()
     for filename, reason in bad.items():
         assert f"rejected {filename}: {reason}" in text
+    for filename, reason in SKIPPED_KINDS.items():
+        assert f"not read {filename}: {reason}" in text
+    assert _pictures(db)["bad_id_with_spaces_c73c0ecb"]["filename"] == "bad id with spaces.jpg"
+    csv_rows = ingest_cfg.path("reports").joinpath("skipped_files.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert csv_rows[0] == "filename,reason,detail,rejected_at" and len(csv_rows) == 1 + len(bad) + len(SKIPPED_KINDS)
     rows = _pictures(db)
     assert (rows["20200101-050000"]["width"], rows["20200101-050000"]["height"]) == (180, 320)  # EXIF-rotated
-    assert all(r["taken_at_source"] == "filename" for r in rows.values())
+    assert {i: r["taken_at_source"] for i, r in rows.items() if r["taken_at_source"] != "filename"} == {
+        "bad_id_with_spaces_c73c0ecb": "mtime", "x" * 55 + "_50f3c877": "mtime"}  # no time in those names
     cache = ImageCache(ingest_cfg.path("cache"))
     assert sorted(cache.ids) == sorted(good)
     for pid, row in rows.items():
@@ -82,6 +88,7 @@ def test_second_run_decodes_nothing_and_writes_no_duplicates(ingest_cfg, db, mon
     summary = populate_db(ingest_cfg, db, progress=False)
     assert calls == [] and summary.decoded == 0 and summary.batches == 0
     assert summary.known == len(good) + 6 and summary.known_rejected == len(bad)
+    assert len(summary.skipped_files) == len(SKIPPED_KINDS)  # named again on every run, not rewritten
     with db.connect() as conn:
         assert (count(conn, schema.pictures), count(conn, schema.pictures_rejected)) == before
     assert len(ImageCache(ingest_cfg.path("cache"))) == len(good) + 6
@@ -104,20 +111,23 @@ def test_a_fixed_file_is_retried_and_leaves_the_rejected_table(ingest_cfg, db):
     assert "20200101-000200.jpg" not in _rejected(db)
 
 
-def test_a_duplicate_is_ingested_once_the_other_file_is_gone(cfg):
+def test_same_stem_other_extension_both_ingested_and_each_keeps_its_id(cfg):
     folder = cfg.path("collections")
     folder.mkdir(parents=True)
-    (folder / "20200101-000000.jpg").write_bytes(jpeg_bytes(frame(1)))
-    frame(2).save(folder / "20200101-000000.png")
+    (folder / "IMG_0002.JPG").write_bytes(jpeg_bytes(frame(1)))
+    (folder / "IMG_0002.jpg").write_bytes(jpeg_bytes(frame(2)))
     engine = get_engine(cfg.database_url)
     run_cfg = cfg.with_overrides({"ingest": {"workers": 1}})
     populate_db(run_cfg, engine, progress=False)
-    assert _rejected(engine) == {"20200101-000000.png": "duplicate_id"}
-    assert populate_db(run_cfg, engine, progress=False).known_rejected == 1
-    (folder / "20200101-000000.jpg").unlink()
+    assert {i: r["filename"] for i, r in _pictures(engine).items()} == {
+        "IMG_0002": "IMG_0002.JPG", "IMG_0002_ce0c2d9f": "IMG_0002.jpg"}
+    assert _rejected(engine) == {}
+    (folder / "IMG_0002.JPG").unlink()
+    (folder / "IMG_0002.png").write_bytes(jpeg_bytes(frame(3)))
     summary = populate_db(run_cfg, engine, progress=False)
-    assert summary.accepted == 1 and _rejected(engine) == {}
-    assert _pictures(engine)["20200101-000000"]["filename"] == "20200101-000000.png"
+    assert summary.known == 1 and summary.accepted == 1
+    ids = {r["filename"]: i for i, r in _pictures(engine).items()}
+    assert ids["IMG_0002.jpg"] == "IMG_0002_ce0c2d9f" and ids["IMG_0002.png"] == "IMG_0002_dcacb6ee"
     engine.dispose()
 
 
