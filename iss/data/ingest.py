@@ -57,6 +57,7 @@ from iss.data.listing import SKIP_REASONS, list_folder, picture_extensions
 from iss.data.locations import LocationSummary, update_locations, utc_converter
 from iss.db import schema
 from iss.db.queries import count, upsert
+from iss.processes import exit_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +210,9 @@ _WORKER_SETTINGS: IngestSettings | None = None
 _SHARED_SLOTS: PixelSlots | None = None  # set in the parent before forking; inherited by workers
 
 
-def _init_worker(settings: IngestSettings) -> None:
+def _init_worker(settings: IngestSettings, parent_pid: int | None) -> None:
     global _WORKER_SETTINGS
+    exit_with_parent(parent_pid)  # a killed step leaves no worker behind
     _WORKER_SETTINGS = settings
 
 
@@ -473,8 +475,9 @@ def _decode_in_pool(settings: IngestSettings, todo: list, chunk_size: int, worke
     gc.freeze()  # forked workers then share the parent's objects instead of copying their pages
     window: deque[Future] = deque()
     try:
+        parent = None if context.get_start_method() == "forkserver" else os.getpid()
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(settings,)) as pool:
+                                 initargs=(settings, parent)) as pool:
             try:
                 def receive() -> None:
                     result = window.popleft().result()

@@ -81,6 +81,16 @@ def get_engine(url: str, create: bool = True) -> Engine:
     return engine
 
 
+def lost_database_error(url: str, exc: SQLAlchemyError) -> DatabaseError:
+    """The one-sentence error for a database that failed in the middle of a step (see ``step_engine``)."""
+    orig = getattr(exc, "orig", None) or exc
+    reason = " ".join(str(orig).split())[:300]
+    return DatabaseError(
+        f"database {safe_url(url)} failed in the middle of the step ({type(orig).__name__}: {reason}); what was "
+        f"written before is kept. Check that the server is running and the database and its tables still exist "
+        f"(re-create a dropped database), then run the step again: it continues where it stopped")
+
+
 def create_schema(engine: Engine) -> None:
     """Create every missing table and record the schema version (idempotent).
 
