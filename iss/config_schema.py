@@ -21,13 +21,12 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Literal, Optional, Union
 
-from annotated_types import Len
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Seed = Annotated[int, Field(ge=0)]
-Size2 = Annotated[list[PositiveInt], Len(2, 2)]  # [width, height]
+Size2 = Annotated[list[PositiveInt], Field(min_length=2, max_length=2)]  # [width, height]
 
 
 def _n_clusters(value: Any) -> Any:
@@ -141,7 +140,7 @@ class DenseModel(Section):
 
 class ConvModel(Section):
     variant: Literal["fast", "original"] = "fast"
-    latent_shape: Annotated[list[PositiveInt], Len(3, 3)] = [3, 6, 16]
+    latent_shape: Annotated[list[PositiveInt], Field(min_length=3, max_length=3)] = [3, 6, 16]
     latent_dim: PositiveInt = 16
     kl_weight: Annotated[float, Field(ge=0)] = 1.0
 
@@ -160,7 +159,7 @@ class Umap(Section):
     metric: str = "euclidean"
 
 
-KRange = Annotated[list[Annotated[int, Field(ge=2)]], Len(2, 2)]
+KRange = Annotated[list[Annotated[int, Field(ge=2)]], Field(min_length=2, max_length=2)]
 Knn = Literal["auto", "exact", "nndescent"]
 
 
