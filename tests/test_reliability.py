@@ -184,6 +184,7 @@ def odd_run(request, tmp_path_factory):
         "database": {"url": url},
         "sync": {"source": str(root / "source")},
         "ingest": {"workers": 2, "batch_size": 8},
+        "sampling": {"copy_to_dirs": True},
         "training": {"epochs": 2, "batch_size": 16, "checkpoint_every": 1},
         "clustering": {"n2d": {"umap": {"n_neighbors": 10}, "n_clusters": 4}},
         "reports": {"projections": []},
@@ -223,6 +224,8 @@ def test_everything_odd_folder_through_the_whole_pipeline(odd_run):
                                    "exec_clustering", "reports", "facets", "posters"}
     n = len(expected)
     assert len(_rows(url, schema.splits, "pictures_id")) == n
+    mirrored = [p for split in ("train", "test", "valid") for p in (cfg.path("splits_dir") / split).iterdir()]
+    assert sorted(p.stem for p in mirrored) == sorted(expected.values())  # flat: <id><extension>
     embedding = dict(_rows(url, schema.pictures_embedding, "pictures_id", "label"))
     assert len(embedding) == n and result.report_index.is_file() and result.posters
 
