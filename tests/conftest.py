@@ -64,7 +64,12 @@ def mysql_server():
 
 
 def _drop_all(engine):
+    import gc
+
     from iss.db.schema import metadata
+    # A connection a test left unclosed keeps its transaction, and MariaDB's DROP TABLE then waits for
+    # its metadata lock forever; collecting it (SQLAlchemy connections sit in reference cycles) ends it.
+    gc.collect()
     metadata.drop_all(engine)
 
 

@@ -22,7 +22,6 @@ and turning every failure into a :class:`PictureError` with a short machine-read
 from __future__ import annotations
 
 import io
-import math
 import os
 import warnings
 from collections.abc import Callable, Sequence

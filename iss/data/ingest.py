@@ -53,7 +53,7 @@ from iss.config import Config
 from iss.data.cache import ImageCache
 from iss.data.ids import assign_ids, parse_timestamp, split_name
 from iss.data.images import REASONS, PictureError, decode_picture
-from iss.data.listing import SKIP_REASONS, list_folder, picture_extensions
+from iss.data.listing import SKIP_REASONS, list_folder, picture_extensions, stored_filename
 from iss.data.locations import LocationSummary, update_locations, utc_converter
 from iss.db import schema
 from iss.db.queries import count, upsert
@@ -544,7 +544,7 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
     todo: list[tuple[str, str]] = []
     for name in listing.pictures:
         picture_id = ids[name]
-        if db_pictures.get(name) == picture_id and picture_id in cache:
+        if name in db_pictures and picture_id in cache:
             summary.known += 1
         elif (name in db_rejected and db_rejected[name][2] not in _NAME_REASONS
               and _same_file(db_rejected[name][:2], _stat_pair(folder / name))):
@@ -587,10 +587,10 @@ SKIPPED_CSV = "skipped_files.csv"
 def _record_skipped(engine: Engine, listing, db_rejected: dict, summary: IngestSummary) -> None:
     """Record the folder's entries that are not pictures (new or changed reason), and forget the rows of files gone."""
     now = dt.datetime.now().replace(microsecond=0)
+    skipped = [(stored_filename(name), reason, detail) for name, reason, detail in listing.skipped]
     rows = [dict(filename=name, reason=reason, detail=detail, file_size=None, file_mtime=None, rejected_at=now)
-            for name, reason, detail in listing.skipped
-            if name not in db_rejected or db_rejected[name][2] != reason]
-    present = set(listing.pictures) | {name for name, _, _ in listing.skipped}
+            for name, reason, detail in skipped if name not in db_rejected or db_rejected[name][2] != reason]
+    present = set(listing.pictures) | {name for name, _, _ in skipped}
     gone = [name for name in db_rejected if name not in present]
     with engine.begin() as conn:
         upsert(conn, schema.pictures_rejected, rows)

@@ -18,15 +18,13 @@ Which files are pictures is decided by extension, case-insensitively:
 from __future__ import annotations
 
 import functools
-import logging
+import hashlib
 import mimetypes
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from iss.data.ids import TEMPORARY_SUFFIXES, normalise_extensions, split_name
-
-log = logging.getLogger(__name__)
 
 # The longest relative path stored (``pictures.filename`` and ``pictures_rejected.filename``).
 MAX_FILENAME_LENGTH = 512
@@ -93,7 +91,7 @@ def is_picture_like(extension: str) -> bool:
     return bool(kind and kind.startswith("image/"))
 
 
-def skip_reason(filename: str, extensions: tuple[str, ...]) -> tuple[str, str] | None:
+def skip_reason(filename: str, extensions: Collection[str]) -> tuple[str, str] | None:
     """``(reason, detail)`` when a file (relative path) is not read as a picture, None when it is."""
     name = filename.rsplit("/", 1)[-1]
     if name.endswith(TEMPORARY_SUFFIXES):
@@ -116,6 +114,15 @@ def skip_reason(filename: str, extensions: tuple[str, ...]) -> tuple[str, str] |
     return "not_picture", f"not a picture file ({ext or 'no extension'})"
 
 
+def stored_filename(filename: str) -> str:
+    """``filename`` as the database stores it: unchanged, or cut to :data:`MAX_FILENAME_LENGTH` characters
+    ending in ``~`` and a hash of the whole path (only for a skipped file with a longer path)."""
+    if len(filename) <= MAX_FILENAME_LENGTH:
+        return filename
+    digest = hashlib.blake2b(filename.encode("utf-8", "surrogateescape"), digest_size=4).hexdigest()
+    return f"{filename[:MAX_FILENAME_LENGTH - 9]}~{digest}"
+
+
 @dataclass
 class Listing:
     """A folder's picture files and its other entries.
@@ -136,14 +143,14 @@ class Listing:
     folders: int = 0
 
 
-def list_folder(folder: str | os.PathLike, extensions: tuple[str, ...] | None = None,
+def list_folder(folder: str | os.PathLike, extensions: Collection[str] | None = None,
                 recursive: bool = True) -> Listing:
     """List a collection folder: picture files (names only, no stat) and every skipped entry with its reason.
 
     Parameters
     ----------
     folder : path
-    extensions : tuple of str, optional
+    extensions : collection of str, optional
         Lower-case extensions with a dot; default every format Pillow reads here.
     recursive : bool, default=True
         Search sub-folders (hidden ones and symbolic links to folders are skipped, and named).
@@ -152,7 +159,7 @@ def list_folder(folder: str | os.PathLike, extensions: tuple[str, ...] | None = 
     -------
     Listing
     """
-    extensions = readable_extensions() if extensions is None else extensions
+    extensions = frozenset(readable_extensions() if extensions is None else extensions)
     listing = Listing()
     pending = [""]
     while pending:

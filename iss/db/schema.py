@@ -70,7 +70,7 @@ pictures_rejected = Table(
     "pictures_rejected",
     metadata,
     Column("filename", FILENAME, primary_key=True),
-    Column("reason", String(32), nullable=False),  # empty | truncated | not_image | too_large | bad_id | ...
+    Column("reason", String(32), nullable=False),  # empty | truncated | ... (images.REASONS, listing.SKIP_REASONS)
     Column("detail", Text, nullable=True),
     Column("file_size", BigInteger, nullable=True),
     Column("file_mtime", Double, nullable=True),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
 from iss.data.ids import (assign_ids, hashed_id, id_problem, is_temporary, normalise_extensions, parse_exif_datetime,
                           parse_timestamp, split_name)
 

@@ -81,7 +81,8 @@ def test_second_run_decodes_nothing_and_writes_no_duplicates(ingest_cfg, db, mon
     good, bad = make_messy_folder(ingest_cfg.path("collections"))
     write_frames(ingest_cfg.path("collections"), 6)
     populate_db(ingest_cfg, db, progress=False)
-    before = (count(db.connect(), schema.pictures), count(db.connect(), schema.pictures_rejected))
+    with db.connect() as conn:  # closed at once: an open transaction would block the next test's DROP TABLE
+        before = (count(conn, schema.pictures), count(conn, schema.pictures_rejected))
 
     calls = []
     real_decode = ingest.decode_picture
@@ -392,3 +393,18 @@ def test_heic_without_the_plugin_is_named_with_the_install_hint(ingest_cfg, db, 
     assert summary.skipped_files == [("IMG_1234.HEIC", "unsupported_format", listing.HEIF_HINT)]
     assert "pip install -e '.[heic]'" in summary.format()
     assert _rejected(db) == {"IMG_1234.HEIC": "unsupported_format"}
+
+
+def test_a_path_too_long_to_store_is_named_not_lost(ingest_cfg, db):
+    folder = ingest_cfg.path("collections")
+    deep = folder.joinpath(*["d" * 100] * 5)  # 504 characters of folders
+    deep.mkdir(parents=True)
+    (deep / "picture.jpg").write_bytes(jpeg_bytes(frame(1)))
+    (deep / "notes.txt").write_text("x")
+    summary = populate_db(ingest_cfg, db, progress=False)
+    assert summary.accepted == 0
+    assert sorted((len(f), r) for f, r, _ in summary.skipped_files) == [(514, "not_picture"), (516, "name_too_long")]
+    stored = sorted(_rejected(db))
+    assert [len(name) for name in stored] == [512, 512] and all("~" in name[-9:] for name in stored)
+    again = populate_db(ingest_cfg, db, progress=False)
+    assert sorted(_rejected(db)) == stored and len(again.skipped_files) == 2
