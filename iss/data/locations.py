@@ -154,7 +154,7 @@ def parse_history(source: str | Path | Iterable[str], name: str | None = None) -
         if not line or line.startswith("#"):
             continue
         fields = line.split(";", 3)  # the location text may itself contain ';'
-        if number == 1 and [f.strip().lower() for f in fields[:3]] == ["lat", "lon", "id"]:
+        if number == 1 and [_unquote(f).lower() for f in fields[:3]] == ["lat", "lon", "id"]:
             continue  # a header line
         result.lines += 1
         where = f"{name} line {number}"

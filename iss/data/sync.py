@@ -177,7 +177,7 @@ def sync_local(source: Path, subdir: str, destination: Path, extras: dict[str, t
     if not folder.is_dir():
         raise SyncError(f"sync source folder {folder} does not exist; set sync.source (or paths.source) to the "
                         f"folder holding '{folder.name}/', or run `make generate_demo` for the demo")
-    listing = list_folder(folder, extensions, recursive=recursive)
+    listing = list_folder(folder, sync_extensions() if extensions is None else extensions, recursive=recursive)
     names, summary.not_copied = listing.pictures, listing.skipped
     summary.listed = len(names)
     destination.mkdir(parents=True, exist_ok=True)

@@ -210,3 +210,15 @@ def test_missing_tle_file_is_a_clear_error(cfg):
     with pytest.raises(LocationError, match="paths.tle is 'nowhere.tle'"):
         update_locations(cfg.with_overrides({"paths": {"tle": "nowhere.tle"}}), engine)
     engine.dispose()
+
+
+def test_a_history_saved_by_a_spreadsheet_is_read(tmp_path):
+    """Issue 15: byte-order mark, CRLF, quoted fields, decimal commas and rows padded with ';'."""
+    path = tmp_path / "history.txt"
+    path.write_bytes('"lat";"lon";"id";"location"\r\n"10,5";"20,25";"a1";"Pacific; Ocean";;\r\n'
+                     '-5;30;a2;;;\r\n'.encode("utf-8-sig"))
+    result = parse_history(path)
+    assert result.warnings == [] and result.lines == 2
+    assert (result.rows["a1"].latitude, result.rows["a1"].longitude, result.rows["a1"].location) == \
+        (10.5, 20.25, "Pacific; Ocean")
+    assert (result.rows["a2"].latitude, result.rows["a2"].location) == (-5.0, None)
