@@ -7,5 +7,7 @@ setup(
     packages=find_packages(include=["iss", "iss.*"]),
     package_data={"iss.visualization": ["assets/*"], "iss.search": ["templates/*.html"]},
     python_requires=">=3.10",
+    # optional: HEIC/HEIF pictures (iPhone photos); without it they are listed as skipped with this hint
+    extras_require={"heic": ["pillow-heif>=1.0,<2"]},
     entry_points={"console_scripts": ["iss=iss.cli:app"]},
 )

@@ -6,11 +6,16 @@
 section, and a relative SQLite file in ``database.url``, is resolved against the project
 root (``ISS_ROOT`` or the repository folder), so the whole pipeline can be pointed at
 another folder by one variable.
+
+Every loaded config is validated against the typed schema of :mod:`iss.config_schema` (one
+Pydantic model per section): a value of the wrong type stops with one line per bad key naming
+the file, the key, the value and what was expected; an unknown key is reported as a warning.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,6 +28,7 @@ from dotenv import load_dotenv
 PROJ_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJ_ROOT / "config"
 
+log = logging.getLogger(__name__)
 _MISSING = object()
 _VAR_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -124,8 +130,28 @@ class Config:
         return url
 
     def with_overrides(self, overrides: dict) -> "Config":
-        """A new Config with ``overrides`` deep-merged over this one."""
-        return Config(_deep_merge(self.data, overrides), self.source, self.root, self.mode)
+        """A new Config with ``overrides`` deep-merged over this one (validated like a loaded file).
+
+        Raises
+        ------
+        ConfigError
+            When an override has the wrong type (names the key, the value and what was expected).
+        """
+        return Config(_validated(_deep_merge(self.data, overrides), self.source), self.source, self.root, self.mode)
+
+
+def _validated(data: dict, source: Path, warn: bool = False) -> dict:
+    """``data`` checked and coerced by the typed schema; ConfigError listing every bad key."""
+    from iss.config_schema import unknown_keys, validate_config
+
+    try:
+        checked = validate_config(data, str(source))
+    except ValueError as exc:
+        raise ConfigError(f"{exc}\n(see config/config_template.yaml for every key's type and meaning)") from None
+    if warn:
+        for key in unknown_keys(data):
+            log.warning("%s: unknown key %s; it is ignored unless a step reads it", source, key)
+    return checked
 
 
 def datasets_dir() -> Path:
@@ -171,5 +197,6 @@ def load_config(mode: str | None = None, path: str | Path | None = None, root: s
     data = _interpolate(raw, "", path)
     if overrides:
         data = _deep_merge(data, overrides)
+    data = _validated(data, path, warn=True)
     root = Path(root or os.environ.get("ISS_ROOT") or PROJ_ROOT).resolve()
     return Config(data=data, source=path, root=root, mode=mode)

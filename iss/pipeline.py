@@ -30,6 +30,8 @@ class PipelineResult:
     model_dir: Path | None = None
     metrics: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    sync: object = None  # SyncSummary: what was copied, and every entry not copied with its reason
+    ingest: object = None  # IngestSummary: pictures ingested, and every file not ingested with its reason
 
 
 def _timed(result: PipelineResult, name: str, step: Callable):
@@ -75,8 +77,8 @@ def run_pipeline(cfg: Config, generate: bool = True, progress: bool = True) -> P
     model_type, model_name = cfg.get("training.model_type"), cfg.get("training.model_name")
     clustering_type = cfg.get("clustering.default")
 
-    _timed(result, "sync_collections", lambda: sync_collections(cfg, progress=progress))
-    _timed(result, "populate_db", lambda: populate_db(cfg, engine, progress=progress))
+    result.sync = _timed(result, "sync_collections", lambda: sync_collections(cfg, progress=progress))
+    result.ingest = _timed(result, "populate_db", lambda: populate_db(cfg, engine, progress=progress))
     _timed(result, "sampling", lambda: sample_splits(cfg, engine))
     trained = _timed(result, "training", lambda: train_model(cfg, engine, model_type, model_name))
     result.model_dir = getattr(trained, "model_dir", None)
@@ -113,6 +115,9 @@ def summary(result: PipelineResult) -> str:
         lines.append(f"  explorer       {path}")
     for path in result.posters:
         lines.append(f"  poster         {path}")
+    if result.ingest is not None:
+        not_read = sum(result.ingest.rejected.values()) + len(result.ingest.skipped_files) + result.ingest.known_rejected
+        lines.append(f"  not ingested   {not_read} files, each with its reason: {result.ingest.skipped_csv}")
     for key in ("ari", "nmi", "acc", "silhouette"):
         if key in result.metrics:
             lines.append(f"  {key:<14} {result.metrics[key]:.3f}")

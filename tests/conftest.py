@@ -6,15 +6,28 @@ from __future__ import annotations
 import os
 import random
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
-from iss.config import load_config
+from iss.config import PROJ_ROOT, load_config
 from iss.db.engine import get_engine
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def real_frame_paths() -> list[Path]:
+    """The real ISS frames (``$ISS_REAL_FRAMES``, else ``shared/real/iss_frames`` beside the repository or
+    beside one of its parent folders), sorted; empty when they are not on this machine."""
+    candidates = [Path(os.environ["ISS_REAL_FRAMES"])] if os.environ.get("ISS_REAL_FRAMES") else []
+    candidates += [parent / "shared" / "real" / "iss_frames" for parent in PROJ_ROOT.parents]
+    for folder in candidates:
+        if folder.is_dir():
+            return sorted(folder.glob("*.jpg"))
+    return []
+
 SEED = 1234
 MYSQL_SERVER_URL = os.environ.get("ISS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
 
@@ -51,7 +64,12 @@ def mysql_server():
 
 
 def _drop_all(engine):
+    import gc
+
     from iss.db.schema import metadata
+    # A connection a test left unclosed keeps its transaction, and MariaDB's DROP TABLE then waits for
+    # its metadata lock forever; collecting it (SQLAlchemy connections sit in reference cycles) ends it.
+    gc.collect()
     metadata.drop_all(engine)
 
 

@@ -82,3 +82,83 @@ def test_every_mode_has_the_same_keys(monkeypatch):
     assert keys(demo.data) == keys(dev.data)
     template = load_config(path=PROJ_ROOT / "config" / "config_template.yaml")
     assert keys(demo.data) <= keys(template.data)
+
+
+# --- the typed schema (issue 15, item 9) -------------------------------------------------------
+WRONG_TYPES = [  # key, wrong value, what the message must say is expected
+    ("training.epochs", "thirty", "expected a valid integer"),
+    ("training.batch_size", "many", "expected a valid integer"),
+    ("training.learning_rate", "fast", "expected a valid number"),
+    ("training.mixed_precision", "perhaps", "expected a valid boolean"),
+    ("ingest.batch_size", "big", "expected a valid integer"),
+    ("ingest.workers", -1, "expected greater than or equal to 0"),
+    ("ingest.max_pixels", "lots", "expected a valid integer"),
+    ("ingest.input_size", [48], "expected a list of 2 items, got 1"),
+    ("ingest.fit", "zoom", "expected 'stretch' or 'crop'"),
+    ("ingest.extensions", 5, "expected 'auto' or a valid list"),
+    ("sampling.seed", "abc", "expected a valid integer"),
+    ("sync.workers", "four", "expected a valid integer"),
+    ("sync.kind", "ftp", "expected 'local', 'rsync', 'http' or 'none'"),
+    ("demo.n_frames", "2k", "expected a valid integer"),
+    ("clustering.fit_sample", "half", "expected a valid integer"),
+    ("clustering.default", "bogus", "expected one of 'classical', 'advanced', 'n2d', 'hdbscan'"),
+    ("clustering.n2d.n_clusters", "many", "expected an integer >= 2 or 'auto'"),
+    ("clustering.n2d.umap.n_neighbors", "twenty", "expected a valid integer"),
+    ("clustering.hdbscan.min_cluster_size", 1, "expected greater than or equal to 2"),
+    ("reports.thumb_quality", 101, "expected less than or equal to 100"),
+    ("search.port", "http", "expected a valid integer"),
+    ("posters.jpeg_quality", "best", "expected a valid integer"),
+]
+
+
+def nested(key: str, value) -> dict:
+    out: dict = value
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return out
+
+
+@pytest.mark.parametrize("key, value, expected", WRONG_TYPES, ids=[k for k, _, _ in WRONG_TYPES])
+def test_a_value_of_the_wrong_type_names_file_key_value_and_expected_type(tmp_path, key, value, expected):
+    import yaml
+
+    path = write(tmp_path / "c.yaml", yaml.safe_dump(nested(key, value)))
+    with pytest.raises(ConfigError) as info:
+        load_config(path=path)
+    first = str(info.value).splitlines()[0]
+    assert first.startswith(f"{path}: {key} is {value!r}; {expected}"), first
+
+
+def test_every_bad_key_is_listed_at_once_and_overrides_are_checked_too(tmp_path):
+    path = write(tmp_path / "c.yaml", "training:\n  epochs: thirty\n  batch_size: many\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path=path)
+    assert [line.split(" is ")[0] for line in str(info.value).splitlines()[:2]] == [
+        f"{path}: training.epochs", f"{path}: training.batch_size"]
+    cfg = load_config(mode="demo", root=tmp_path)
+    with pytest.raises(ConfigError, match=r"ingest\.workers is 'all'; expected a valid integer"):
+        cfg.with_overrides({"ingest": {"workers": "all"}})
+
+
+def test_values_are_coerced_and_left_out_keys_stay_left_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("ISS_T_EPOCHS", "12")
+    cfg = load_config(path=write(tmp_path / "c.yaml", "training:\n  epochs: ${ISS_T_EPOCHS}\n"))
+    assert cfg.get("training.epochs") == 12  # from the environment, a string, now an int
+    assert cfg.get("training.batch_size", "absent") == "absent"
+
+
+def test_an_unknown_key_is_a_warning_with_the_closest_known_key(tmp_path, caplog):
+    cfg = load_config(path=write(tmp_path / "c.yaml", "training:\n  epoch: 3\nfeatures:\n  kind: auto\n"))
+    assert cfg.get("training.epoch") == 3  # kept: a newer step may read it
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"{tmp_path / 'c.yaml'}: unknown key training.epoch (did you mean 'training.epochs'?); it is ignored " \
+           f"unless a step reads it" in warnings
+    assert any("unknown key features" in w for w in warnings)
+
+
+def test_the_shipped_configs_and_the_template_validate_without_warnings(monkeypatch, caplog):
+    monkeypatch.setenv("MYSQL_PASSWORD", "x")
+    for mode in ("demo", "dev"):
+        load_config(mode=mode)
+    load_config(path=PROJ_ROOT / "config" / "config_template.yaml")
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []

@@ -29,6 +29,16 @@ def test_docker_compose_services_bound_to_localhost_and_no_password_in_file():
     assert compose["services"]["mysql"]["environment"]["MYSQL_ROOT_PASSWORD"].startswith("${MYSQL_PASSWORD")
 
 
+def test_jupyter_requires_a_token_from_the_environment():
+    """Issue 15, item 12: no empty token; the server refuses to start without JUPYTER_TOKEN."""
+    jupyter = yaml.safe_load((PROJ_ROOT / "docker-compose.yaml").read_text())["services"]["jupyter"]
+    assert jupyter["environment"]["JUPYTER_TOKEN"].startswith("${JUPYTER_TOKEN:?")  # compose stops if unset
+    command = jupyter["command"]
+    assert "token=''" not in command and 'token=""' not in command and "token=" not in command.replace(
+        "JUPYTER_TOKEN", "")
+    assert "NotebookApp.token" not in command and "password=''" not in command
+
+
 def test_readme_starts_with_the_two_commands():
     readme = (PROJ_ROOT / "README.md").read_text()
     head = readme[:1500]

@@ -13,10 +13,19 @@ validates them and returns ``self``, fitted state ends in ``_``) with four more 
 Subclasses implement ``_fit(X)``, ``_reduce(X)``, ``_predict_reduced(R)`` and
 ``_coords(X, R)``; ``assign`` computes labels, reduced features and coordinates with a
 single pass of the (possibly expensive) reduction.
+
+Identical rows (copies of one picture) always share a cluster, for every clustering type:
+``fit`` works on the distinct rows and gives every copy its original's label, reduced features
+and coordinates (the copies would otherwise weigh as a dense clump and be split between
+clusters); ``predict``, ``transform`` and ``assign`` do the same, and a row identical to a
+fitted one gets exactly its fitted values. Asking for more clusters than there are distinct
+rows is a ``ValueError`` that says so. Conditions a user should act on (HDBSCAN finding no
+cluster) are :class:`ClusteringWarning` and are kept in ``fit_warnings_``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import numbers
 import shutil
@@ -95,10 +104,39 @@ def check_n_clusters(n_clusters: Any, k_range: Any) -> tuple[int | str, tuple[in
 
 
 def check_enough_samples(name: str, n_samples: int, needed: int, why: str) -> None:
-    """Raise a ``ValueError`` when ``n_samples < needed``, saying which parameter needs them."""
+    """Raise a ``ValueError`` when ``n_samples`` (distinct rows) ``< needed``, saying which parameter needs them."""
     if n_samples < needed:
-        raise ValueError(f"X has {n_samples} samples but {name} needs at least {needed} ({why}); "
-                         f"give more samples or lower {name.split('=')[0]}")
+        raise ValueError(f"X has {n_samples} distinct samples (identical rows count once) but {name} needs at "
+                         f"least {needed} ({why}); give more samples or lower {name.split('=')[0]}")
+
+
+class ClusteringWarning(UserWarning):
+    """A fitted clustering that needs the user's attention (e.g. HDBSCAN found no cluster); says what to change."""
+
+
+def row_keys(X: np.ndarray) -> list[bytes]:
+    """A 16-byte BLAKE2b digest of each row's float32 bytes: equal keys = identical rows."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in X]
+
+
+def distinct_rows(keys: list[bytes]) -> tuple[np.ndarray, np.ndarray, dict[bytes, int]]:
+    """Distinct rows by key, in order of first appearance.
+
+    Returns
+    -------
+    first : ndarray of int, shape (n_distinct,)
+        Index of each distinct row's first appearance.
+    inverse : ndarray of int, shape (n,)
+        For each row, its distinct row (``X[first][inverse]`` equals ``X``).
+    index : dict of bytes to int
+        Key -> distinct row.
+    """
+    index: dict[bytes, int] = {}
+    inverse = np.fromiter((index.setdefault(key, len(index)) for key in keys), dtype=np.int64, count=len(keys))
+    first = np.empty(len(index), dtype=np.int64)
+    first[inverse[::-1]] = np.arange(len(keys) - 1, -1, -1)  # the last write wins: the first appearance
+    return first, inverse, index
 
 
 def size_order_map(labels: np.ndarray) -> dict[int, int]:
@@ -136,8 +174,8 @@ class Assignment:
         Cluster labels (-1 = noise, hdbscan only).
     reduced : ndarray of float, shape (n, r)
         Features in the space the clusters were formed in.
-    coords : ndarray of float, shape (n, 2)
-        Plot coordinates.
+    coords : ndarray of float, shape (n, 2), or None
+        Plot coordinates (None from ``predict`` and ``reduce``, which do not compute them).
     """
 
     labels: np.ndarray
@@ -152,46 +190,95 @@ class ClusteringBase(ClusterMixin, BaseEstimator):
 
     # --- the scikit-learn part ------------------------------------------------------------------
 
+    # Fitted attributes with one row per fitted sample: expanded from the distinct rows to every copy.
+    _per_sample_attributes: ClassVar[tuple[str, ...]] = ("labels_", "reduced_", "embedding_")
+
     def fit(self, X, y=None):
         """Fit on latents ``X`` of shape (n_samples, n_features); returns ``self``.
 
-        ``y`` is ignored (present for scikit-learn compatibility).
+        Fitted on the distinct rows of ``X``; copies get their original's label. ``y`` is ignored
+        (present for scikit-learn compatibility).
+
+        Raises
+        ------
+        ValueError
+            A parameter out of range, too few distinct rows for a parameter, or fewer distinct rows
+            than ``n_clusters``.
         """
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2, ensure_min_features=1)
-        self._check_params(X)
+        keys = row_keys(X)
+        first, inverse, index = distinct_rows(keys)
+        asked = getattr(self, "n_clusters", None)
+        if isinstance(asked, numbers.Integral) and len(first) < asked:
+            raise ValueError(
+                f"X has {len(X)} rows but only {len(first)} distinct ones, fewer than n_clusters={asked}: "
+                f"identical pictures always share a cluster, so at most {len(first)} clusters can be formed; "
+                f"lower n_clusters (or use 'auto'), or add more distinct pictures")
+        distinct = X if len(first) == len(X) else X[first]
+        self._check_params(distinct)
+        self.fit_warnings_: list[str] = []
         # One BLAS/OpenMP thread: the steps work on small or low-dimensional arrays, where
         # spinning worker threads only cost (t-SNE of 600 points: 3 s with one thread, 49 s
         # with two on this loaded 2-core machine). The one big product, the exact neighbour
         # search, sets its own thread count (umap_reducer.ExactKNNIndex).
         with threadpool_limits(limits=1):
-            self._fit(X)
+            self._fit(distinct)
+        if len(first) < len(X):
+            for name in self._per_sample_attributes:
+                setattr(self, name, getattr(self, name)[inverse])
+        self.n_distinct_ = int(len(first))
+        self.fitted_rows_ = index  # row key -> fitted distinct row, whose copies come first at first_rows_
+        self.first_rows_ = first
         return self
+
+    def _warn(self, message: str) -> None:
+        """Record a :class:`ClusteringWarning` in ``fit_warnings_`` and emit it."""
+        self.fit_warnings_.append(message)
+        warnings.warn(message, ClusteringWarning, stacklevel=4)
 
     def reduce(self, X) -> np.ndarray:
         """Reduced features ``(n, r)`` of new latents, in the space the clusters were formed in."""
-        X = self._check_X(X)
-        with threadpool_limits(limits=1):
-            return self._reduce(X)
+        return self._by_distinct_rows(X, coords=False).reduced
 
     def predict(self, X) -> np.ndarray:
         """Cluster label of each row of ``X`` (n, n_features) -> int array (n,)."""
-        X = self._check_X(X)
-        with threadpool_limits(limits=1):
-            return self._predict_reduced(self._reduce(X))
+        return self._by_distinct_rows(X, coords=False).labels
 
     def transform(self, X) -> np.ndarray:
         """Plot coordinates ``(n, 2)`` of each row of ``X``."""
-        X = self._check_X(X)
-        with threadpool_limits(limits=1):
-            return self._coords(X, None)
+        return self._by_distinct_rows(X, coords=True).coords
 
     def assign(self, X) -> Assignment:
         """Labels, reduced features and plot coordinates of ``X`` in one pass."""
+        return self._by_distinct_rows(X, coords=True)
+
+    def _by_distinct_rows(self, X, coords: bool) -> Assignment:
+        """Assign each distinct row of ``X`` once: a row identical to a fitted one gets its fitted values,
+        the others go through the reduction; copies share the result."""
         X = self._check_X(X)
-        with threadpool_limits(limits=1):
-            reduced = self._reduce(X)
-            return Assignment(labels=self._predict_reduced(reduced), reduced=reduced,
-                              coords=self._coords(X, reduced))
+        keys = row_keys(X)
+        first, inverse, _ = distinct_rows(keys)
+        known = getattr(self, "fitted_rows_", {})  # (absent from clusterings saved by older versions)
+        fitted = np.array([known.get(keys[i], -1) for i in first], dtype=np.int64)
+        new = fitted < 0
+        n_reduced = self.reduced_.shape[1]
+        labels = np.empty(len(first), dtype=np.int64)
+        reduced = np.empty((len(first), n_reduced), dtype=np.float32)
+        xy = np.empty((len(first), 2), dtype=np.float32) if coords else None
+        if (~new).any():
+            rows = self.first_rows_[fitted[~new]]
+            labels[~new], reduced[~new] = self.labels_[rows], self.reduced_[rows]
+            if coords:
+                xy[~new] = self.embedding_[rows]
+        if new.any():
+            unseen = X[first[new]]
+            with threadpool_limits(limits=1):
+                unseen_reduced = self._reduce(unseen)
+                labels[new], reduced[new] = self._predict_reduced(unseen_reduced), unseen_reduced
+                if coords:
+                    xy[new] = self._coords(unseen, unseen_reduced)
+        return Assignment(labels=labels[inverse], reduced=reduced[inverse],
+                          coords=xy[inverse] if coords else None)
 
     def _check_X(self, X) -> np.ndarray:
         check_is_fitted(self, "labels_")

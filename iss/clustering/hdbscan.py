@@ -93,6 +93,11 @@ class HDBSCANClustering(UMAPClusteringMixin, ClusteringBase):
         self.n_clusters_ = int((np.unique(self.labels_) >= 0).sum())
         self.neighbours_ = NearestNeighbors(n_neighbors=1).fit(features)
         self.k_sweep_ = None
+        if self.n_clusters_ == 0:
+            self._warn(f"HDBSCAN found no cluster: all {len(X)} distinct pictures are noise (label -1); lower "
+                       f"min_cluster_size (now {self.min_cluster_size})"
+                       + (f" or min_samples (now {self.min_samples})" if self.min_samples is not None else "")
+                       + ", or use n2d, which always forms n_clusters clusters")
 
     def _predict_reduced(self, reduced):
         nearest = self.neighbours_.kneighbors(np.asarray(reduced, dtype=np.float64), return_distance=False)[:, 0]

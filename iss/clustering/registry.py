@@ -12,6 +12,12 @@ Writes
 Re-running a version replaces its rows in one transaction: the ``clustering_runs`` row keeps
 its ``run_id`` and is updated, its ``pictures_embedding`` rows are deleted and rewritten.
 
+A run is all or nothing: the fitted clustering is saved to a hidden staging folder and moved
+into place only once its database rows are committed, so a failed run leaves no model folder
+without its row (and keeps the previous model of that version). The labels file is for
+evaluation only: one that cannot be read (a spreadsheet's byte-order mark and CRLF are fine)
+skips the scores with a warning, never the run.
+
 This module must stay free of TensorFlow (the clustering step's cold start depends on it):
 the latents file is read here directly rather than through ``iss.models.encode``.
 """
@@ -22,15 +28,17 @@ import csv
 import datetime as dt
 import logging
 import math
+import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from iss.clustering import estimator_params, make_clustering
-from iss.clustering.base import ClusteringBase
+from iss.clustering import clustering_class, estimator_params, make_clustering
+from iss.clustering.base import ClusteringBase, ClusteringWarning
 from iss.clustering.metrics import clustering_metrics, external_metrics, silhouette_per_sample
 from iss.config import Config
 from iss.db import schema
@@ -87,22 +95,49 @@ def read_latents(cfg: Config, model_type: str, model_name: str) -> tuple[np.ndar
 def read_known_labels(cfg: Config, ids: np.ndarray) -> np.ndarray | None:
     """Known kinds of ``ids`` from ``cfg.path("labels")`` (evaluation only), None when no file.
 
+    Read as a spreadsheet may save it: UTF-8 with or without a byte-order mark, CRLF or LF line
+    ends, ``,`` ``;`` or tab between fields.
+
     Returns
     -------
     ndarray of object, shape (n,) or None
         The kind of each id, None where the file has no row for it.
+
+    Raises
+    ------
+    ValueError
+        The file is not UTF-8 or has no ``pictures_id`` and ``kind`` columns (names the file and
+        what was found).
     """
     if cfg.get("paths.labels", None) in (None, ""):
         return None
     path = cfg.path("labels")
     if not path.is_file():
         return None
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"pictures_id", "kind"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: expected a header 'pictures_id,kind', got {reader.fieldnames}")
-        kinds = {row["pictures_id"]: row["kind"] for row in reader}
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as CSV UTF-8") from None
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(text.splitlines(), dialect=dialect)
+    fields = [name.strip() for name in reader.fieldnames or []]
+    if not {"pictures_id", "kind"} <= set(fields):
+        raise ValueError(f"{path}: expected a header 'pictures_id,kind', got {reader.fieldnames}")
+    reader.fieldnames = fields
+    kinds = {row["pictures_id"].strip(): (row["kind"] or "").strip() for row in reader if row.get("pictures_id")}
     return np.array([kinds.get(i) for i in ids.tolist()], dtype=object)
+
+
+def _evaluation_labels(cfg: Config, ids: np.ndarray) -> np.ndarray | None:
+    """:func:`read_known_labels`, or None with a warning when the file cannot be used: scores are optional."""
+    try:
+        return read_known_labels(cfg, ids)
+    except (OSError, ValueError, csv.Error) as exc:
+        log.warning("evaluation labels skipped, the run goes on without ACC/NMI/ARI: %s", exc)
+        return None
 
 
 def run_dir(cfg: Config, clustering_type: str, model_name: str, version: int) -> Path:
@@ -138,6 +173,7 @@ def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = No
     """
     started = time.perf_counter()
     clustering_type = clustering_type or cfg.get("clustering.default")
+    clustering_class(clustering_type)  # an unknown type: ValueError listing the valid ones
     model_type = model_type or cfg.get("training.model_type")
     model_name = model_name or cfg.get("training.model_name")
     section = cfg.section(f"clustering.{clustering_type}")
@@ -150,33 +186,52 @@ def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = No
     ids, latents = read_latents(cfg, model_type, model_name)
     n = len(ids)
     out_dir = run_dir(cfg, clustering_type, model_name, version)
+    staging = out_dir.with_name(f".{out_dir.name}.staging")  # moved to out_dir once the run is recorded
     log.info("clustering %d latents (%d-d) of %s/%s with %s v%d%s", n, latents.shape[1], model_type, model_name,
              clustering_type, version, f", fitted on a sample of {fit_sample}" if 0 < fit_sample < n else "")
-    timings: dict[str, float] = {}
+    try:
+        run_id = _fit_and_record(cfg, engine, estimator, clustering_type, version, model_type, model_name,
+                                 fit_sample, ids, latents, staging, out_dir, started)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # a failed run leaves no model folder behind
+    return run_id
 
+
+def _fit_and_record(cfg, engine, estimator, clustering_type, version, model_type, model_name, fit_sample, ids,
+                    latents, staging, out_dir, started) -> int:
+    n = len(ids)
+    timings: dict[str, float] = {}
     tick = time.perf_counter()
-    if 0 < fit_sample < n:
-        # as the original: fit on a sample, save, then the saved model predicts the rest
-        seed = int(getattr(estimator, "random_state", 0) or 0)
-        fitted = np.sort(np.random.default_rng(seed).choice(n, size=fit_sample, replace=False))
-        estimator.fit(latents[fitted])
-        timings["fit_s"] = time.perf_counter() - tick
-        estimator.save(out_dir)
-        tick = time.perf_counter()
-        rest = np.setdiff1d(np.arange(n), fitted)
-        assigned = ClusteringBase.load(out_dir).assign(latents[rest])
-        labels = np.empty(n, dtype=np.int64)
-        reduced = np.empty((n, estimator.reduced_.shape[1]), dtype=np.float32)
-        coords = np.empty((n, 2), dtype=np.float32)
-        labels[fitted], reduced[fitted], coords[fitted] = estimator.labels_, estimator.reduced_, estimator.embedding_
-        labels[rest], reduced[rest], coords[rest] = assigned.labels, assigned.reduced, assigned.coords
-        timings["predict_s"] = time.perf_counter() - tick
-    else:
-        fitted = np.arange(n)
-        estimator.fit(latents)
-        timings["fit_s"] = time.perf_counter() - tick
-        estimator.save(out_dir)
-        labels, reduced, coords = estimator.labels_, estimator.reduced_, estimator.embedding_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClusteringWarning)  # logged below, and kept in the run's metrics
+        if 0 < fit_sample < n:
+            # as the original: fit on a sample, save, then the saved model predicts the rest
+            seed = int(getattr(estimator, "random_state", 0) or 0)
+            fitted = np.sort(np.random.default_rng(seed).choice(n, size=fit_sample, replace=False))
+            estimator.fit(latents[fitted])
+            timings["fit_s"] = time.perf_counter() - tick
+            estimator.save(staging)
+            tick = time.perf_counter()
+            rest = np.setdiff1d(np.arange(n), fitted)
+            assigned = ClusteringBase.load(staging).assign(latents[rest])
+            labels = np.empty(n, dtype=np.int64)
+            reduced = np.empty((n, estimator.reduced_.shape[1]), dtype=np.float32)
+            coords = np.empty((n, 2), dtype=np.float32)
+            labels[fitted], reduced[fitted], coords[fitted] = estimator.labels_, estimator.reduced_, estimator.embedding_
+            labels[rest], reduced[rest], coords[rest] = assigned.labels, assigned.reduced, assigned.coords
+            timings["predict_s"] = time.perf_counter() - tick
+        else:
+            fitted = np.arange(n)
+            estimator.fit(latents)
+            timings["fit_s"] = time.perf_counter() - tick
+            estimator.save(staging)
+            labels, reduced, coords = estimator.labels_, estimator.reduced_, estimator.embedding_
+    if estimator.n_distinct_ < len(fitted):
+        log.info("%d of the %d pictures fitted are copies of others: fitted on the %d distinct ones, each copy "
+                 "shares its original's cluster", len(fitted) - estimator.n_distinct_, len(fitted),
+                 estimator.n_distinct_)
+    for message in estimator.fit_warnings_:
+        log.warning("%s", message)
 
     tick = time.perf_counter()
     silhouettes = silhouette_per_sample(reduced, labels, random_state=0)
@@ -184,7 +239,9 @@ def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = No
     metrics["space"] = f"{'umap' if clustering_type in ('n2d', 'hdbscan') else 'pca'}-{reduced.shape[1]}d"
     metrics["k_sweep"] = ({str(k): v for k, v in estimator.k_sweep_.items()}
                           if getattr(estimator, "k_sweep_", None) else None)
-    known = read_known_labels(cfg, ids)
+    metrics["n_distinct_fitted"] = int(estimator.n_distinct_)
+    metrics["warnings"] = list(estimator.fit_warnings_)
+    known = _evaluation_labels(cfg, ids)
     if known is not None:
         has = np.array([k is not None for k in known], dtype=bool)
         if has.any():
@@ -200,9 +257,12 @@ def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = No
         "latent_dim": int(latents.shape[1]),
         "latents": str(latents_path(cfg, model_type, model_name)),
     }
-    tick = time.perf_counter()
     run_id = _record_run(engine, clustering_type, version, model_type, model_name, run_params, metrics, timings,
                          started, out_dir, ids, coords, labels, silhouettes)
+    # the rows are committed: the model takes its place (replacing the previous one of this version)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
     log.info("run %d: %d clusters, silhouette %s, %d pictures recorded in %.1f s (model in %s)", run_id,
              metrics["n_clusters"], _fmt(metrics["silhouette"]), n, time.perf_counter() - started, out_dir)
     return run_id

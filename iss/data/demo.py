@@ -35,6 +35,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from iss.processes import exit_with_parent
+
 KINDS: tuple[str, ...] = ("horizon", "horizon_iss", "nadir", "night", "glare", "live_off")
 
 # Share of each kind in a generated collection (drawn per frame, so only roughly).
@@ -902,7 +904,7 @@ def generate_collection(out_dir, n=2000, seed=0, start=datetime(2017, 11, 13), i
                 _render_to_file(task)
                 bar.update()
         else:
-            with multiprocessing.Pool(processes) as pool:
+            with multiprocessing.Pool(processes, initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
                 for _ in pool.imap_unordered(_render_to_file, tasks, chunksize=4):
                     bar.update()
 

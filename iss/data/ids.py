@@ -1,11 +1,23 @@
 """Picture ids and timestamps from file names.
 
-A picture id is the file name without its extension (``20171113-181340.jpg`` ->
-``20171113-181340``). Ids are database keys and cache keys, so they are restricted to
-``[A-Za-z0-9._-]``, at most 64 characters (the width of the ``pictures_id`` columns):
-anything else is an *unreadable id* and the file is rejected with reason ``bad_id``.
+A picture is found by its *file name*: its path relative to the collection folder
+(``2019/cam_a/IMG_0001 (1).JPG``), kept as is in ``pictures.filename`` for display and for
+opening the file. Any name is accepted. Its *id* is the database and cache key, and must be
+safe in URLs, file names and every database: ``[A-Za-z0-9._-]``, at most 64 characters (the
+width of the ``pictures_id`` columns). It is derived from the file name by :func:`assign_ids`:
 
-The timestamp of a picture comes from its id through a ``strptime`` pattern
+- the file stem (``20171113-181340.jpg`` -> ``20171113-181340``, also inside a sub-folder, so
+  a history file keyed by frame ids keeps working) when it is already a safe id that no other
+  file holds;
+- otherwise the stem made safe (accents folded to ASCII, every other character to ``_``,
+  shortened) plus ``_`` and 8 hex digits of a hash of the whole relative path
+  (``Screenshot 1.png`` -> ``Screenshot_1_5f0c1e2a``, ``été.jpg`` -> ``ete_91b0c3d4``):
+  unique, and the same on every run and every machine.
+
+A file keeps the id it was first given: ids already in the database are never handed to
+another file.
+
+The timestamp of a picture comes from its file stem through a ``strptime`` pattern
 (``ingest.filename_pattern``, default ``%Y%m%d-%H%M%S``); the ingest falls back to the
 EXIF date, then to the file time, when the pattern does not match.
 """
@@ -13,23 +25,24 @@ EXIF date, then to the file time, when the pattern does not match.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import posixpath
 import re
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Iterable, Mapping
 
 MAX_ID_LENGTH = 64  # = iss.db.schema.ID length
 ID_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+HASH_DIGITS = 8
 DEFAULT_FILENAME_PATTERN = "%Y%m%d-%H%M%S"
-DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 # Names written by our own sync and generator (and by common tools) while a file is incomplete.
 TEMPORARY_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload")
 
 
-class BadIdError(ValueError):
-    """A file name whose stem cannot be a picture id."""
-
-
 def split_name(filename: str) -> tuple[str, str]:
-    """``(stem, extension)`` of a file name; the extension keeps its dot and case."""
+    """``(stem, extension)`` of a file name (its last path component); the extension keeps its dot and case."""
+    filename = posixpath.basename(filename)
     dot = filename.rfind(".")
     if dot <= 0:  # no extension, or a hidden name like ".jpg"
         return filename, ""
@@ -37,7 +50,7 @@ def split_name(filename: str) -> tuple[str, str]:
 
 
 def id_problem(picture_id: str) -> str | None:
-    """Why ``picture_id`` cannot be an id, or None when it can."""
+    """Why ``picture_id`` cannot be an id as it is, or None when it can."""
     if not picture_id:
         return "empty id"
     if len(picture_id) > MAX_ID_LENGTH:
@@ -50,31 +63,66 @@ def id_problem(picture_id: str) -> str | None:
     return None
 
 
-def picture_id(filename: str) -> str:
-    """The picture id of a file name (its stem).
+def hashed_id(filename: str, digits: int = HASH_DIGITS) -> str:
+    """The safe id of a file name: its stem made safe, ``_`` and ``digits`` hex digits of a hash of ``filename``.
 
-    Raises
-    ------
-    BadIdError
-        Naming the file and what an id may contain; rename the file to fix it.
+    Parameters
+    ----------
+    filename : str
+        Path relative to the collection folder, ``/``-separated (the hash covers all of it).
+    digits : int, default=8
+        Hex digits of the BLAKE2b hash kept (8: one collision in ~4 billion pairs).
+
+    Returns
+    -------
+    str
+        At most :data:`MAX_ID_LENGTH` characters of ``[A-Za-z0-9._-]``, e.g. ``IMG_0001_1_3fa2c1d0``.
     """
     stem, _ = split_name(filename)
-    problem = id_problem(stem)
-    if problem:
-        raise BadIdError(f"{filename!r}: {problem}; rename the file")
-    return stem
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    base = _UNSAFE.sub("_", ascii_stem).strip("._-")[:MAX_ID_LENGTH - digits - 1].rstrip("._-")
+    digest = hashlib.blake2b(filename.encode("utf-8", "surrogateescape"), digest_size=(digits + 1) // 2)
+    tail = digest.hexdigest()[:digits]
+    return f"{base}_{tail}" if base else tail
 
 
-def is_candidate(filename: str, extensions: Iterable[str] = DEFAULT_EXTENSIONS) -> bool:
-    """Whether a directory entry should be considered a picture file.
+def assign_ids(filenames: Iterable[str], known: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A unique, stable id for each file name (see the module docstring).
 
-    Hidden files and the temporary names of interrupted downloads are never candidates,
-    so a half-written file cannot enter the collection.
+    Parameters
+    ----------
+    filenames : iterable of str
+        Paths relative to the collection folder, ``/``-separated.
+    known : mapping of str to str, optional
+        ``filename -> id`` already in the database: those files keep their id, and no other
+        file gets one of those ids.
+
+    Returns
+    -------
+    dict of str to str
+        ``filename -> id`` for every file name. Files nearer the top of the folder get the
+        plain stem first (``b.jpg`` before ``2019/b.jpg``), then in name order.
     """
-    if filename.startswith(".") or filename.endswith(TEMPORARY_SUFFIXES):
-        return False
-    _, ext = split_name(filename)
-    return ext.lower() in extensions
+    known = dict(known or {})
+    used = set(known.values())
+    ids = {}
+    for name in sorted(filenames, key=lambda f: (f.count("/"), f)):
+        if name in known:
+            ids[name] = known[name]
+            continue
+        stem, _ = split_name(name)
+        candidate = stem if id_problem(stem) is None and stem not in used else hashed_id(name)
+        if candidate in used:  # a hash collision, or a file named like another one's hashed id
+            candidate = hashed_id(name, 16)
+        used.add(candidate)
+        ids[name] = candidate
+    return ids
+
+
+def is_temporary(filename: str) -> bool:
+    """Whether a file name is a hidden name or the temporary name of an unfinished download or copy."""
+    name = posixpath.basename(filename)
+    return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
 
 
 def normalise_extensions(extensions: Iterable[str]) -> tuple[str, ...]:
@@ -88,7 +136,7 @@ def parse_timestamp(picture_id: str, pattern: str = DEFAULT_FILENAME_PATTERN) ->
     Parameters
     ----------
     picture_id : str
-        E.g. ``"20171113-181340"``.
+        A file stem, e.g. ``"20171113-181340"``.
     pattern : str, default="%Y%m%d-%H%M%S"
         A ``datetime.strptime`` pattern matching the whole id. Empty disables parsing.
 

@@ -1,4 +1,10 @@
-"""Decoding one picture, fast and defensively, to the model input size and the thumbnail size.
+"""The one picture decoder: every use of a picture file (ingest, posters, search uploads) decodes it here.
+
+:func:`open_picture` turns a file into an upright 8-bit RGB picture (EXIF orientation applied,
+transparency composited on black, 16-bit scaled, any colour mode converted), decoded at a reduced
+scale when a smaller size is enough; :func:`decode_picture` resizes it to the model input size
+and the thumbnail size for the ingest cache and search queries. So the thumbnail, the poster
+and a query of the same file show the same pixels.
 
 Every picture of a collection is decoded exactly once, at ingest (:mod:`iss.data.ingest`), and
 stored in the ingest cache (:class:`iss.data.cache.ImageCache`). Decoding is made fast by
@@ -16,10 +22,9 @@ and turning every failure into a :class:`PictureError` with a short machine-read
 from __future__ import annotations
 
 import io
-import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -28,6 +33,7 @@ import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from iss.data.ids import parse_exif_datetime
+from iss.data.listing import HEIF_HINT, heif_plugin
 
 # PIL's own bomb limit, and ours by default (``ingest.max_pixels``): ~ a 9459x9459 picture.
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -40,8 +46,7 @@ REASONS = {
     "too_large": "more pixels than ingest.max_pixels (decompression-bomb limit)",
     "corrupt": "the picture data cannot be decoded",
     "unreadable": "the file cannot be read (permissions, vanished, I/O error)",
-    "bad_id": "the file name cannot be a picture id",
-    "duplicate_id": "another file already has this picture id (same name, other extension)",
+    "unsupported_format": "a picture format the installed Pillow cannot read",
 }
 
 _EXIF_ORIENTATION = 0x0112
@@ -163,14 +168,6 @@ def _crop_box(size: tuple[int, int], target: tuple[int, int]) -> tuple[float, fl
     return (left, top, left + box_w, top + box_h)
 
 
-def _draft_request(full: tuple[int, int], target: tuple[int, int], fit: str) -> tuple[int, int]:
-    """Smallest decode size (in displayed orientation) that still covers ``target``."""
-    if fit == "crop":
-        scale = max(target[0] / full[0], target[1] / full[1])
-        return (math.ceil(full[0] * scale), math.ceil(full[1] * scale))
-    return target
-
-
 def _resize(image: Image.Image, size: tuple[int, int], fit: str) -> Image.Image:
     if image.size == size:
         return image
@@ -266,8 +263,7 @@ def _decode_plain_jpeg(data: bytes, input_size, thumb_size, max_pixels, fit) -> 
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
         if colorspace not in ("YCbCr", "Gray", "RGB") or width * height > max_pixels:
             return None
-        want = _draft_request((width, height), (max(thumb_size[0], input_size[0]),
-                                                max(thumb_size[1], input_size[1])), fit)
+        want = (max(thumb_size[0], input_size[0]), max(thumb_size[1], input_size[1]))
         pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=want[0], min_height=want[1], strict=True)
     except ValueError:  # libjpeg's warnings too (strict): "Premature end of JPEG file", ...
         return None
@@ -286,53 +282,129 @@ def _resized(rgb: Image.Image, input_size, thumb_size, fit, width, height, exif_
                           width=width, height=height, exif_datetime=exif_datetime)
 
 
-def _decode(file: BinaryIO, input_size, thumb_size, max_pixels, fit, read_exif_datetime) -> DecodedPicture:
+def _read(file: BinaryIO) -> bytes:
     if _is_empty(file):
         raise PictureError("empty", "the file has 0 bytes")
     try:
-        data = file.read()
+        return file.read()
     except OSError as exc:
         raise PictureError("unreadable", f"{exc.strerror or exc}") from exc
+
+
+def _decode(file: BinaryIO, input_size, thumb_size, max_pixels, fit, read_exif_datetime) -> DecodedPicture:
+    data = _read(file)
     # a JPEG the fast path accepts has no EXIF block, so no EXIF date either
     decoded = _decode_plain_jpeg(data, input_size, thumb_size, max_pixels, fit)
     if decoded is not None:
         return decoded
-    file = io.BytesIO(data)  # PIL decodes the bytes already read instead of reading the file again
+    # libjpeg decodes at 1/2, 1/4 or 1/8 scale: the largest that still covers both sizes
+    opened = _open_bytes(data, (max(thumb_size[0], input_size[0]), max(thumb_size[1], input_size[1])), max_pixels,
+                         read_exif_datetime)
+    return _resized(opened.image, input_size, thumb_size, fit, opened.width, opened.height, opened.exif_datetime)
+
+
+@dataclass
+class OpenedPicture:
+    """A picture decoded by :func:`open_picture`.
+
+    Attributes
+    ----------
+    image : PIL.Image.Image
+        Upright 8-bit RGB, at least the ``min_size`` asked for (JPEGs decode at 1/2..1/8 scale when
+        that is enough), else at full size.
+    width, height : int
+        Full size of the picture as displayed (after the EXIF orientation).
+    exif_datetime : datetime or None
+        EXIF DateTimeOriginal (else DateTime), only when asked for.
+    """
+
+    image: Image.Image
+    width: int
+    height: int
+    exif_datetime: object = None
+
+
+MinSize = tuple[int, int] | Callable[[int, int], tuple[int, int]] | None
+
+
+def open_picture(source: str | os.PathLike | BinaryIO, min_size: MinSize = None,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, read_exif_datetime: bool = False) -> OpenedPicture:
+    """Decode a picture file to an upright 8-bit RGB image: the one decoder of the project.
+
+    Parameters
+    ----------
+    source : path or binary file object
+        Read from its current position.
+    min_size : (int, int) or callable, optional
+        ``(width, height)``, in displayed orientation, that the decoded image must cover; or a
+        function of the displayed full size ``(width, height)`` returning it. JPEGs are then
+        decoded at the smallest of 1/1, 1/2, 1/4, 1/8 scale that still covers it. None: full size.
+    max_pixels : int, default=89478485
+        Pictures whose header announces more pixels are rejected before any decoding.
+    read_exif_datetime : bool, default=False
+
+    Returns
+    -------
+    OpenedPicture
+
+    Raises
+    ------
+    PictureError
+        With ``reason`` in ``empty | truncated | not_image | too_large | corrupt | unreadable |
+        unsupported_format``.
+    """
+    file, owned = _open(source)
     try:
-        image = Image.open(file)
+        data = _read(file)
+    finally:
+        if owned:
+            file.close()
+    return _open_bytes(data, min_size, max_pixels, read_exif_datetime)
+
+
+def _is_heif(data: bytes) -> bool:
+    """An ISO base media file (``ftyp`` box) that is not AVIF (which Pillow reads itself): HEIC/HEIF."""
+    return data[4:8] == b"ftyp" and data[8:12] not in (b"avif", b"avis")
+
+
+def _open_bytes(data: bytes, min_size: MinSize, max_pixels: int, read_exif_datetime: bool) -> OpenedPicture:
+    heif = _is_heif(data) and heif_plugin()  # registers the optional HEIF opener only when one is met
+    try:
+        image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise PictureError("too_large", str(exc)) from exc
     except UnidentifiedImageError as exc:
+        if _is_heif(data) and not heif:
+            raise PictureError("unsupported_format", HEIF_HINT) from exc
         raise PictureError("not_image", "not a picture format PIL recognises") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise PictureError("corrupt", f"header: {exc}") from exc
-    with image:
-        width, height = image.size
-        if width <= 0 or height <= 0:
-            raise PictureError("corrupt", f"header gives a {width}x{height} picture")
-        # The bomb check uses the header only: nothing has been decoded yet.
-        if width * height > max_pixels:
-            raise PictureError("too_large", f"{width}x{height} = {width * height} pixels, more than "
-                                            f"ingest.max_pixels={max_pixels}")
-        orientation = _exif_orientation(image)
-        rotated = orientation >= 5  # 5..8 swap width and height
-        shown = (height, width) if rotated else (width, height)
-        exif_datetime = _exif_datetime(image) if read_exif_datetime else None
-        if image.format == "JPEG":
-            # libjpeg decodes at 1/2, 1/4 or 1/8 scale: the largest that still covers the thumbnail.
-            want = _draft_request(shown, (max(thumb_size[0], input_size[0]), max(thumb_size[1], input_size[1])), fit)
-            image.draft("RGB", (want[1], want[0]) if rotated else want)
-        try:
-            image.load()
-        except OSError as exc:
-            reason = "truncated" if "truncated" in str(exc) else "corrupt"
-            raise PictureError(reason, str(exc)) from exc
-        except Exception as exc:  # noqa: BLE001 - PIL plugins raise many types on bad data
-            raise PictureError("corrupt", f"{type(exc).__name__}: {exc}") from exc
-        try:
-            rgb = to_rgb(image)
-        except Exception as exc:  # noqa: BLE001
-            raise PictureError("corrupt", f"cannot convert mode {image.mode} to RGB: {exc}") from exc
-        if orientation != 1:
-            rgb = rgb.transpose(_ORIENTATION_TRANSPOSE[orientation])
-        return _resized(rgb, input_size, thumb_size, fit, shown[0], shown[1], exif_datetime)
+    # no `with image:` — the bytes are in memory, and closing would drop the decoded pixels
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise PictureError("corrupt", f"header gives a {width}x{height} picture")
+    # The bomb check uses the header only: nothing has been decoded yet.
+    if width * height > max_pixels:
+        raise PictureError("too_large", f"{width}x{height} = {width * height} pixels, more than "
+                                        f"ingest.max_pixels={max_pixels}")
+    orientation = _exif_orientation(image)
+    rotated = orientation >= 5  # 5..8 swap width and height
+    shown = (height, width) if rotated else (width, height)
+    exif_datetime = _exif_datetime(image) if read_exif_datetime else None
+    want = min_size(*shown) if callable(min_size) else min_size
+    if want is not None and image.format == "JPEG":
+        image.draft("RGB", (int(want[1]), int(want[0])) if rotated else (int(want[0]), int(want[1])))
+    try:
+        image.load()
+    except OSError as exc:
+        reason = "truncated" if "truncated" in str(exc) else "corrupt"
+        raise PictureError(reason, str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - PIL plugins raise many types on bad data
+        raise PictureError("corrupt", f"{type(exc).__name__}: {exc}") from exc
+    try:
+        rgb = to_rgb(image)
+    except Exception as exc:  # noqa: BLE001
+        raise PictureError("corrupt", f"cannot convert mode {image.mode} to RGB: {exc}") from exc
+    if orientation != 1:
+        rgb = rgb.transpose(_ORIENTATION_TRANSPOSE[orientation])
+    return OpenedPicture(rgb, shown[0], shown[1], exif_datetime)

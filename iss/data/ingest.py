@@ -1,8 +1,9 @@
 """The ``populate_db`` step: validate, decode and cache every new picture; store pictures and locations.
 
-Reads ``paths.collections`` (the pictures), ``paths.history`` and ``paths.tle`` (locations) and
-the ``ingest`` config section. Writes the ``pictures``, ``pictures_rejected`` and
-``pictures_location`` tables and the ingest cache (``paths.cache``, :class:`ImageCache`).
+Reads ``paths.collections`` (the pictures, in sub-folders too), ``paths.history`` and ``paths.tle``
+(locations) and the ``ingest`` config section. Writes the ``pictures``, ``pictures_rejected`` and
+``pictures_location`` tables, the ingest cache (``paths.cache``, :class:`ImageCache`) and
+``<paths.reports>/skipped_files.csv`` (every file of the folder that is not ingested, and why).
 
 How it stays fast and safe on 10,000 to 1,000,000 files:
 
@@ -18,13 +19,18 @@ How it stays fast and safe on 10,000 to 1,000,000 files:
   A crash between the two leaves ids in the database but not in the cache; the next run sees
   them missing from the cache and decodes them again (upserts are idempotent, the cache skips
   ids it already holds), so re-running always repairs a partial state.
-- **Bad files never stop the run.** Zero-byte, truncated, non-image, too-large (decompression
-  bomb), corrupt or unreadable files and unusable ids are recorded with their reason in
-  ``pictures_rejected`` and listed in the summary.
+- **Any file name, any folder depth.** Each picture keeps its path relative to the folder
+  (``pictures.filename``) and gets a safe, unique, stable id (:func:`iss.data.ids.assign_ids`).
+- **Nothing is left out silently.** Zero-byte, truncated, non-image, too-large (decompression
+  bomb), corrupt or unreadable pictures, and every other entry of the folder (other file types,
+  formats Pillow cannot read here, hidden and temporary files; see
+  :mod:`iss.data.listing`) are recorded with their reason in ``pictures_rejected``, named in the
+  summary and written to ``skipped_files.csv``.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gc
 import logging
@@ -45,11 +51,13 @@ from tqdm import tqdm
 
 from iss.config import Config
 from iss.data.cache import ImageCache
-from iss.data.ids import DEFAULT_EXTENSIONS, id_problem, is_candidate, normalise_extensions, parse_timestamp, split_name
+from iss.data.ids import assign_ids, parse_timestamp, split_name
 from iss.data.images import REASONS, PictureError, decode_picture
+from iss.data.listing import SKIP_REASONS, list_folder, picture_extensions, stored_filename
 from iss.data.locations import LocationSummary, update_locations, utc_converter
 from iss.db import schema
 from iss.db.queries import count, upsert
+from iss.processes import exit_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +120,7 @@ def decode_chunk(settings: IngestSettings, items: list[tuple[str, str]],
     ----------
     settings : IngestSettings
     items : list of (filename, picture_id), length n
+        ``filename`` relative to ``settings.folder``, ``/``-separated.
     out : (inputs, thumbs), optional
         uint8 arrays of shapes (>= n, h, w, 3) and (>= n, th, tw, 3) to decode into (a slot of
         the shared buffer); accepted pictures fill their first rows, in order.
@@ -141,7 +150,7 @@ def decode_chunk(settings: IngestSettings, items: list[tuple[str, str]],
         if stat.st_size == 0:
             rejected.append((filename, "empty", "the file has 0 bytes", 0, stat.st_mtime))
             continue
-        taken_at = parse_timestamp(picture_id, settings.filename_pattern)
+        taken_at = parse_timestamp(split_name(filename)[0], settings.filename_pattern)
         try:
             picture = decode_picture(path, settings.input_size, settings.thumb_size, settings.max_pixels,
                                      fit=settings.fit, read_exif_datetime=taken_at is None)
@@ -201,8 +210,9 @@ _WORKER_SETTINGS: IngestSettings | None = None
 _SHARED_SLOTS: PixelSlots | None = None  # set in the parent before forking; inherited by workers
 
 
-def _init_worker(settings: IngestSettings) -> None:
+def _init_worker(settings: IngestSettings, parent_pid: int | None) -> None:
     global _WORKER_SETTINGS
+    exit_with_parent(parent_pid)  # a killed step leaves no worker behind
     _WORKER_SETTINGS = settings
 
 
@@ -227,9 +237,13 @@ class IngestSummary:
     Attributes
     ----------
     listed : int
-        Picture files in the collection folder (by extension; hidden and temporary files excluded).
-    ignored : int
-        Other entries of the folder (other extensions, hidden, partial downloads, folders).
+        Picture files in the collection folder and its sub-folders (by extension).
+    folders : int
+        Folders searched.
+    skipped : dict of str to int
+        Other entries of the folder by reason (:data:`iss.data.listing.SKIP_REASONS`): not read.
+    skipped_files : list of (filename, reason, detail)
+        Every one of them, named on every run.
     known : int
         Pictures already in the database and the cache: skipped without opening them.
     known_rejected : int
@@ -253,7 +267,9 @@ class IngestSummary:
 
     folder: str = ""
     listed: int = 0
-    ignored: int = 0
+    folders: int = 1
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_files: list[tuple[str, str, str]] = field(default_factory=list)
     known: int = 0
     known_rejected: int = 0
     decoded: int = 0
@@ -264,6 +280,7 @@ class IngestSummary:
     workers: int = 1
     seconds: float = 0.0
     total_pictures: int = 0
+    skipped_csv: str = ""
     locations: LocationSummary | None = None
 
     @property
@@ -273,21 +290,27 @@ class IngestSummary:
 
     def format(self, max_files: int = 20) -> str:
         """The human-readable summary printed at the end of the step."""
-        n_rejected = sum(self.rejected.values())
+        n_rejected, n_skipped = sum(self.rejected.values()), len(self.skipped_files)
         lines = [
-            f"ingest of {self.folder}: {self.listed} picture files listed ({self.ignored} other entries ignored)",
+            f"ingest of {self.folder}: {self.listed} picture files listed in {self.folders} folder"
+            f"{'s' if self.folders != 1 else ''}, {n_skipped} other entries not read",
             f"  skipped without decoding: {self.known} already ingested, {self.known_rejected} rejected before "
             f"and unchanged",
             f"  decoded {self.decoded} in {self.seconds:.1f} s ({self.pictures_per_s:.0f} pictures/s, "
             f"{self.workers} worker{'s' if self.workers != 1 else ''}, {self.batches} batches)",
-            f"  accepted {self.accepted}, rejected {n_rejected}"
-            + (": " + ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejected.items())) if n_rejected else ""),
+            f"  accepted {self.accepted}, rejected {n_rejected}" + _by_reason(self.rejected),
             f"  pictures in the database: {self.total_pictures}",
         ]
         for filename, reason, detail in self.rejected_files[:max_files]:
             lines.append(f"    rejected {filename}: {reason} ({detail})")
-        if len(self.rejected_files) > max_files:
-            lines.append(f"    ... and {len(self.rejected_files) - max_files} more (table pictures_rejected)")
+        if n_skipped:
+            lines.append(f"  not read: {n_skipped}" + _by_reason(self.skipped))
+            for filename, reason, detail in self.skipped_files[:max_files]:
+                lines.append(f"    not read {filename}: {reason} ({detail})")
+        hidden = max(0, len(self.rejected_files) - max_files) + max(0, n_skipped - max_files)
+        if hidden or self.known_rejected:
+            lines.append(f"  every file not ingested, with its reason: {self.skipped_csv or 'table pictures_rejected'}"
+                         + (f" ({hidden} more than listed here)" if hidden else ""))
         if self.locations is not None:
             loc = self.locations
             lines.append(f"  locations: {loc.history_rows} from history ({loc.history_lines} lines, "
@@ -303,6 +326,10 @@ class IngestSummary:
 # --------------------------------------------------------------------------- #
 # Parent side                                                                 #
 # --------------------------------------------------------------------------- #
+
+def _by_reason(counts: dict[str, int]) -> str:
+    return (": " + ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))) if counts else ""
+
 
 def settings_from_config(cfg: Config) -> IngestSettings:
     """The worker settings of ``cfg`` (``ingest`` section and ``paths.collections``)."""
@@ -322,19 +349,6 @@ def settings_from_config(cfg: Config) -> IngestSettings:
                           timezone=str(cfg.get("ingest.timezone", "UTC")))
 
 
-def list_collection(folder: Path, extensions=DEFAULT_EXTENSIONS) -> tuple[list[str], int]:
-    """Sorted picture file names of a folder (names only: no stat), and the number of other entries."""
-    names, ignored = [], 0
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if is_candidate(entry.name, extensions) and entry.is_file():
-                names.append(entry.name)
-            else:
-                ignored += 1
-    names.sort()
-    return names, ignored
-
-
 def _stat_pair(path: Path) -> tuple[int | None, float | None]:
     try:
         stat = path.stat()
@@ -343,9 +357,9 @@ def _stat_pair(path: Path) -> tuple[int | None, float | None]:
         return None, None
 
 
-# Rejections decided from the file name alone: re-decided on every run (a duplicate stops being
-# one when the other file goes), without opening the file.
-_NAME_REASONS = ("bad_id", "duplicate_id")
+# Rejections decided from the folder listing alone, re-decided on every run without opening the
+# file (bad_id and duplicate_id: from versions that refused some file names).
+_NAME_REASONS = ("bad_id", "duplicate_id", *SKIP_REASONS)
 
 
 def _same_file(recorded: tuple, current: tuple) -> bool:
@@ -461,8 +475,9 @@ def _decode_in_pool(settings: IngestSettings, todo: list, chunk_size: int, worke
     gc.freeze()  # forked workers then share the parent's objects instead of copying their pages
     window: deque[Future] = deque()
     try:
+        parent = None if context.get_start_method() == "forkserver" else os.getpid()
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(settings,)) as pool:
+                                 initargs=(settings, parent)) as pool:
             try:
                 def receive() -> None:
                     result = window.popleft().result()
@@ -510,53 +525,34 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
         raise IngestError(f"{cfg.source}: ingest.batch_size is {batch_size}; expected at least 1")
     workers_setting = int(cfg.get("ingest.workers"))
     chunk_limit = int(cfg.get("ingest.chunk_size", 64))
-    extensions = normalise_extensions(cfg.get("ingest.extensions", DEFAULT_EXTENSIONS))
+    extensions = picture_extensions(cfg.get("ingest.extensions", "auto"))
     cache = ImageCache(cfg.path("cache"), settings.input_size, settings.thumb_size)
     summary = IngestSummary(folder=str(folder))
 
-    names, summary.ignored = list_collection(folder, extensions)
-    summary.listed = len(names)
+    listing = list_folder(folder, extensions, recursive=bool(cfg.get("ingest.recursive", True)))
+    summary.listed, summary.folders = len(listing.pictures), listing.folders
     with engine.connect() as conn:
-        db_pictures = {r.pictures_id: r.filename for r in conn.execute(
+        db_pictures = {r.filename: r.pictures_id for r in conn.execute(
             select(schema.pictures.c.pictures_id, schema.pictures.c.filename))}
         db_rejected = {r.filename: (r.file_size, r.file_mtime, r.reason) for r in conn.execute(
             select(schema.pictures_rejected.c.filename, schema.pictures_rejected.c.file_size,
                    schema.pictures_rejected.c.file_mtime, schema.pictures_rejected.c.reason))}
-    listed = set(names)
+    _record_skipped(engine, listing, db_rejected, summary)
 
     # Decide, from names only, what needs decoding (stat only for files rejected before).
+    ids = assign_ids(listing.pictures, known=db_pictures)
     todo: list[tuple[str, str]] = []
-    parent_rejected: list[tuple] = []
-    seen_ids: dict[str, str] = {}
-    for name in names:
-        stem, _ = split_name(name)
-        problem = id_problem(stem)
-        if problem is None and stem in seen_ids:
-            problem, reason = f"id {stem} is already used by {seen_ids[stem]}", "duplicate_id"
-        elif problem is None and stem in db_pictures and db_pictures[stem] != name and db_pictures[stem] in listed:
-            problem, reason = f"id {stem} is already used by {db_pictures[stem]}", "duplicate_id"
-        else:
-            reason = "bad_id"
-        if problem is not None:
-            current = _stat_pair(folder / name)
-            if name in db_rejected and db_rejected[name][2] == reason and _same_file(db_rejected[name][:2], current):
-                summary.known_rejected += 1
-            else:
-                parent_rejected.append((name, reason, problem, *current))
-            continue
-        seen_ids[stem] = name
-        if stem in db_pictures and db_pictures[stem] == name and stem in cache:
+    for name in listing.pictures:
+        picture_id = ids[name]
+        if name in db_pictures and picture_id in cache:
             summary.known += 1
         elif (name in db_rejected and db_rejected[name][2] not in _NAME_REASONS
               and _same_file(db_rejected[name][:2], _stat_pair(folder / name))):
             summary.known_rejected += 1  # its content was bad and has not changed: no need to look again
         else:
-            todo.append((name, stem))
+            todo.append((name, picture_id))
 
     writer = _BatchWriter(engine, cache, batch_size, set(db_rejected), summary)
-    if parent_rejected:
-        writer.add(ChunkResult([], np.empty((0, *cache.input_shape), np.uint8),
-                               np.empty((0, *cache.thumb_shape), np.uint8), parent_rejected))
     summary.decoded = len(todo)
     if todo:
         workers = workers_setting if workers_setting > 0 else available_cores()
@@ -580,8 +576,52 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
     writer.flush()
     with engine.connect() as conn:
         summary.total_pictures = count(conn, schema.pictures)
+    summary.skipped_csv = str(write_skipped_csv(engine, cfg.path("reports") / SKIPPED_CSV))
     summary.seconds = time.perf_counter() - began
     return summary
+
+
+SKIPPED_CSV = "skipped_files.csv"
+
+
+def _record_skipped(engine: Engine, listing, db_rejected: dict, summary: IngestSummary) -> None:
+    """Record the folder's entries that are not pictures (new or changed reason), and forget the rows of files gone."""
+    now = dt.datetime.now().replace(microsecond=0)
+    skipped = [(stored_filename(name), reason, detail) for name, reason, detail in listing.skipped]
+    rows = [dict(filename=name, reason=reason, detail=detail, file_size=None, file_mtime=None, rejected_at=now)
+            for name, reason, detail in skipped if name not in db_rejected or db_rejected[name][2] != reason]
+    present = set(listing.pictures) | {name for name, _, _ in skipped}
+    gone = [name for name in db_rejected if name not in present]
+    with engine.begin() as conn:
+        upsert(conn, schema.pictures_rejected, rows)
+        for start in range(0, len(gone), 500):
+            conn.execute(delete(schema.pictures_rejected).where(
+                schema.pictures_rejected.c.filename.in_(gone[start:start + 500])))
+    for name in gone:
+        del db_rejected[name]
+    summary.skipped_files = list(listing.skipped)
+    for _, reason, _ in listing.skipped:
+        summary.skipped[reason] = summary.skipped.get(reason, 0) + 1
+
+
+def write_skipped_csv(engine: Engine, path: Path) -> Path:
+    """Write every file of the collection that is not ingested (``pictures_rejected``) to a CSV file.
+
+    Columns ``filename, reason, detail, rejected_at``, sorted by file name; UTF-8 with a byte-order
+    mark so spreadsheets read accented names right. Replaced atomically.
+    """
+    table = schema.pictures_rejected
+    with engine.connect() as conn:
+        rows = conn.execute(select(table.c.filename, table.c.reason, table.c.detail, table.c.rejected_at)
+                            .order_by(table.c.filename)).all()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.part")
+    with partial.open("w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["filename", "reason", "detail", "rejected_at"])
+        writer.writerows(rows)
+    os.replace(partial, path)
+    return path
 
 
 def populate_db(cfg: Config, engine: Engine | None = None, progress: bool = True) -> IngestSummary:

@@ -109,6 +109,14 @@ def _parse_coordinate(text: str, name: str, low: float, high: float) -> float | 
     return value
 
 
+def _unquote(text: str) -> str:
+    """A field without the spaces and the double quotes a spreadsheet may put around it."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1].replace('""', '"').strip()
+    return text
+
+
 def parse_history(source: str | Path | Iterable[str], name: str | None = None) -> HistoryResult:
     """Parse a history file of ``lat;lon;id;location`` lines.
 
@@ -146,7 +154,7 @@ def parse_history(source: str | Path | Iterable[str], name: str | None = None) -
         if not line or line.startswith("#"):
             continue
         fields = line.split(";", 3)  # the location text may itself contain ';'
-        if number == 1 and [f.strip().lower() for f in fields[:3]] == ["lat", "lon", "id"]:
+        if number == 1 and [_unquote(f).lower() for f in fields[:3]] == ["lat", "lon", "id"]:
             continue  # a header line
         result.lines += 1
         where = f"{name} line {number}"
@@ -154,11 +162,9 @@ def parse_history(source: str | Path | Iterable[str], name: str | None = None) -
             result.warnings.append(f"{where}: expected '{HISTORY_FORMAT}', got {len(fields)} field"
                                    f"{'s' if len(fields) != 1 else ''}: {line[:80]!r}")
             continue
-        lat_text, lon_text, picture_id, location = fields
-        picture_id = picture_id.strip()
-        problem = id_problem(picture_id)
-        if problem:
-            result.warnings.append(f"{where}: expected a picture id in field 3, got {picture_id!r} ({problem})")
+        lat_text, lon_text, picture_id, location = (_unquote(f) for f in fields)
+        if not picture_id:
+            result.warnings.append(f"{where}: expected a picture id or file name in field 3, got nothing")
             continue
         try:
             latitude = _parse_coordinate(lat_text, "latitude", -90.0, 90.0)
@@ -170,7 +176,7 @@ def parse_history(source: str | Path | Iterable[str], name: str | None = None) -
             result.warnings.append(f"{where}: expected both latitude and longitude or neither, "
                                    f"got {lat_text.strip()!r} and {lon_text.strip()!r}")
             continue
-        location = location.strip()
+        location = _unquote(location.rstrip().rstrip(";"))  # a spreadsheet pads short rows with ';'
         if len(location) > MAX_LOCATION_LENGTH:
             result.warnings.append(f"{where}: location has {len(location)} characters, "
                                    f"cut to {MAX_LOCATION_LENGTH}")
@@ -401,6 +407,26 @@ def _same(a, b) -> bool:
     return a == b
 
 
+def _resolve_ids(rows: dict[str, HistoryRow], pictures, warnings: list[str], name: str) -> dict[str, HistoryRow]:
+    """History rows by picture id; field 3 may also name the picture's file (relative path, with or without
+    its extension). A key that is neither, and cannot be an id, is reported and dropped."""
+    by_name: dict[str, str] = {}
+    for picture in pictures:
+        by_name[picture.filename] = picture.pictures_id
+        by_name.setdefault(picture.filename.rsplit(".", 1)[0], picture.pictures_id)
+    ids = {picture.pictures_id for picture in pictures}
+    resolved: dict[str, HistoryRow] = {}
+    for key, row in rows.items():
+        picture_id = key if key in ids else by_name.get(key, key)
+        problem = id_problem(picture_id) if picture_id not in ids else None
+        if problem:
+            warnings.append(f"{name} line {row.line}: expected a picture id or file name in field 3, got {key!r} "
+                            f"(no picture has that name, and {problem})")
+            continue
+        resolved[picture_id] = row
+    return resolved
+
+
 def update_locations(cfg: Config, engine: Engine, batch_size: int = 5000) -> LocationSummary:
     """Fill ``pictures_location`` from the history file and, when configured, the TLE file.
 
@@ -412,8 +438,9 @@ def update_locations(cfg: Config, engine: Engine, batch_size: int = 5000) -> Loc
     pattern = cfg.get("ingest.filename_pattern", "%Y%m%d-%H%M%S")
     min_elevation = float(cfg.get("ingest.day_min_sun_elevation", 0.0))
     with engine.connect() as conn:
-        taken = {r.pictures_id: r.taken_at for r in conn.execute(
-            select(schema.pictures.c.pictures_id, schema.pictures.c.taken_at))}
+        pictures = conn.execute(select(schema.pictures.c.pictures_id, schema.pictures.c.taken_at,
+                                       schema.pictures.c.filename)).all()
+        taken = {r.pictures_id: r.taken_at for r in pictures}
         existing = {r.pictures_id: (r.pictures_latitude, r.pictures_longitude, r.pictures_location_text,
                                     r.source, None if r.is_day is None else bool(r.is_day))
                     for r in conn.execute(select(schema.pictures_location))}
@@ -432,8 +459,9 @@ def update_locations(cfg: Config, engine: Engine, batch_size: int = 5000) -> Loc
         summary.history_lines, summary.history_rows = history.lines, len(history.rows)
         summary.history_duplicates, summary.history_skipped = history.duplicates, history.skipped
         summary.warnings.extend(history.warnings)
-        ids = list(history.rows)
-        rows = [history.rows[i] for i in ids]
+        resolved = _resolve_ids(history.rows, pictures, summary.warnings, history_path.name)
+        ids = list(resolved)
+        rows = [resolved[i] for i in ids]
         times = [timestamp(i) for i in ids]
         known = [k for k, (row, t) in enumerate(zip(rows, times)) if t is not None and row.latitude is not None]
         day = np.zeros(len(ids), dtype=object)

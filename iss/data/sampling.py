@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from iss.config import Config
+from iss.data.ids import split_name
 from iss.db import schema
 from iss.db.queries import upsert
 
@@ -149,14 +150,19 @@ def sample_splits(cfg: Config, engine: Engine, batch_size: int = 5000) -> dict[s
     log.info("split of %d pictures (seed %d%s): %s; %d rows written", len(ids), seed,
              ", by hour" if stratify else "", counts, len(changed))
     if cfg.get("sampling.copy_to_dirs"):
+        # flat split folders: a picture of a sub-folder, or with an odd name, appears as <id><extension>
         copy_to_dirs(cfg.path("collections"), cfg.path("splits_dir"),
-                     {p.filename: str(s) for p, s in zip(pictures, splits)},
+                     {p.filename: (str(s), p.pictures_id + split_name(p.filename)[1]) for p, s in zip(pictures, splits)},
                      link=bool(cfg.get("sampling.link", True)))
     return counts
 
 
-def copy_to_dirs(collection: Path, splits_dir: Path, assignment: Mapping[str, str], link: bool = True) -> dict:
+def copy_to_dirs(collection: Path, splits_dir: Path, assignment: Mapping[str, str | tuple[str, str]],
+                 link: bool = True) -> dict:
     """Mirror the split as ``splits_dir/<split>/<file>`` (hard links when possible, else copies).
+
+    ``assignment`` maps a file (relative to ``collection``) to its split, or to ``(split, name in the
+    split folder)``.
 
     Idempotent: files already in place are kept, files no longer in a split (e.g. after a
     new seed) are removed from it.
@@ -168,8 +174,11 @@ def copy_to_dirs(collection: Path, splits_dir: Path, assignment: Mapping[str, st
     """
     stats = {"placed": 0, "kept": 0, "removed": 0, "missing": 0}
     wanted: dict[str, set[str]] = {name: set() for name in SPLITS}
-    for filename, split in assignment.items():
-        wanted.setdefault(split, set()).add(filename)
+    source: dict[str, str] = {}
+    for filename, target in assignment.items():
+        split, name = target if isinstance(target, tuple) else (target, filename)
+        wanted.setdefault(split, set()).add(name)
+        source[name] = filename
     for split, filenames in wanted.items():
         folder = splits_dir / split
         folder.mkdir(parents=True, exist_ok=True)
@@ -179,7 +188,7 @@ def copy_to_dirs(collection: Path, splits_dir: Path, assignment: Mapping[str, st
             (folder / name).unlink()
             stats["removed"] += 1
         for name in sorted(filenames):
-            src, dst = collection / name, folder / name
+            src, dst = collection / source[name], folder / name
             try:
                 src_stat = src.stat()
             except FileNotFoundError:

@@ -5,18 +5,21 @@ and, when the source has one, ``paths.labels`` (the demo's evaluation labels).
 
 A source (``sync.source``, default ``paths.source``) is a folder laid out as::
 
-    <source>/<sync.collections_subdir>/*.jpg     the pictures (default subdir: collections)
+    <source>/<sync.collections_subdir>/**/*.jpg  the pictures, in sub-folders too (default subdir: collections)
     <source>/<sync.history_file>                 locations (default history/history.txt), optional
     <source>/<sync.labels_file>                  evaluation labels (default labels.csv), optional
 
 reached in one of three ways (``sync.kind``):
 
 ``local``
-    A folder on this machine. Files are copied in parallel threads.
+    A folder on this machine, with its sub-folders (``ingest.recursive``). Files are copied in
+    parallel threads, each to the same relative path; every other file is named with the reason
+    it is not copied (:mod:`iss.data.listing`).
 ``rsync``
     ``user@host:path`` over ssh (the original project's way), or a local path. One rsync run
     with ``--times`` (unchanged files are skipped by size and mtime) and ``--partial-dir``
-    (an interrupted transfer resumes, and its partial file stays in a hidden folder).
+    (an interrupted transfer resumes, and its partial file stays in a hidden folder), recursive
+    like ``local``.
 ``http``
     An ``http(s)://`` base URL whose ``<subdir>/`` page is an index of links to the pictures
     (an Apache/nginx listing, or any HTML page), or a list file of picture URLs
@@ -51,7 +54,8 @@ from urllib.parse import unquote, urljoin, urlparse
 from tqdm import tqdm
 
 from iss.config import Config
-from iss.data.ids import DEFAULT_EXTENSIONS, is_candidate, normalise_extensions
+from iss.data.ids import is_temporary, normalise_extensions, split_name
+from iss.data.listing import PICTURE_LIKE_EXTENSIONS, list_folder, picture_extensions
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,8 @@ class SyncSummary:
         Bytes transferred.
     extras : dict of str to str
         ``history`` / ``labels`` -> ``transferred | unchanged | missing | failed``.
+    not_copied : list of (str, str, str)
+        ``(relative path, reason, detail)`` of every other entry at a local source.
     """
 
     kind: str
@@ -94,6 +100,7 @@ class SyncSummary:
     bytes: int = 0
     errors: list[str] = field(default_factory=list)
     extras: dict[str, str] = field(default_factory=dict)
+    not_copied: list[tuple[str, str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     def format(self, max_errors: int = 10) -> str:
@@ -107,6 +114,11 @@ class SyncSummary:
         lines += [f"    {error}" for error in self.errors[:max_errors]]
         if len(self.errors) > max_errors:
             lines.append(f"    ... and {len(self.errors) - max_errors} more errors")
+        if self.not_copied:
+            lines.append(f"  not copied: {len(self.not_copied)} other entries")
+            lines += [f"    {name}: {reason} ({detail})" for name, reason, detail in self.not_copied[:max_errors]]
+            if len(self.not_copied) > max_errors:
+                lines.append(f"    ... and {len(self.not_copied) - max_errors} more")
         return "\n".join(lines)
 
 
@@ -156,20 +168,17 @@ def copy_file(src: Path, dst: Path) -> tuple[str, int]:
     return "transferred", stat.st_size
 
 
-def _list_local(folder: Path, extensions) -> list[str]:
+def sync_local(source: Path, subdir: str, destination: Path, extras: dict[str, tuple[str, Path]],
+               extensions: tuple[str, ...] | None = None, workers: int = 4, progress: bool = True,
+               recursive: bool = True) -> SyncSummary:
+    """Copy new or changed pictures (same relative paths) from a local folder (threads), then the extra files."""
+    summary = SyncSummary("local", str(source), str(destination))
+    folder = source / subdir if subdir else source
     if not folder.is_dir():
         raise SyncError(f"sync source folder {folder} does not exist; set sync.source (or paths.source) to the "
                         f"folder holding '{folder.name}/', or run `make generate_demo` for the demo")
-    with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if is_candidate(e.name, extensions) and e.is_file())
-
-
-def sync_local(source: Path, subdir: str, destination: Path, extras: dict[str, tuple[str, Path]],
-               extensions=DEFAULT_EXTENSIONS, workers: int = 4, progress: bool = True) -> SyncSummary:
-    """Copy new or changed pictures from a local folder (threads), then the extra files."""
-    summary = SyncSummary("local", str(source), str(destination))
-    folder = source / subdir if subdir else source
-    names = _list_local(folder, extensions)
+    listing = list_folder(folder, sync_extensions() if extensions is None else extensions, recursive=recursive)
+    names, summary.not_copied = listing.pictures, listing.skipped
     summary.listed = len(names)
     destination.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max(1, workers)) as pool, \
@@ -181,7 +190,7 @@ def sync_local(source: Path, subdir: str, destination: Path, extras: dict[str, t
                 state, size = future.result()
             except OSError as exc:
                 summary.failed += 1
-                summary.errors.append(f"{src.name}: {exc}")
+                summary.errors.append(f"{src.relative_to(folder)}: {exc}")
                 continue
             summary.transferred += state == "transferred"
             summary.skipped += state == "unchanged"
@@ -215,8 +224,8 @@ def _case_insensitive_glob(extension: str) -> str:
     return "*" + "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in extension)
 
 
-def rsync_command(source: str, destination: str, *, ssh: str = "ssh", extensions=DEFAULT_EXTENSIONS,
-                  options=(), directory: bool = True) -> list[str]:
+def rsync_command(source: str, destination: str, *, ssh: str = "ssh", extensions=None,
+                  options=(), directory: bool = True, recursive: bool = True) -> list[str]:
     """The rsync command line that syncs ``source`` into ``destination``.
 
     Parameters
@@ -232,16 +241,20 @@ def rsync_command(source: str, destination: str, *, ssh: str = "ssh", extensions
     options : sequence of str
         Extra rsync arguments (``sync.rsync_options``), e.g. ``["--bwlimit=5000"]``.
     directory : bool, default=True
-        Sync the pictures of a folder (not its subfolders); False for a single file.
+        Sync the pictures of a folder; False for a single file.
+    recursive : bool, default=True
+        Also the pictures of its sub-folders (not hidden ones), to the same relative paths.
 
     Returns
     -------
     list of str
     """
+    extensions = sync_extensions() if extensions is None else normalise_extensions(extensions)
     command = ["rsync", "--times", f"--partial-dir={RSYNC_PARTIAL_DIR}", "--out-format=%i %n"]
     if directory:
-        command += ["--dirs", "--exclude=.*"]
-        command += [f"--include={_case_insensitive_glob(ext)}" for ext in normalise_extensions(extensions)]
+        command += ["--recursive", "--prune-empty-dirs", "--exclude=.*", "--include=*/"] if recursive else \
+            ["--dirs", "--exclude=.*"]
+        command += [f"--include={_case_insensitive_glob(ext)}" for ext in extensions]
         command += ["--exclude=*"]
     command += list(options)
     if is_remote(source) and not source.startswith("rsync://") and "::" not in source:
@@ -270,12 +283,14 @@ def _run_rsync(command: list[str], progress: bool, desc: str) -> tuple[int, int,
 
 
 def sync_rsync(source: str, subdir: str, destination: Path, extras: dict[str, tuple[str, Path]],
-               extensions=DEFAULT_EXTENSIONS, ssh: str = "ssh", options=(), progress: bool = True) -> SyncSummary:
+               extensions=None, ssh: str = "ssh", options=(), progress: bool = True,
+               recursive: bool = True) -> SyncSummary:
     """Sync pictures (then the extra files) with rsync; unchanged files are skipped by size and mtime."""
     summary = SyncSummary("rsync", source, str(destination))
     destination.mkdir(parents=True, exist_ok=True)
     remote_folder = posixpath.join(source, subdir) if subdir else source
-    command = rsync_command(remote_folder, str(destination), ssh=ssh, extensions=extensions, options=options)
+    command = rsync_command(remote_folder, str(destination), ssh=ssh, extensions=extensions, options=options,
+                            recursive=recursive)
     log.info("running %s", " ".join(command))
     code, received, stderr = _run_rsync(command, progress, "rsync")
     if code in (23, 24):  # partial transfer: some files failed or vanished; the rest is done
@@ -286,7 +301,8 @@ def sync_rsync(source: str, subdir: str, destination: Path, extras: dict[str, tu
                 if is_remote(source) else "check that the folder exists")
         raise SyncError(f"rsync from {remote_folder} failed (exit {code}): {stderr.strip()[-500:]}; {hint}")
     summary.transferred = received
-    summary.listed = sum(1 for e in os.scandir(destination) if is_candidate(e.name, extensions) and e.is_file())
+    extensions = sync_extensions() if extensions is None else normalise_extensions(extensions)
+    summary.listed = len(list_folder(destination, extensions, recursive=recursive).pictures)
     summary.skipped = max(0, summary.listed - received)
     for label, (relative, target) in extras.items():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -319,7 +335,7 @@ class _LinkParser(HTMLParser):
                 self.links.append(href)
 
 
-def parse_index(html: str, base_url: str, extensions=DEFAULT_EXTENSIONS) -> list[tuple[str, str]]:
+def parse_index(html: str, base_url: str, extensions=None) -> list[tuple[str, str]]:
     """``(file name, absolute URL)`` of every picture linked from an HTML index page.
 
     Links to other pages, sort links (``?C=N;O=D``), hidden and temporary names are dropped;
@@ -331,6 +347,7 @@ def parse_index(html: str, base_url: str, extensions=DEFAULT_EXTENSIONS) -> list
 
 
 def _pictures_from_urls(urls, base_url: str, extensions) -> list[tuple[str, str]]:
+    extensions = sync_extensions() if extensions is None else normalise_extensions(extensions)
     found: dict[str, str] = {}
     for href in urls:
         url = urljoin(base_url, href.strip())
@@ -338,12 +355,13 @@ def _pictures_from_urls(urls, base_url: str, extensions) -> list[tuple[str, str]
         if parsed.scheme not in ("http", "https") or parsed.query:
             continue
         name = unquote(posixpath.basename(parsed.path))
-        if name and "/" not in name and "\x00" not in name and is_candidate(name, extensions):
+        if (name and "/" not in name and "\x00" not in name and not is_temporary(name)
+                and split_name(name)[1].lower() in extensions):
             found.setdefault(name, parsed._replace(fragment="").geturl())
     return sorted(found.items())
 
 
-def parse_list_file(text: str, base_url: str, extensions=DEFAULT_EXTENSIONS) -> list[tuple[str, str]]:
+def parse_list_file(text: str, base_url: str, extensions=None) -> list[tuple[str, str]]:
     """``(file name, URL)`` of a list file: one URL per line (absolute or relative), ``#`` comments."""
     urls = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     return _pictures_from_urls(urls, base_url, extensions)
@@ -473,7 +491,7 @@ def _save_manifest(path: Path, manifest: dict) -> None:
 
 
 def sync_http(base_url: str, subdir: str, destination: Path, extras: dict[str, tuple[str, Path]],
-              extensions=DEFAULT_EXTENSIONS, list_file: str = "", workers: int = 4, recheck: bool = True,
+              extensions=None, list_file: str = "", workers: int = 4, recheck: bool = True,
               timeout: float = 60.0, progress: bool = True) -> SyncSummary:
     """Download new or changed pictures listed by an index page or a list file, in threads."""
     import httpx
@@ -540,6 +558,13 @@ def sync_http(base_url: str, subdir: str, destination: Path, extras: dict[str, t
 # The step                                                                    #
 # --------------------------------------------------------------------------- #
 
+def sync_extensions(setting="auto") -> tuple[str, ...]:
+    """Extensions copied for an ``ingest.extensions`` setting: what the ingest reads, and with ``auto`` also
+    the picture formats it cannot read here (HEIC, raw...), so the ingest names them and reads them once a
+    plug-in is installed."""
+    return tuple(sorted(set(picture_extensions(setting)) | (PICTURE_LIKE_EXTENSIONS if setting == "auto" else set())))
+
+
 def sync_collections(cfg: Config, progress: bool = True) -> SyncSummary:
     """Bring new and changed pictures, the history file and the labels from the configured source.
 
@@ -547,7 +572,7 @@ def sync_collections(cfg: Config, progress: bool = True) -> SyncSummary:
     ----------
     cfg : Config
         Uses the ``sync`` section, ``paths.source`` (default source), ``paths.collections``,
-        ``paths.history``, ``paths.labels`` and ``ingest.extensions``.
+        ``paths.history``, ``paths.labels``, ``ingest.extensions`` and ``ingest.recursive``.
     progress : bool, default=True
 
     Returns
@@ -567,7 +592,8 @@ def sync_collections(cfg: Config, progress: bool = True) -> SyncSummary:
     source = str(cfg.get("sync.source", "") or "") or str(cfg.get("paths.source"))
     subdir = str(cfg.get("sync.collections_subdir", "collections") or "")
     destination = cfg.path("collections")
-    extensions = normalise_extensions(cfg.get("ingest.extensions", DEFAULT_EXTENSIONS))
+    extensions = sync_extensions(cfg.get("ingest.extensions", "auto"))
+    recursive = bool(cfg.get("ingest.recursive", True))
     workers = int(cfg.get("sync.workers", 4))
     extras = {}
     for label, key, target in (("history", "sync.history_file", "history"), ("labels", "sync.labels_file", "labels")):
@@ -582,12 +608,13 @@ def sync_collections(cfg: Config, progress: bool = True) -> SyncSummary:
     if kind == "none":
         summary = SyncSummary("none", str(destination), str(destination))
     elif kind == "local":
-        summary = sync_local(local_path(source), subdir, destination, extras, extensions, workers, progress)
+        summary = sync_local(local_path(source), subdir, destination, extras, extensions, workers, progress,
+                             recursive)
     elif kind == "rsync":
         rsync_source = source if is_remote(source) else str(local_path(source))
         summary = sync_rsync(rsync_source, subdir, destination, extras, extensions,
                              ssh=str(cfg.get("sync.ssh", "ssh")), options=list(cfg.get("sync.rsync_options", [])),
-                             progress=progress)
+                             progress=progress, recursive=recursive)
     else:
         if not re.match(r"^https?://", source):
             raise SyncError(f"{cfg.source}: sync.kind is http but sync.source {source!r} is not an http(s):// URL")

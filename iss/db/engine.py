@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect, select
+from sqlalchemy import String, create_engine, event, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
@@ -81,10 +81,26 @@ def get_engine(url: str, create: bool = True) -> Engine:
     return engine
 
 
+def lost_database_error(url: str, exc: SQLAlchemyError) -> DatabaseError:
+    """The one-sentence error for a database that failed in the middle of a step (see ``step_engine``)."""
+    orig = getattr(exc, "orig", None) or exc
+    reason = " ".join(str(orig).split())[:300]
+    return DatabaseError(
+        f"database {safe_url(url)} failed in the middle of the step ({type(orig).__name__}: {reason}); what was "
+        f"written before is kept. Check that the server is running and the database and its tables still exist "
+        f"(re-create a dropped database), then run the step again: it continues where it stopped")
+
+
 def create_schema(engine: Engine) -> None:
-    """Create every missing table and record the schema version (idempotent)."""
+    """Create every missing table and record the schema version (idempotent).
+
+    On MySQL/MariaDB, tables made by older versions are brought up to date: converted to the exact
+    (binary) collation, and string columns widened to the current schema.
+    """
     try:
         schema.metadata.create_all(engine)
+        if engine.dialect.name in ("mysql", "mariadb"):
+            _upgrade_mysql_tables(engine)
         with engine.begin() as conn:
             versions = [row.version for row in conn.execute(select(schema.schema_version.c.version))]
             if not versions:
@@ -97,6 +113,33 @@ def create_schema(engine: Engine) -> None:
                 )
     except SQLAlchemyError as exc:
         raise DatabaseError(f"cannot create the schema in {safe_url(str(engine.url))}: {exc}") from exc
+
+
+def _upgrade_mysql_tables(engine: Engine) -> None:
+    """Convert our tables to ``utf8mb4_bin`` and widen string columns narrower than the schema's (idempotent)."""
+    names = list(schema.metadata.tables)
+    with engine.begin() as conn:
+        found = conn.execute(text(
+            "SELECT TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"))
+        collations = {row[0]: row[1] for row in found if row[0] in names}
+        widths = {(row[0], row[1]): row[2] for row in conn.execute(text(
+            "SELECT TABLE_NAME, COLUMN_NAME, CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND DATA_TYPE = 'varchar'"))}
+        statements = [f"ALTER TABLE `{name}` CONVERT TO CHARACTER SET {schema.MYSQL_CHARSET} "
+                      f"COLLATE {schema.MYSQL_COLLATION}"
+                      for name, collation in collations.items() if collation != schema.MYSQL_COLLATION]
+        for table in schema.metadata.tables.values():
+            for column in table.columns:
+                old = widths.get((table.name, column.name))
+                if isinstance(column.type, String) and column.type.length and old and old < column.type.length:
+                    statements.append(f"ALTER TABLE `{table.name}` MODIFY `{column.name}` "
+                                      f"{column.type.compile(engine.dialect)} {'NULL' if column.nullable else 'NOT NULL'}")
+        if statements:
+            conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))  # a referenced column changes collation too
+            for statement in statements:
+                log.info("schema upgrade: %s", statement)
+                conn.execute(text(statement))
+            conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
 
 
 def table_names(engine: Engine) -> list[str]:

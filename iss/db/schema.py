@@ -1,8 +1,14 @@
 """Database schema (SQLAlchemy Core), the same on SQLite and MySQL/MariaDB.
 
 Table names from the original project stay (``pictures_location``, ``pictures_embedding``,
-``posters``) so its SQL still reads naturally. Picture ids are the file name stem
-(``20171113-181340`` for the ISS collection), strings so any collection fits.
+``posters``) so its SQL still reads naturally. Picture ids are derived from the file names
+(``20171113-181340`` for the ISS collection, see :mod:`iss.data.ids`), strings so any collection
+fits; ``filename`` is the picture's path relative to the collection folder.
+
+Every string compares exactly on every backend: SQLite's default collation is binary, and on
+MySQL/MariaDB every table is ``utf8mb4`` with the binary collation ``utf8mb4_bin`` (the server
+default, ``utf8mb4_general_ci``, would make ``CaseTest`` and ``casetest`` one key, and drop a
+picture). :func:`iss.db.engine.create_schema` converts tables made by older versions.
 """
 
 from __future__ import annotations
@@ -29,20 +35,25 @@ SCHEMA_VERSION = 1
 
 metadata = MetaData()
 
-ID = String(64)  # picture id: the file name stem
+ID = String(64)  # picture id (iss.data.ids)
+FILENAME = String(512)  # path relative to the collection folder (= iss.data.listing.MAX_FILENAME_LENGTH)
+# MySQL/MariaDB table options: full Unicode, and exact (binary) comparison of ids and names.
+MYSQL_CHARSET, MYSQL_COLLATION = "utf8mb4", "utf8mb4_bin"
+EXACT = {"mysql_charset": MYSQL_CHARSET, "mysql_collate": MYSQL_COLLATION}
 
 schema_version = Table(
     "schema_version",
     metadata,
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("applied_at", DateTime, nullable=False),
+    **EXACT,
 )
 
 pictures = Table(
     "pictures",
     metadata,
     Column("pictures_id", ID, primary_key=True),
-    Column("filename", String(255), nullable=False),
+    Column("filename", FILENAME, nullable=False),
     Column("taken_at", DateTime, nullable=True),
     Column("taken_at_source", String(16), nullable=True),  # filename | exif | mtime
     Column("width", Integer, nullable=False),
@@ -52,17 +63,19 @@ pictures = Table(
     Column("cache_index", Integer, nullable=True),  # row in the ingest cache
     Column("ingested_at", DateTime, nullable=False),
     Index("ix_pictures_taken_at", "taken_at"),
+    **EXACT,
 )
 
 pictures_rejected = Table(
     "pictures_rejected",
     metadata,
-    Column("filename", String(255), primary_key=True),
-    Column("reason", String(32), nullable=False),  # empty | truncated | not_image | too_large | bad_id | ...
+    Column("filename", FILENAME, primary_key=True),
+    Column("reason", String(32), nullable=False),  # empty | truncated | ... (images.REASONS, listing.SKIP_REASONS)
     Column("detail", Text, nullable=True),
     Column("file_size", BigInteger, nullable=True),
     Column("file_mtime", Double, nullable=True),
     Column("rejected_at", DateTime, nullable=False),
+    **EXACT,
 )
 
 pictures_location = Table(
@@ -74,6 +87,7 @@ pictures_location = Table(
     Column("pictures_location_text", String(128), nullable=True),
     Column("source", String(16), nullable=False),  # history | tle
     Column("is_day", Boolean, nullable=True),
+    **EXACT,
 )
 
 splits = Table(
@@ -83,6 +97,7 @@ splits = Table(
     Column("split", String(8), nullable=False),  # train | test | valid
     Column("seed", Integer, nullable=False),
     Index("ix_splits_split", "split"),
+    **EXACT,
 )
 
 models = Table(
@@ -96,6 +111,7 @@ models = Table(
     Column("metrics", JSON, nullable=True),
     Column("created_at", DateTime, nullable=False),
     UniqueConstraint("model_type", "model_name", name="uq_models_type_name"),
+    **EXACT,
 )
 
 clustering_runs = Table(
@@ -112,6 +128,7 @@ clustering_runs = Table(
     Column("path", String(512), nullable=True),
     Column("created_at", DateTime, nullable=False),
     UniqueConstraint("clustering_type", "clustering_version", "model_type", "model_name", name="uq_clustering_runs"),
+    **EXACT,
 )
 
 pictures_embedding = Table(
@@ -125,6 +142,7 @@ pictures_embedding = Table(
     Column("silhouette", Float, nullable=True),
     Index("ix_embedding_run_label", "run_id", "label"),
     Index("ix_embedding_run_xy", "run_id", "pictures_x", "pictures_y"),
+    **EXACT,
 )
 
 posters = Table(
@@ -140,6 +158,7 @@ posters = Table(
     Column("path", String(512), nullable=False),
     Column("params", JSON, nullable=True),
     Column("created_at", DateTime, nullable=False),
+    **EXACT,
 )
 
 posters_slots = Table(
@@ -149,4 +168,5 @@ posters_slots = Table(
     Column("slot", Integer, primary_key=True, autoincrement=False),
     Column("position", String(32), nullable=True),
     Column("pictures_id", ID, nullable=False),
+    **EXACT,
 )

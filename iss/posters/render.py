@@ -6,8 +6,9 @@ full-size pictures in ``paths.collections``.
 Writes: ``paths.posters/<poster_id>.jpg`` and ``.pdf`` (and ``<config_id>-preview.jpg``), and one
 ``posters`` row plus one ``posters_slots`` row per slot for each poster.
 
-Every picture is centre-cropped to its slot's aspect ratio (never stretched), decoded at a
-reduced scale when it is much larger than the slot (``Image.draft``), shrunk with Lanczos or
+Every picture is decoded by the ingest's decoder (:func:`iss.data.images.open_picture`: upright,
+transparency on black, at a reduced scale when it is much larger than the slot), centre-cropped
+to its slot's aspect ratio (never stretched), shrunk with Lanczos or
 enlarged with the configured upscaler, and pasted into the canvas straight away, so memory
 holds the canvas plus one picture.
 
@@ -34,6 +35,7 @@ from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from iss.data.images import PictureError, open_picture
 from iss.db import schema
 from iss.db.queries import replace_rows
 from iss.posters.selection import Selection, SlotChoice, filenames_of, select_pictures
@@ -46,8 +48,6 @@ RENDER_VERSION = 1
 DEFAULTS = {"jpeg_quality": 92, "upscaler": "lanczos", "pdf": True}
 # 4:4:4 chroma (no subsampling): colour edges stay sharp in print
 JPEG_SUBSAMPLING = 0
-# shrink in the JPEG decoder (1/2, 1/4, 1/8) only when the picture is at least this much larger
-DRAFT_BELOW_SCALE = 0.5
 
 
 # --- one picture --------------------------------------------------------------------
@@ -68,7 +68,7 @@ def fit_picture(path: str | Path, size: tuple[int, int], upscaler: Upscaler = la
     Parameters
     ----------
     path : str or Path
-        Any image file PIL reads (JPEG decodes at reduced scale when much larger than ``size``).
+        Any picture file the ingest reads (JPEG decodes at reduced scale when much larger than ``size``).
     size : (int, int)
         ``(width, height)`` in pixels.
     upscaler : callable, default lanczos
@@ -81,13 +81,17 @@ def fit_picture(path: str | Path, size: tuple[int, int], upscaler: Upscaler = la
     """
     width, height = int(size[0]), int(size[1])
     aspect = width / height
-    with Image.open(path) as im:
-        left, top, right, bottom = centre_crop_box(im.width, im.height, aspect)
-        scale = width / (right - left)
-        if scale <= DRAFT_BELOW_SCALE and im.format == "JPEG":
-            # decode at 1/2..1/8 scale, still at least as large as needed
-            im.draft("RGB", (math.ceil(im.width * scale), math.ceil(im.height * scale)))
-        rgb = im.convert("RGB")
+
+    def covering(full_w: int, full_h: int) -> tuple[int, int]:
+        """The decoded size whose centre crop still covers the slot (JPEG: 1/2..1/8 scale when enough)."""
+        left, top, right, bottom = centre_crop_box(full_w, full_h, aspect)
+        scale = min(1.0, width / (right - left))
+        return (math.ceil(full_w * scale), math.ceil(full_h * scale))
+
+    try:  # the one decoder: upright (EXIF), transparency on black, like the picture's thumbnail
+        rgb = open_picture(path, min_size=covering).image
+    except PictureError as exc:
+        raise PosterError(f"picture {path} cannot be decoded: {exc.reason} ({exc.detail})") from exc
     left, top, right, bottom = centre_crop_box(rgb.width, rgb.height, aspect)
     if right - left >= width:
         return rgb.resize((width, height), Image.Resampling.LANCZOS, box=(left, top, right, bottom))

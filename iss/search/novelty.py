@@ -74,11 +74,12 @@ def texture_score(source: str | os.PathLike | BinaryIO | Image.Image,
         image = source
         image.load()
     else:
+        from iss.data.images import open_picture  # the one decoder: upright, transparency on black
+
         if hasattr(source, "seek"):
             source.seek(0)
-        image = Image.open(source)
-        if image.format == "JPEG":  # decode at >= 2x the working size, then resize in float: no 8-bit steps
-            image.draft("L", (2 * size[0], 2 * size[1]))
+        # decode at >= 2x the working size, then resize in float: no 8-bit steps
+        image = open_picture(source, min_size=(2 * size[0], 2 * size[1])).image
     grey = image.convert("L").convert("F").resize(tuple(size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     g = np.asarray(grey, dtype=np.float32)
     lap = 4.0 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]

@@ -185,3 +185,49 @@ def test_predict_before_fit_is_refused():
 def test_wrong_number_of_features_is_refused(fitted):
     with pytest.raises(ValueError, match="features"):
         fitted["classical"].predict(np.zeros((3, 7), dtype=np.float32))
+
+
+# --- identical pictures (issue 15, item 5) ------------------------------------------------------
+@pytest.mark.parametrize("clustering_type", ["classical", "advanced", "n2d", "hdbscan"])
+def test_identical_rows_share_one_cluster_for_every_type(blobs, clustering_type):
+    """30 copies of one latent and 10 of another, among 400 others: each set of copies is one cluster,
+    fitted as one row (they used to be split over 5 clusters)."""
+    X, _, X_new, _ = blobs
+    data = np.vstack([X, np.repeat(X[:1], 29, axis=0), np.repeat(X[200:201], 9, axis=0)])
+    params = {**PARAMS[clustering_type], "n_components": 5} if clustering_type == "hdbscan" else PARAMS[clustering_type]
+    model = make_clustering(clustering_type, **params).fit(data)
+    assert model.n_distinct_ == 400 and len(model.labels_) == 438
+    copies_a = np.r_[0, 400:429]
+    copies_b = np.r_[200, 429:438]
+    assert len(set(model.labels_[copies_a].tolist())) == 1 and len(set(model.labels_[copies_b].tolist())) == 1
+    np.testing.assert_array_equal(model.embedding_[copies_a], np.repeat(model.embedding_[:1], 30, axis=0))
+    # new copies get exactly the fitted values; copies among new rows share theirs
+    again = model.assign(np.vstack([X[:1], X[:1], X_new[:3], X_new[:1]]))
+    assert (again.labels[:2] == model.labels_[0]).all()
+    np.testing.assert_array_equal(again.coords[:2], model.embedding_[[0, 0]])
+    assert again.labels[5] == again.labels[2] and (again.coords[5] == again.coords[2]).all()
+    np.testing.assert_array_equal(model.predict(X[:5]), model.labels_[:5])
+
+
+@pytest.mark.parametrize("clustering_type", ["classical", "n2d"])
+def test_fewer_distinct_pictures_than_clusters_asked_is_said(clustering_type):
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 16)).astype(np.float32)
+    data = np.vstack([np.repeat(a[None], 30, axis=0), np.repeat(b[None], 10, axis=0)])
+    with pytest.raises(ValueError, match=r"X has 40 rows but only 2 distinct ones, fewer than n_clusters=6: "
+                                         r"identical pictures always share a cluster"):
+        make_clustering(clustering_type, **{**PARAMS[clustering_type], "n_clusters": 6}).fit(data)
+    # enough clusters asked, but too few distinct rows for a parameter: counted as distinct rows
+    with pytest.raises(ValueError, match=r"X has 2 distinct samples \(identical rows count once\)"):
+        make_clustering(clustering_type, **{**PARAMS[clustering_type], "n_clusters": 2}).fit(data)
+
+
+def test_hdbscan_that_finds_no_cluster_names_the_setting_to_lower():
+    from iss.clustering.base import ClusteringWarning
+
+    X = np.random.default_rng(0).uniform(-1, 1, size=(120, 16)).astype(np.float32)  # no dense region
+    model = make_clustering("hdbscan", **{**PARAMS["hdbscan"], "min_cluster_size": 100})
+    with pytest.warns(ClusteringWarning, match=r"HDBSCAN found no cluster: all 120 distinct pictures are noise "
+                                               r"\(label -1\); lower min_cluster_size \(now 100\)"):
+        model.fit(X)
+    assert model.n_clusters_ == 0 and (model.labels_ == -1).all() and len(model.fit_warnings_) == 1

@@ -159,3 +159,69 @@ def test_the_clustering_step_does_not_import_tensorflow():
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+# --- side files and failures (issue 15, item 6) -----------------------------------------------
+def test_a_spreadsheet_saved_labels_file_is_read(db_cfg, engine):
+    """UTF-8 byte-order mark, CRLF line ends and ';' between fields, as a spreadsheet saves a CSV."""
+    cfg = fast_cfg(db_cfg)
+    ids, kinds = write_latents(cfg)
+    labels_file = cfg.path("labels")
+    labels_file.parent.mkdir(parents=True, exist_ok=True)
+    labels_file.write_bytes(("pictures_id;kind\r\n" + "".join(f"{i};{k}\r\n" for i, k in zip(ids, kinds)))
+                            .encode("utf-8-sig"))
+    metrics = run_row(engine, run_clustering(cfg, engine, "n2d", "simple_conv", "demo"))["metrics"]
+    assert metrics["n_labelled"] == N and metrics["acc"] >= 0.95
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not utf-8 \x00\x81", "id,class\r\na,b\r\n".encode("utf-8-sig")])
+def test_a_bad_labels_file_skips_the_scores_not_the_run(db_cfg, engine, caplog, content):
+    cfg = fast_cfg(db_cfg)
+    write_latents(cfg)
+    cfg.path("labels").parent.mkdir(parents=True, exist_ok=True)
+    cfg.path("labels").write_bytes(content)
+    run_id = run_clustering(cfg, engine, "n2d", "simple_conv", "demo")
+    metrics = run_row(engine, run_id)["metrics"]
+    assert "acc" not in metrics and metrics["n_clusters"] == K
+    assert "evaluation labels skipped, the run goes on without ACC/NMI/ARI" in caplog.text
+    assert str(cfg.path("labels")) in caplog.text
+    assert (run_dir(cfg, "n2d", "demo", 1) / "params.json").is_file()
+
+
+def test_a_failed_run_leaves_no_model_folder_and_keeps_the_previous_one(db_cfg, engine, monkeypatch):
+    import iss.clustering.registry as registry
+
+    cfg = fast_cfg(db_cfg)
+    write_latents(cfg)
+    folder = run_dir(cfg, "n2d", "demo", 1)
+    monkeypatch.setattr(registry, "_record_run", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("database gone")))
+    with pytest.raises(RuntimeError, match="database gone"):
+        run_clustering(cfg, engine, "n2d", "simple_conv", "demo")
+    assert sorted(p.name for p in folder.parent.iterdir()) == []  # neither the model nor its staging folder
+    with engine.connect() as conn:
+        assert count(conn, schema.clustering_runs) == 0
+    monkeypatch.undo()
+
+    run_id = run_clustering(cfg, engine, "n2d", "simple_conv", "demo")
+    before = (folder / "state.joblib").read_bytes()
+    monkeypatch.setattr(registry, "_record_run", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("database gone")))
+    with pytest.raises(RuntimeError):
+        run_clustering(cfg.with_overrides({"clustering": {"n2d": {"n_clusters": 4}}}), engine, "n2d",
+                       "simple_conv", "demo")
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["n2d_demo_1"]
+    assert (folder / "state.joblib").read_bytes() == before  # the recorded model, still matching its row
+    assert run_row(engine, run_id)["n_clusters"] == K
+
+
+def test_cli_unknown_clustering_type_lists_the_valid_ones(cfg, tmp_path, monkeypatch, caplog):
+    from typer.testing import CliRunner
+
+    from iss.exec.exec_clustering import app
+
+    monkeypatch.setenv("ISS_ROOT", str(tmp_path))
+    monkeypatch.setenv("MODE", "demo")
+    monkeypatch.delenv("ISS_CONFIG", raising=False)
+    result = CliRunner().invoke(app, ["--clustering-type", "bogus", "--no-reports"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["clustering_type='bogus': expected one of 'classical', 'advanced', 'n2d', 'hdbscan'"]

@@ -53,18 +53,26 @@ BAD_KINDS = {  # file name -> expected reason
     "20200101-000200.jpg": "truncated",
     "20200101-000300.jpg": "not_image",
     "20200101-000400.png": "too_large",
-    "bad id with spaces.jpg": "bad_id",
-    ("x" * 70) + ".jpg": "bad_id",
-    "20200101-000000.png": "duplicate_id",  # 20200101-000000.jpg comes first
+}
+# Names that older versions refused (bad_id, duplicate_id): accepted, with these ids.
+ODD_NAMED = {
+    "bad id with spaces.jpg": "bad_id_with_spaces_c73c0ecb",
+    ("x" * 70) + ".jpg": "x" * 55 + "_50f3c877",
+    "20200101-000000.png": "20200101-000000_4697362c",  # 20200101-000000.jpg holds the plain stem
+}
+SKIPPED_KINDS = {  # entries that are not pictures -> expected reason
+    "notes.txt": "not_picture",
+    ".20200101-000500.jpg.part": "temporary",
 }
 
 
 def make_messy_folder(folder: Path) -> tuple[list[str], dict[str, str]]:
-    """A collection with one good picture of every colour-mode kind and every kind of bad file.
+    """A collection with one good picture of every colour-mode kind, odd names, and every kind of bad file.
 
     Returns
     -------
     good_ids : list of str
+        Including the ids of :data:`ODD_NAMED`.
     bad : dict of file name to expected rejection reason
     """
     folder.mkdir(parents=True, exist_ok=True)
@@ -102,7 +110,8 @@ def make_messy_folder(folder: Path) -> tuple[list[str], dict[str, str]]:
     (folder / "bad id with spaces.jpg").write_bytes(jpeg_bytes(frame(5)))
     (folder / (("x" * 70) + ".jpg")).write_bytes(jpeg_bytes(frame(6)))
     frame(7).save(folder / "20200101-000000.png")
-    # Entries that are not pictures at all: ignored, not rejected.
+    good += list(ODD_NAMED.values())
+    # Entries that are not pictures at all: skipped (SKIPPED_KINDS), and an empty sub-folder.
     (folder / "notes.txt").write_text("not a picture extension")
     (folder / ".20200101-000500.jpg.part").write_bytes(full[:100])
     (folder / "subfolder").mkdir(exist_ok=True)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from iss.data.ingest import list_collection
+from iss.config import ConfigError
+from iss.data.listing import list_folder
 from iss.data.sync import (SyncError, is_remote, parse_index, parse_list_file, rsync_command, sync_collections)
 
 from .picture_files import frame, jpeg_bytes
@@ -49,6 +50,8 @@ def test_local_sync_copies_then_skips_unchanged_files(cfg, tmp_path):
     assert (summary.listed, summary.transferred, summary.skipped, summary.failed) == (5, 5, 0, 0)
     assert sorted(p.name for p in dest.iterdir()) == names  # no .part, no other files
     assert _same_files(source / "collections", dest, names)
+    assert [(n, r) for n, r, _ in summary.not_copied] == [(".hidden.jpg", "hidden"), ("notes.txt", "not_picture")]
+    assert "notes.txt: not_picture" in summary.format()
     assert int((dest / names[2]).stat().st_mtime) == 1_600_000_002
     assert summary.extras == {"history": "transferred", "labels": "transferred"}
     assert cfg.path("history").read_text() == (source / "history" / "history.txt").read_text()
@@ -66,8 +69,8 @@ def test_local_sync_copies_then_skips_unchanged_files(cfg, tmp_path):
 def test_local_sync_errors_name_the_folder(cfg, tmp_path):
     with pytest.raises(SyncError, match=r"sync source folder .*nowhere/collections does not exist"):
         sync_collections(cfg.with_overrides({"sync": {"source": str(tmp_path / "nowhere")}}), progress=False)
-    with pytest.raises(SyncError, match="sync.kind is 'ftp'; expected one of local, rsync, http, none"):
-        sync_collections(cfg.with_overrides({"sync": {"kind": "ftp"}}), progress=False)
+    with pytest.raises(ConfigError, match="sync.kind is 'ftp'; expected 'local', 'rsync', 'http' or 'none'"):
+        cfg.with_overrides({"sync": {"kind": "ftp"}})
     with pytest.raises(SyncError, match="not an http"):
         sync_collections(cfg.with_overrides({"sync": {"kind": "http", "source": "/data"}}), progress=False)
 
@@ -88,10 +91,13 @@ def test_rsync_command_for_a_remote_source():
                             extensions=[".jpg", ".png"], options=["--bwlimit=100"])
     assert command[0] == "rsync"
     assert command[-2:] == ["iss@example.org:/data/iss/collections/", "/tmp/dest/"]
-    assert "--times" in command and "--dirs" in command and "--partial-dir=.rsync-partial" in command
+    assert "--times" in command and "--recursive" in command and "--partial-dir=.rsync-partial" in command
     assert command[command.index("-e") + 1] == "ssh -p 2222"
     filters = [a for a in command if a.startswith(("--include", "--exclude"))]
-    assert filters == ["--exclude=.*", "--include=*.[jJ][pP][gG]", "--include=*.[pP][nN][gG]", "--exclude=*"]
+    assert filters == ["--exclude=.*", "--include=*/", "--include=*.[jJ][pP][gG]", "--include=*.[pP][nN][gG]",
+                       "--exclude=*"]
+    flat = rsync_command("host:/x", "/tmp/dest", extensions=[".jpg"], recursive=False)
+    assert "--dirs" in flat and "--recursive" not in flat and "--include=*/" not in flat
     assert "--bwlimit=100" in command
 
 
@@ -99,7 +105,7 @@ def test_rsync_command_for_a_local_source_and_a_single_file():
     command = rsync_command("/srv/pictures", "/tmp/dest")
     assert "-e" not in command and command[-2:] == ["/srv/pictures/", "/tmp/dest/"]
     single = rsync_command("host:/data/history/history.txt", "/tmp/h.txt", directory=False)
-    assert single[-2:] == ["host:/data/history/history.txt", "/tmp/h.txt"] and "--dirs" not in single
+    assert single[-2:] == ["host:/data/history/history.txt", "/tmp/h.txt"] and "--recursive" not in single
     assert "-e" in single
 
 
@@ -234,7 +240,7 @@ def test_interrupted_download_leaves_no_partial_picture_then_resumes(cfg, http_s
     assert (summary.transferred, summary.failed) == (4, 1)
     assert names[2] in summary.errors[0]
     assert not (dest / names[2]).exists()  # never under its final name
-    assert names[2] not in list_collection(dest)[0]  # and invisible to the ingest
+    assert names[2] not in list_folder(dest).pictures  # and invisible to the ingest
     partial = dest / f".{names[2]}.part"
     assert 0 < partial.stat().st_size < (server.root / "collections" / names[2]).stat().st_size
 

@@ -78,3 +78,38 @@ def test_deleting_a_run_deletes_its_embedding(engine):
         conn.execute(schema.clustering_runs.delete())
     with engine.connect() as conn:
         assert conn.execute(select(schema.pictures_embedding)).all() == []
+
+
+def test_mariadb_tables_of_an_older_version_are_converted_to_exact_comparison(mysql_server):
+    """Issue 15, item 7: tables created with the server's case-insensitive default collation and a
+    255-character file name are converted on the next connection, keeping their rows."""
+    from sqlalchemy import create_engine, text
+
+    from iss.db.engine import get_engine
+
+    old = create_engine(mysql_server, future=True)
+    schema.metadata.drop_all(old)
+    with old.begin() as conn:
+        conn.execute(text("CREATE TABLE pictures_rejected (filename VARCHAR(255) NOT NULL PRIMARY KEY, "
+                          "reason VARCHAR(32) NOT NULL, detail TEXT, file_size BIGINT, file_mtime DOUBLE, "
+                          "rejected_at DATETIME NOT NULL) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"))
+        conn.execute(text("INSERT INTO pictures_rejected VALUES ('CaseTest.jpg', 'empty', NULL, 0, 0, NOW())"))
+    old.dispose()
+
+    engine = get_engine(mysql_server)
+    with engine.connect() as conn:
+        collation, width = conn.execute(text(
+            "SELECT c.COLLATION_NAME, c.CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS c WHERE "
+            "c.TABLE_SCHEMA = DATABASE() AND c.TABLE_NAME = 'pictures_rejected' AND c.COLUMN_NAME = 'filename'")).one()
+    assert (collation, width) == ("utf8mb4_bin", 512)
+    with engine.begin() as conn:
+        upsert(conn, schema.pictures_rejected, [dict(filename="casetest.jpg", reason="empty", rejected_at=dt.datetime(
+            2024, 1, 1))])
+    with engine.connect() as conn:
+        names = sorted(conn.execute(select(schema.pictures_rejected.c.filename)).scalars())
+        tables = dict(conn.execute(text("SELECT TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES "
+                                        "WHERE TABLE_SCHEMA = DATABASE()")).all())
+    assert names == ["CaseTest.jpg", "casetest.jpg"]
+    assert {tables[name] for name in schema.metadata.tables} == {"utf8mb4_bin"}
+    schema.metadata.drop_all(engine)
+    engine.dispose()

@@ -18,6 +18,7 @@ from iss.posters.render import (centre_crop_box, fit_picture, generate_posters, 
 from iss.posters.templates import PosterError, PosterTemplateError, load_template
 from iss.posters.upscale import get_upscaler, lanczos, lanczos_sharpen, register_upscaler
 
+from ..conftest import real_frame_paths
 from .helpers import SLOT_BACKGROUND, small_template
 
 MAGENTA = np.array([255, 0, 255])
@@ -278,3 +279,66 @@ def test_shipped_template_at_full_size(poster_env, name):
         ids = [r[0] for r in conn.execute(select(schema.posters_slots.c.pictures_id)
                                           .where(schema.posters_slots.c.poster_id == name))]
     assert len(ids) == len(template.slots) == len(set(ids))
+
+
+# --- one decoder (issue 15, item 4): the poster shows what the thumbnail shows -----------------
+REAL_FRAMES = real_frame_paths()
+
+
+def _rotated_copy(source, path, orientation: int) -> None:
+    """The picture stored turned the other way, with the EXIF orientation that shows it upright again."""
+    undo = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    with Image.open(source) as image:
+        image.convert("RGB").transpose(undo[orientation]).save(path, "JPEG", quality=95, exif=exif)
+
+
+@pytest.mark.skipif(not REAL_FRAMES, reason="needs the real ISS frames (shared/real/iss_frames)")
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_poster_turns_exif_rotated_real_frames_upright_like_their_thumbnail(tmp_path, orientation):
+    from iss.data.images import decode_picture
+
+    upright = tmp_path / "upright.jpg"
+    with Image.open(REAL_FRAMES[0]) as image:
+        image.convert("RGB").save(upright, "JPEG", quality=95)
+    rotated = tmp_path / f"rotated-{orientation}.jpg"
+    _rotated_copy(upright, rotated, orientation)
+    size = (96, 54)
+    poster = np.asarray(fit_picture(rotated, size), dtype=np.int16)
+    thumb = decode_picture(rotated, thumb_size=size).thumb.astype(np.int16)
+    reference = np.asarray(fit_picture(upright, size), dtype=np.int16)
+    assert poster.shape == thumb.shape == (54, 96, 3)
+    assert np.abs(poster - reference).mean() < 4  # upright, as the file is shown
+    assert np.abs(poster - thumb).mean() < 6  # and the same as its thumbnail (Lanczos vs bilinear)
+    assert np.abs(poster - reference[::-1]).mean() > 10  # (the frame is not the same upside down)
+
+
+@pytest.mark.parametrize("kind", ["rgba", "palette"])
+def test_poster_shows_transparent_pixels_as_the_thumbnail_does(tmp_path, kind):
+    from iss.data.images import decode_picture
+
+    # magenta under fully transparent pixels, opaque green in the middle third
+    pixels = np.zeros((90, 160, 4), np.uint8)
+    pixels[..., :3] = (255, 0, 255)
+    pixels[:, 53:107] = (0, 200, 0, 255)
+    image = Image.fromarray(pixels, "RGBA")
+    path = tmp_path / f"{kind}.png"
+    if kind == "palette":
+        image = image.convert("P")
+        image.info["transparency"] = image.getpixel((0, 0))
+        image.save(path, transparency=image.getpixel((0, 0)))
+    else:
+        image.save(path)
+    poster = np.asarray(fit_picture(path, (160, 90)), dtype=np.int16)
+    thumb = decode_picture(path, thumb_size=(160, 90)).thumb.astype(np.int16)
+    assert poster[:, :40].max() == 0 and thumb[:, :40].max() == 0  # black, not the hidden magenta
+    assert tuple(poster[45, 80]) == (0, 200, 0)
+    assert np.abs(poster - thumb).mean() < 3
+
+
+def test_a_picture_that_cannot_be_decoded_is_a_poster_error(tmp_path):
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"not a picture")
+    with pytest.raises(PosterError, match=r"broken\.jpg cannot be decoded: not_image"):
+        fit_picture(path, (100, 100))

@@ -107,3 +107,15 @@ def test_texture_score_reads_jpeg_and_pil_images():
 def test_upper_tail_is_an_empirical_p_value():
     reference = np.sort(np.arange(100, dtype=float))
     np.testing.assert_allclose(upper_tail(reference, [-1, 50, 99, 1000]), [1.0, 0.5, 0.01, 0.0])
+
+
+def test_texture_of_an_upload_decodes_like_ingest_transparent_pixels_are_black(tmp_path):
+    """Issue 15, item 4: the texture check reads the pixels the ingest sees (one decoder), not the
+    noise hidden under transparent pixels."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(180, 320, 4), dtype=np.uint8)
+    pixels[..., 3] = 0  # fully transparent: shown (and ingested) as black
+    path = tmp_path / "hidden_noise.png"
+    Image.fromarray(pixels, "RGBA").save(path)
+    assert texture_score(path) == 0.0
+    assert texture_score(Image.fromarray(pixels[..., :3])) > 5  # the hidden noise itself is textured
