@@ -1,15 +1,23 @@
-"""The ``iss`` command: similar-picture search and the explorer server.
+"""The iss command: every pipeline step, the explorer server, similar-picture search and the collection's lists.
 
-    iss similar PICTURE [--k 12] [--json]     nearest collection pictures, or "no good match"
-    iss serve [--host 127.0.0.1] [--port 8000] the explorer server (search, clusters, reports)
+    iss demo                                   the whole pipeline on a generated collection
+    iss generate-demo | sync-collections | populate-db | sampling | training | encode |
+        exec-clustering | reports | facets | posters        one pipeline step each (= make <step>)
+    iss name-cluster RUN LABEL "city lights"   rename a cluster (pages are refreshed)
+    iss similar PICTURE [--k 12] [--json]      nearest collection pictures, or "no good match"
+    iss serve [--host 127.0.0.1] [--port 8000] the explorer server (search, pictures, clusters, reports)
     iss index [--rebuild]                      build or update the search index
-    iss near-duplicates --out pairs.csv        pairs of near-identical pictures
-    iss outliers --out outliers.csv [--n 50]   the pictures farthest from everything
+    iss near-duplicates [--out sets.csv]       sets of near-identical pictures, largest first
+    iss outliers [--out outliers.csv] [--n 50] the pictures least like the rest
 
-Every command reads the config of ``--mode`` (default ``$MODE``) and uses the model
+Every command reads the config of ``--mode`` (default ``$MODE``); step commands take
+``--set KEY=VALUE`` to override any config key. The search commands use the model
 ``training.model_type`` / ``training.model_name`` unless ``--model-type`` / ``--model-name``
 say otherwise. The search index is built on first use and updated when new pictures were
-encoded (``make encode``).
+encoded (``iss encode``).
+
+This module stays light (``iss similar`` must start fast): each command imports its library code
+(TensorFlow, UMAP, bokeh...) inside its function, and the step modules do the same.
 """
 
 from __future__ import annotations
@@ -22,8 +30,10 @@ from typing import Optional
 
 import typer
 
+from iss.exec.common import plain_help
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=plain_help(__doc__))
 log = logging.getLogger("iss.cli")
 
 ModelType = typer.Option(None, "--model-type", help="Model type (default training.model_type).")
@@ -182,6 +192,37 @@ def outliers(
     rows = service.outliers(n)
     write_csv(out, service.to_csv(rows, OUTLIER_COLUMNS))
     typer.echo(f"{len(rows)} outliers -> {out}")
+
+
+# --- the pipeline steps: the very functions of `python -m iss.exec.<step>` and `make <step>` ----------------
+def _register_steps() -> None:
+    """Add one command per pipeline step, in data-flow order (the step modules import only typer and config)."""
+    from iss.exec import (
+        demo,
+        encode,
+        exec_clustering,
+        facets,
+        generate_demo,
+        populate_db,
+        posters,
+        reports,
+        sampling,
+        sync_collections,
+        training,
+    )
+
+    for module, function in ((demo, demo.demo), (generate_demo, generate_demo.generate_demo),
+                             (sync_collections, sync_collections.sync_collections),
+                             (populate_db, populate_db.populate_db), (sampling, sampling.sampling),
+                             (training, training.training), (encode, encode.encode),
+                             (exec_clustering, exec_clustering.exec_clustering), (reports, reports.reports),
+                             (facets, facets.facets), (posters, posters.posters)):
+        name = module.__name__.rsplit(".", 1)[1].replace("_", "-")
+        app.command(name, help=plain_help(module.__doc__), short_help=plain_help(function.__doc__),
+                    rich_help_panel="Pipeline steps")(function)
+
+
+_register_steps()
 
 
 def main() -> None:
