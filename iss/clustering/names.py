@@ -5,9 +5,10 @@ thumbnails and the locations table:
 
 - brightness (median luminance): ``dark``, ``dim``, ``bright``;
 - what the frame looks like: ``flat`` (almost no contrast: blank screens), ``city lights`` (a dark
-  frame with small bright spots), ``glare`` (a large clipped-white area), ``horizon`` (a dark top
-  over a lit bottom);
-- colour (hue of the mean colour of the lit pixels when it is saturated enough), or ``grey``;
+  frame with small bright spots), ``glare`` (a bright frame with a large clipped-white area),
+  ``horizon`` (a dark top over a lit bottom), else ``high contrast`` when it is;
+- colour: the most common hue of the saturated pixels when they cover enough of the frames,
+  else ``grey`` for lit, unsaturated frames;
 - ``day`` or ``night`` when at least ``DAY_NIGHT_SHARE`` of its located pictures are;
 - ``over <place>`` when at least ``PLACE_SHARE`` of its located pictures share a location text.
 
@@ -22,7 +23,6 @@ warning), since label k may now hold other pictures.
 
 from __future__ import annotations
 
-import colorsys
 import datetime as dt
 import logging
 from collections import Counter
@@ -39,8 +39,10 @@ log = logging.getLogger(__name__)
 DAY_NIGHT_SHARE = 0.7  # a cluster is "night" when at least this share of its located pictures is
 PLACE_SHARE = 0.4  # "over X" when at least this share of its located pictures is at X
 MAX_NAME_LENGTH = 255  # the column's size
+DESCRIPTION_VERSION = 2  # bump when the description rules change: automatic names are then redone
 _BATCH = 2048  # thumbnails measured at once: memory bounded by the batch, not the run
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+HUE_BINS = 24
 # hue (degrees) -> colour word, the upper bound of each range
 _HUES = ((15, "red"), (45, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (255, "blue"),
          (290, "purple"), (335, "pink"), (360, "red"))
@@ -71,9 +73,13 @@ def picture_measures(thumbs: np.ndarray) -> dict[str, np.ndarray]:
     luma = pixels @ _LUMA
     flat = luma.reshape(n, -1)
     brightness = np.median(flat, axis=1)
-    lit = (luma > 0.08)[..., None]
-    lit_count = np.maximum(lit.sum(axis=(1, 2)), 1)
-    colour = (pixels * lit).sum(axis=(1, 2)) / lit_count
+    high, low = pixels.max(axis=-1), pixels.min(axis=-1)
+    saturation = (high - low) / np.maximum(high, 1e-6)
+    chosen = (luma > 0.08) & (saturation > 0.3)
+    hue = _hue_bins(pixels, high, low)
+    hues = np.stack([((hue == b) & chosen).reshape(n, -1).sum(axis=1) for b in range(HUE_BINS)], axis=1)
+    hues = hues / np.maximum(hues.sum(axis=1, keepdims=True), 1)
+    lit_count = np.maximum((luma > 0.08).reshape(n, -1).sum(axis=1), 1)
     bright_share = (flat > 0.55).mean(axis=1)
     return {
         "brightness": brightness.astype(np.float32),
@@ -82,20 +88,26 @@ def picture_measures(thumbs: np.ndarray) -> dict[str, np.ndarray]:
         "clipped": (flat > 0.94).mean(axis=1).astype(np.float32),
         "top": luma[:, : h // 3].mean(axis=(1, 2)).astype(np.float32),
         "bottom": luma[:, -(h // 3):].mean(axis=(1, 2)).astype(np.float32),
-        "red": colour[:, 0].astype(np.float32), "green": colour[:, 1].astype(np.float32),
-        "blue": colour[:, 2].astype(np.float32),
+        "saturated": (chosen.reshape(n, -1).sum(axis=1) / lit_count).astype(np.float32),
+        "hues": hues.astype(np.float32),
     }
 
 
-def colour_word(rgb) -> str | None:
-    """``"blue"``, ``"orange"``... for a saturated mean colour, ``"grey"`` for a neutral lit one, else None."""
-    hue, lightness, saturation = colorsys.rgb_to_hls(*[float(c) for c in rgb])
-    if lightness < 0.06:
-        return None
-    if saturation < 0.18:
-        return "grey" if lightness > 0.25 else None
-    degrees = hue * 360.0
-    return next(word for bound, word in _HUES if degrees < bound)
+def _hue_bins(pixels: np.ndarray, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """HSV hue of every pixel as a bin of ``360 / HUE_BINS`` degrees (the usual hexcone formula, vectorised)."""
+    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    span = np.maximum(high - low, 1e-6)
+    hue = np.where(high == r, (g - b) / span % 6, np.where(high == g, (b - r) / span + 2, (r - g) / span + 4))
+    return np.minimum((hue * 60.0 // (360 / HUE_BINS)).astype(np.int64), HUE_BINS - 1)
+
+
+def colour_word(hues: np.ndarray, saturated: float, brightness: float) -> str | None:
+    """``"blue"``, ``"orange"``... for the most common hue (``hues``: ``HUE_BINS`` bins) when at
+    least 15% of the lit pixels are saturated; ``"grey"`` for lit, unsaturated frames; else None."""
+    if saturated >= 0.15 and hues.sum() > 0:
+        degrees = (int(np.argmax(hues)) + 0.5) * 360.0 / HUE_BINS
+        return next(word for bound, word in _HUES if degrees < bound)
+    return "grey" if brightness > 0.2 else None
 
 
 def describe_cluster(measures: dict[str, np.ndarray], is_day: list, places: list) -> tuple[str, dict]:
@@ -118,7 +130,7 @@ def describe_cluster(measures: dict[str, np.ndarray], is_day: list, places: list
     description : dict
         The medians, shares and the terms, for the run page and the database.
     """
-    med = {key: float(np.median(values)) for key, values in measures.items()}
+    med = {key: float(np.median(values)) for key, values in measures.items() if key != "hues"}
     share = {"lights": float(np.mean(measures["lights"] > 0.002)),
              "glare": float(np.mean(measures["clipped"] > 0.04)),
              "horizon": float(np.mean((measures["top"] < 0.1) & (measures["bottom"] > 0.2)))}
@@ -133,11 +145,13 @@ def describe_cluster(measures: dict[str, np.ndarray], is_day: list, places: list
         terms.append("flat")
     elif share["lights"] >= 0.5:
         terms.append("city lights")
-    elif share["glare"] >= 0.5:
+    elif share["glare"] >= 0.5 and med["brightness"] > 0.4:
         terms.append("glare")
     elif share["horizon"] >= 0.5:
         terms.append("horizon")
-    colour = colour_word((med["red"], med["green"], med["blue"]))
+    elif med["contrast"] > 0.28:
+        terms.append("high contrast")
+    colour = colour_word(measures["hues"].mean(axis=0), med["saturated"], med["brightness"])
     if colour:
         terms.append(colour)
     known = [bool(v) for v in is_day if v is not None]
@@ -154,7 +168,7 @@ def describe_cluster(measures: dict[str, np.ndarray], is_day: list, places: list
         if place_share >= PLACE_SHARE:
             terms.append(f"over {place}")
     name = ", ".join(terms) or "mixed"
-    description = {"n_pictures": int(len(measures["brightness"])), "terms": terms,
+    description = {"version": DESCRIPTION_VERSION, "n_pictures": int(len(measures["brightness"])), "terms": terms,
                    "brightness": round(med["brightness"], 4), "contrast": round(med["contrast"], 4),
                    "colour": colour, "share_city_lights": round(share["lights"], 4),
                    "share_glare": round(share["glare"], 4), "share_horizon": round(share["horizon"], 4),
@@ -229,20 +243,22 @@ def ensure_cluster_names(cache, engine: Engine, run_id: int) -> dict[int, dict]:
     run = _run_row(engine, run_id)
     n = schema.cluster_names
     with engine.connect() as conn:
-        stored = conn.execute(select(n.c.label, n.c.name, n.c.run_created_at).where(n.c.run_id == int(run_id))).all()
-    if stored and all(r.run_created_at == run["created_at"] for r in stored):
+        stored = conn.execute(select(n.c.label, n.c.name, n.c.run_created_at, n.c.description)
+                              .where(n.c.run_id == int(run_id))).all()
+    same_run = bool(stored) and all(r.run_created_at == run["created_at"] for r in stored)
+    if same_run and all((r.description or {}).get("version") == DESCRIPTION_VERSION for r in stored):
         return cluster_names(engine, run_id)
-    given = [r for r in stored if r.name]
-    if given:
+    given = {int(r.label): r.name for r in stored if r.name} if same_run else {}  # kept when only the rules changed
+    if not same_run and any(r.name for r in stored):
         log.warning("run %s was re-run since its clusters were named: dropping the names given by hand (%s); "
                     "name them again with `iss name-cluster`", run_id,
-                    ", ".join(f"{r.label}: {r.name!r}" for r in given))
+                    ", ".join(f"{r.label}: {r.name!r}" for r in stored if r.name))
     described = describe_run(cache, engine, run_id)
     now = dt.datetime.now()
     with engine.begin() as conn:
         conn.execute(delete(n).where(n.c.run_id == int(run_id)))
         upsert(conn, n, [{"run_id": int(run_id), "label": int(label), "auto_name": name[:MAX_NAME_LENGTH],
-                          "name": None, "description": description, "run_created_at": run["created_at"],
+                          "name": given.get(int(label)), "description": description, "run_created_at": run["created_at"],
                           "updated_at": now} for label, (name, description) in described.items()])
     log.info("run %s: clusters described: %s", run_id, "; ".join(f"{k}: {v[0]}" for k, v in described.items()))
     return cluster_names(engine, run_id)
