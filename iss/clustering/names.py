@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 DAY_NIGHT_SHARE = 0.7  # a cluster is "night" when at least this share of its located pictures is
 PLACE_SHARE = 0.4  # "over X" when at least this share of its located pictures is at X
 MAX_NAME_LENGTH = 255  # the column's size
-DESCRIPTION_VERSION = 2  # bump when the description rules change: automatic names are then redone
+DESCRIPTION_VERSION = 3  # bump when the description rules change: automatic names are then redone
 _BATCH = 2048  # thumbnails measured at once: memory bounded by the batch, not the run
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 HUE_BINS = 24
@@ -178,9 +178,13 @@ def describe_cluster(measures: dict[str, np.ndarray], is_day: list, places: list
 
 
 def unique_names(names: dict[int, str]) -> dict[int, str]:
-    """Names made unique within a run: a repeated one gets its cluster number, ``"dark, flat · 4"``."""
-    counts = Counter(names.values())
-    return {label: (f"{name} · {label}" if counts[name] > 1 else name) for label, name in names.items()}
+    """Names made unique within a run: the second cluster with a name gets ``" (2)"``, the third ``" (3)"``..."""
+    seen: Counter = Counter()
+    unique = {}
+    for label in sorted(names):
+        seen[names[label]] += 1
+        unique[label] = names[label] + (f" ({seen[names[label]]})" if seen[names[label]] > 1 else "")
+    return unique
 
 
 # --- the database ------------------------------------------------------------------------------

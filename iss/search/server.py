@@ -131,6 +131,13 @@ def create_app(cfg: Config, service: SearchService | None = None) -> FastAPI:
         return render("index.html", title="Search", k=service.k, max_k=service.max_k, max_upload_mb=f"{max_upload_mb:g}",
                     percentile=service.index.threshold_percentile, margin=service.index.margin)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        icon = cfg.path("reports") / "favicon.ico"  # written with the reports
+        if icon.is_file():
+            return Response(icon.read_bytes(), media_type="image/x-icon")
+        return Response(status_code=204)
+
     @app.get("/health")
     def health():
         return service.health()

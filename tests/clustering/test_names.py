@@ -41,7 +41,7 @@ def test_descriptions_say_what_the_pictures_share():
     assert _describe(np.zeros((4, 54, 96, 3), np.uint8))[0] == "dark, flat"
     # a place shared by too few located pictures is not named; unknown day/night says nothing
     assert "over" not in _describe(night, places=["Asia", "Europe", "Africa"] * 10)[0]
-    assert unique_names({0: "dark", 1: "dark", 2: "bright"}) == {0: "dark · 0", 1: "dark · 1", 2: "bright"}
+    assert unique_names({0: "dark", 1: "bright", 2: "dark"}) == {0: "dark", 1: "bright", 2: "dark (2)"}
 
 
 @pytest.mark.skipif(not REAL_FRAMES.is_dir(), reason="needs the real ISS frames in /work/shared/real")
