@@ -626,6 +626,12 @@
   canvas.addEventListener('mouseleave', () => { hovered = -1; tooltip.hidden = true; draw(); });
   canvas.addEventListener('dblclick', () => resetView(true));
   window.addEventListener('resize', () => { resizeCanvas(); relayout(false); });
+  window.addEventListener('hashchange', () => {  // an address typed or pasted in the same tab
+    readHash();
+    document.getElementById('filter-id').value = state.q;
+    fillFilterValues();
+    relayout(true);
+  });
 
   // --- start --------------------------------------------------------------------------------------
   window.dive = {
