@@ -104,7 +104,7 @@ def add_odd_frames(out_dir: str | Path, n: int, start: datetime = datetime(2017,
     written = []
     for k, kind in enumerate(ODD_KINDS):
         index = max(0, min(n - 1, (k + 1) * n // (len(ODD_KINDS) + 1)))
-        when = start + timedelta(minutes=(index + 0.5) * interval_minutes)
+        when = start + timedelta(minutes=(index + 0.5) * interval_minutes, seconds=k)  # distinct if n is tiny
         picture_id = when.strftime(FILENAME_FORMAT)
         if kind == "test_pattern":
             image = test_pattern(size)

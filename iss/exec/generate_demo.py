@@ -13,6 +13,7 @@ Re-running with the same arguments keeps the frames already written.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -25,6 +26,8 @@ app = step_app(__doc__)
 
 @app.command()
 def generate_demo(
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Folder receiving collections/, history/ and "
+                                                                    "labels.csv (default paths.source)."),
     n: Optional[int] = typer.Option(None, "--n", min=1, help="Number of frames (default demo.n_frames)."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0,
                                        help="Seed; the same seed gives the same files (default demo.seed)."),
@@ -42,6 +45,8 @@ def generate_demo(
                  if value is not None}
     with step_errors(log, ValueError):
         cfg = step_config(mode, settings, {"demo": overrides} if overrides else None)
+        if out_dir is not None:
+            cfg = cfg.with_overrides({"paths": {"source": str(out_dir.resolve())}})
         log.info("generating %s demo frames (seed %s) into %s", cfg.get("demo.n_frames"), cfg.get("demo.seed"),
                  cfg.path("source"))
         summary = run_generate(cfg)
