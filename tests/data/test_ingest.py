@@ -74,7 +74,8 @@ def test_second_run_decodes_nothing_and_writes_no_duplicates(ingest_cfg, db, mon
     good, bad = make_messy_folder(ingest_cfg.path("collections"))
     write_frames(ingest_cfg.path("collections"), 6)
     populate_db(ingest_cfg, db, progress=False)
-    before = (count(db.connect(), schema.pictures), count(db.connect(), schema.pictures_rejected))
+    with db.connect() as conn:  # closed at once: an open MySQL transaction would block the next test's DROP
+        before = (count(conn, schema.pictures), count(conn, schema.pictures_rejected))
 
     calls = []
     real_decode = ingest.decode_picture
