@@ -1,15 +1,23 @@
-"""The ``iss`` command: similar-picture search and the explorer server.
+"""The iss command: every pipeline step, the explorer server, similar-picture search and the collection's lists.
 
-    iss similar PICTURE [--k 12] [--json]     nearest collection pictures, or "no good match"
-    iss serve [--host 127.0.0.1] [--port 8000] the explorer server (search, clusters, reports)
+    iss demo                                   the whole pipeline on a generated collection
+    iss generate-demo | sync-collections | populate-db | sampling | training | encode |
+        exec-clustering | reports | facets | posters        one pipeline step each (= make <step>)
+    iss name-cluster RUN LABEL "city lights"   rename a cluster (pages are refreshed)
+    iss similar PICTURE [--k 12] [--json]      nearest collection pictures, or "no good match"
+    iss serve [--host 127.0.0.1] [--port 8000] the explorer server (search, pictures, clusters, reports)
     iss index [--rebuild]                      build or update the search index
-    iss near-duplicates --out pairs.csv        pairs of near-identical pictures
-    iss outliers --out outliers.csv [--n 50]   the pictures farthest from everything
+    iss near-duplicates [--out sets.csv]       sets of near-identical pictures, largest first
+    iss outliers [--out outliers.csv] [--n 50] the pictures least like the rest
 
-Every command reads the config of ``--mode`` (default ``$MODE``) and uses the model
+Every command reads the config of ``--mode`` (default ``$MODE``); step commands take
+``--set KEY=VALUE`` to override any config key. The search commands use the model
 ``training.model_type`` / ``training.model_name`` unless ``--model-type`` / ``--model-name``
 say otherwise. The search index is built on first use and updated when new pictures were
-encoded (``make encode``).
+encoded (``iss encode``).
+
+This module stays light (``iss similar`` must start fast): each command imports its library code
+(TensorFlow, UMAP, bokeh...) inside its function, and the step modules do the same.
 """
 
 from __future__ import annotations
@@ -22,8 +30,10 @@ from typing import Optional
 
 import typer
 
+from iss.exec.common import plain_help
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=plain_help(__doc__))
 log = logging.getLogger("iss.cli")
 
 ModelType = typer.Option(None, "--model-type", help="Model type (default training.model_type).")
@@ -148,40 +158,132 @@ def index(
 
 @app.command("near-duplicates")
 def near_duplicates(
-    out: Path = typer.Option(..., "--out", help="CSV file to write."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the keep-one CSV here (every picture of every set, "
+                                                           "keep = yes for the one to keep) instead of printing."),
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="Also write the near-duplicate pairs as CSV."),
+    limit: int = typer.Option(20, "--limit", min=1, help="Sets printed (largest first)."),
     model_type: Optional[str] = ModelType,
     model_name: Optional[str] = ModelName,
     mode: Optional[str] = Mode,
 ) -> None:
-    """Write the pairs of near-identical pictures (closer than an edited copy is to its original) as CSV."""
+    """Sets of near-identical pictures (closer than an edited copy is to its original), largest first, and the one to keep."""
     _setup_logging(quiet=True)
-    from iss.search.server import NEAR_DUPLICATE_COLUMNS
+    from iss.search.server import KEEP_ONE_COLUMNS, NEAR_DUPLICATE_COLUMNS, keep_one_rows
     from iss.search.service import write_csv
 
     _, service = _service(mode, model_type, model_name)
-    rows = service.near_duplicates()
-    write_csv(out, service.to_csv(rows, NEAR_DUPLICATE_COLUMNS))
-    typer.echo(f"{len(rows)} near-duplicate pairs (distance <= {service.calibration.near_copy_distance:.4g}) "
-               f"-> {out}")
+    sets = service.near_duplicate_sets()
+    n_pictures = sum(s["size"] for s in sets)
+    typer.echo(f"{len(sets)} sets of near-duplicates, {n_pictures} pictures; keeping one per set frees "
+               f"{n_pictures - len(sets)} (distance <= {service.calibration.near_copy_distance:.4g})")
+    if pairs:
+        write_csv(pairs, service.to_csv(service.near_duplicates(), NEAR_DUPLICATE_COLUMNS))
+        typer.echo(f"pairs -> {pairs}")
+    if out:
+        write_csv(out, service.to_csv(keep_one_rows(sets), KEEP_ONE_COLUMNS))
+        typer.echo(f"keep-one list -> {out}")
+        return
+    for s in sets[:limit]:
+        others = [p["pictures_id"] for p in s["pictures"] if not p["keep"]]
+        shown = ", ".join(others[:8]) + (f", ... ({len(others) - 8} more)" if len(others) > 8 else "")
+        typer.echo(f"set {s['set']:>3}  {s['size']:>4} pictures  keep {s['keep']}  drop {shown}")
+    if len(sets) > limit:
+        typer.echo(f"... {len(sets) - limit} more sets (--limit, or --out sets.csv for all)")
 
 
 @app.command()
 def outliers(
-    out: Path = typer.Option(..., "--out", help="CSV file to write."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write them as CSV here instead of printing."),
     n: int = typer.Option(50, "--n", min=1, help="Number of outliers."),
     model_type: Optional[str] = ModelType,
     model_name: Optional[str] = ModelName,
     mode: Optional[str] = Mode,
 ) -> None:
-    """Write the N pictures farthest from everything (mean distance to their 5 nearest) as CSV."""
+    """The N pictures least like the rest (unusual colour layout or light from top to bottom), oddest first."""
     _setup_logging(quiet=True)
     from iss.search.server import OUTLIER_COLUMNS
     from iss.search.service import write_csv
 
     _, service = _service(mode, model_type, model_name)
     rows = service.outliers(n)
-    write_csv(out, service.to_csv(rows, OUTLIER_COLUMNS))
-    typer.echo(f"{len(rows)} outliers -> {out}")
+    if out:
+        write_csv(out, service.to_csv(rows, OUTLIER_COLUMNS))
+        typer.echo(f"{len(rows)} outliers -> {out}")
+        return
+    typer.echo(f"{'rank':>4}  {'picture':<24} {'score':>6}  {'cluster':>7}  {'taken at':<19}  why")
+    for row in rows:
+        cluster = "-" if row["cluster"] is None else str(row["cluster"])
+        typer.echo(f"{row['rank']:>4}  {row['pictures_id']:<24} {row['score']:>6.1f}  {cluster:>7}  "
+                   f"{row['taken_at'] or '-':<19}  {row['reason']}")
+
+
+@app.command("name-cluster")
+def name_cluster(
+    run_id: int = typer.Argument(..., help="Clustering run (its number on the run page)."),
+    label: int = typer.Argument(..., help="Cluster number in that run."),
+    name: str = typer.Argument("", help="The new name; empty to go back to the automatic description."),
+    refresh: bool = typer.Option(True, "--refresh/--no-refresh",
+                                 help="Rewrite the run page, scatter, mosaics and dive with the new name."),
+    mode: Optional[str] = Mode,
+) -> None:
+    """Name a cluster (stored in the database; shown on every page, usable in poster rules)."""
+    _setup_logging(quiet=True)
+    from iss.clustering.names import ClusterNameError
+    from iss.clustering.names import name_cluster as store_name
+    from iss.config import ConfigError, load_config
+    from iss.data.cache import CacheError, ImageCache
+    from iss.db.engine import DatabaseError, get_engine
+    from iss.visualization.data import ReportError
+
+    try:
+        cfg = load_config(mode=mode)
+        engine = get_engine(cfg.database_url)
+        try:
+            names = store_name(ImageCache(cfg.path("cache")), engine, run_id, label, name)
+            for k, info in names.items():
+                mark = "*" if k == label else " "
+                typer.echo(f"{mark} {k:>4}  {info['name']}" + (f"   (described as: {info['auto_name']})"
+                                                                  if info["given"] else ""))
+            if refresh:
+                from iss.visualization.reports import refresh_cluster_names
+
+                for path in refresh_cluster_names(cfg, engine, run_id):
+                    typer.echo(f"rewritten {path}")
+        finally:
+            engine.dispose()
+    except (ClusterNameError, ConfigError, DatabaseError, CacheError, ReportError) as exc:
+        _fail(str(exc))
+
+
+# --- the pipeline steps: the very functions of `python -m iss.exec.<step>` and `make <step>` ----------------
+def _register_steps() -> None:
+    """Add one command per pipeline step, in data-flow order (the step modules import only typer and config)."""
+    from iss.exec import (
+        demo,
+        encode,
+        exec_clustering,
+        facets,
+        generate_demo,
+        populate_db,
+        posters,
+        reports,
+        sampling,
+        sync_collections,
+        training,
+    )
+
+    for module, function in ((demo, demo.demo), (generate_demo, generate_demo.generate_demo),
+                             (sync_collections, sync_collections.sync_collections),
+                             (populate_db, populate_db.populate_db), (sampling, sampling.sampling),
+                             (training, training.training), (encode, encode.encode),
+                             (exec_clustering, exec_clustering.exec_clustering), (reports, reports.reports),
+                             (facets, facets.facets), (posters, posters.posters)):
+        name = module.__name__.rsplit(".", 1)[1].replace("_", "-")
+        app.command(name, help=plain_help(module.__doc__), short_help=plain_help(function.__doc__),
+                    rich_help_panel="Pipeline steps")(function)
+
+
+_register_steps()
 
 
 def main() -> None:

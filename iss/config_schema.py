@@ -76,6 +76,7 @@ class Database(Section):
 class Demo(Section):
     n_frames: PositiveInt = 2000
     seed: Seed = 0
+    odd_frames: bool = True
 
 
 class Sync(Section):
@@ -263,9 +264,10 @@ class Search(Section):
 
 
 class Posters(Section):
-    default_template: str = "grid_4x4"
+    default_template: str = "grid_4x4_band"
     templates_dir: str = "posters"
-    n_clusters_per_poster: PositiveInt = 2
+    n_clusters_per_poster: PositiveInt = 4
+    near_duplicate_distance: Annotated[float, Field(ge=0)] = 0.06
     auto_min_contrast: Annotated[float, Field(ge=0)] = 0.06
     upscaler: str = "lanczos"
     jpeg_quality: Annotated[int, Field(ge=1, le=95)] = 92

@@ -43,6 +43,27 @@ def _timed(result: PipelineResult, name: str, step: Callable):
     return value
 
 
+def generate_demo(cfg: Config, progress: bool = True):
+    """Generate the demo collection into ``paths.source`` (``demo.n_frames``, ``demo.seed``), plus, with
+    ``demo.odd_frames`` (default true), a test pattern, a lens reflection and a half-black frame
+    (:mod:`iss.data.odd_frames`) for the outlier list to find.
+
+    Returns
+    -------
+    iss.data.demo.DemoSummary
+    """
+    from iss.data.demo import generate_collection
+
+    n, seed = int(cfg.get("demo.n_frames")), int(cfg.get("demo.seed"))
+    summary = generate_collection(cfg.path("source"), n=n, seed=seed, progress=progress)
+    if cfg.get("demo.odd_frames", True):
+        from iss.data.odd_frames import add_odd_frames
+
+        odd = add_odd_frames(cfg.path("source"), n=n, seed=seed)
+        log.info("added %d odd frames for the outlier list: %s", len(odd), ", ".join(f"{i} ({k})" for i, k in odd))
+    return summary
+
+
 def run_pipeline(cfg: Config, generate: bool = True, progress: bool = True) -> PipelineResult:
     """Run every step on the configured collection.
 
@@ -70,9 +91,7 @@ def run_pipeline(cfg: Config, generate: bool = True, progress: bool = True) -> P
 
     result = PipelineResult(database_url=cfg.database_url)
     if generate:
-        from iss.data.demo import generate_collection
-        _timed(result, "generate_demo", lambda: generate_collection(
-            cfg.path("source"), n=int(cfg.get("demo.n_frames")), seed=int(cfg.get("demo.seed")), progress=progress))
+        _timed(result, "generate_demo", lambda: generate_demo(cfg, progress=progress))
     engine = get_engine(cfg.database_url)
     model_type, model_name = cfg.get("training.model_type"), cfg.get("training.model_name")
     clustering_type = cfg.get("clustering.default")

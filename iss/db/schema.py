@@ -145,6 +145,18 @@ pictures_embedding = Table(
     **EXACT,
 )
 
+cluster_names = Table(
+    "cluster_names",
+    metadata,
+    Column("run_id", Integer, ForeignKey("clustering_runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("label", Integer, primary_key=True, autoincrement=False),
+    Column("auto_name", String(255), nullable=False),  # described from the cluster's pictures
+    Column("name", String(255), nullable=True),  # given by a person; shown instead of auto_name
+    Column("description", JSON, nullable=True),  # the measurements behind auto_name
+    Column("run_created_at", DateTime, nullable=False),  # the run it describes: a re-run makes it stale
+    Column("updated_at", DateTime, nullable=False),
+)
+
 posters = Table(
     "posters",
     metadata,

@@ -1,14 +1,21 @@
-"""What every ``iss.exec.<step>`` CLI shares: the logging set-up and the error-to-exit-code rule."""
+"""What every ``iss.exec.<step>`` CLI shares: logging, the error-to-exit-code rule, plain help text and
+``--set KEY=VALUE`` config overrides.
+
+Kept light on purpose: ``iss`` imports every step module to list its commands, so a step module
+imports its library code (TensorFlow, UMAP, bokeh...) inside its command function, never at the top.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Optional
 
 import typer
 
-from iss.config import Config, ConfigError
+from iss.config import Config, ConfigError, load_config
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -78,3 +85,71 @@ def _is_bug(exc) -> bool:
     from sqlalchemy.exc import DataError, IntegrityError
 
     return isinstance(exc, (IntegrityError, DataError))
+
+
+# reStructuredText markup in docstrings -> plain text for --help: ``x`` and :role:`x` and `x` -> x
+_RST_PATTERN = re.compile(r":[a-z]+:`~?([^`]+)`|``([^`]+)``|`([^`]+)`")
+
+
+def plain_help(text: str | None, first_paragraph: bool = True) -> str:
+    """A docstring as plain ``--help`` text: its first paragraph (or all of it), without RST markup.
+
+    >>> plain_help("Read ``paths.cache`` with :func:`iss.data.cache.ImageCache`.\\n\\nMore.")
+    'Read paths.cache with iss.data.cache.ImageCache.'
+    """
+    text = (text or "").strip()
+    if first_paragraph:
+        text = text.split("\n\n")[0]
+    return _RST_PATTERN.sub(lambda m: next(g for g in m.groups() if g is not None), text)
+
+
+def step_app(doc: str | None) -> typer.Typer:
+    """The Typer app of one ``python -m iss.exec.<step>`` module, its help the docstring's first paragraph."""
+    return typer.Typer(add_completion=False, help=plain_help(doc))
+
+
+def parse_set_options(values: Sequence[str] | None) -> dict:
+    """``["clustering.n2d.n_clusters=8", "demo.n_frames=300"]`` -> a nested overrides mapping.
+
+    Values are read as YAML, so ``8`` is an int, ``auto`` a string, ``[2, 12]`` a list and
+    ``null`` None.
+
+    Raises
+    ------
+    ConfigError
+        For an item without ``=`` or with an empty key, naming it.
+    """
+    import yaml
+
+    overrides: dict = {}
+    for item in values or ():
+        key, sep, raw = item.partition("=")
+        parts = [part.strip() for part in key.split(".")]
+        if not sep or not all(parts):
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. "
+                              f"--set clustering.n2d.n_clusters=8")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = overrides
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is set to a value and used as a section")
+        node[parts[-1]] = value
+    return overrides
+
+
+def step_config(mode: str | None, settings: Sequence[str] | None = None, overrides: dict | None = None) -> Config:
+    """The config of ``mode`` with the step's own option ``overrides`` then ``--set`` items deep-merged over it."""
+    cfg = load_config(mode=mode, overrides=overrides or None)
+    extra = parse_set_options(settings)
+    return cfg.with_overrides(extra) if extra else cfg
+
+
+# Options every step shares (Typer reads these defaults; the same object may serve many commands).
+ModeOption = typer.Option(None, "--mode", help="Config mode: config/config_MODE.yaml (default $MODE, else demo).")
+SetOption: Optional[list[str]] = typer.Option(
+    None, "--set", metavar="KEY=VALUE",
+    help="Override any config key, e.g. --set clustering.n2d.n_clusters=8 (repeatable; values read as YAML).")

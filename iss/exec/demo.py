@@ -2,26 +2,36 @@
 
 Reads: nothing (generates ``data/external/demo``). Writes: everything the steps write —
 ``data/``, ``models/``, ``reports/``, ``data/posters/`` — and prints where the results are.
+
+    iss demo                          # = make demo = python -m iss.exec.demo
+    iss demo --n-frames 300 --set training.epochs=5
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Optional
+
 import typer
 
-from iss.config import load_config
-from iss.exec.common import setup_logging
-from iss.pipeline import run_pipeline, summary
+from iss.exec.common import SetOption, setup_logging, step_app, step_config, step_errors
 
-app = typer.Typer(add_completion=False, help=__doc__)
+log = logging.getLogger("iss.exec.demo")
+app = step_app(__doc__)
 
 
 @app.command()
-def demo(n_frames: int = typer.Option(None, help="Frames to generate (default: demo.n_frames)"),
-         mode: str = typer.Option("demo", help="Config mode"),
-         progress: bool = typer.Option(True, help="Show progress bars")) -> None:
+def demo(n_frames: Optional[int] = typer.Option(None, "--n-frames", min=1,
+                                                help="Frames to generate (default: demo.n_frames)."),
+         mode: str = typer.Option("demo", "--mode", help="Config mode."),
+         settings: Optional[list[str]] = SetOption,
+         progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
     """Generate the demo collection and run every step on it."""
     setup_logging()
-    cfg = load_config(mode=mode, overrides={"demo": {"n_frames": n_frames}} if n_frames else None)
+    from iss.pipeline import run_pipeline, summary
+
+    with step_errors(log):
+        cfg = step_config(mode, settings, {"demo": {"n_frames": n_frames}} if n_frames else None)
     result = run_pipeline(cfg, generate=True, progress=progress)
     typer.echo(summary(result))
 

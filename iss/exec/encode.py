@@ -4,8 +4,8 @@ Reads: ``models/<model_type>/<model_name>/encoder.keras`` and the ingest cache (
 Writes: ``<paths.latents>/<model_type>/<model_name>/latents.npz`` (``ids``, ``latents`` float32
 (n, d)) and the latents' count and path in the ``models`` row.
 
-    python -m iss.exec.encode --model-type simple_conv            # only pictures not yet encoded
-    python -m iss.exec.encode --model-type simple_conv --all      # re-encode everything
+    iss encode --model-type simple_conv            # = make encode; only pictures not yet encoded
+    iss encode --model-type simple_conv --all      # re-encode everything
 """
 
 from __future__ import annotations
@@ -16,30 +16,30 @@ from typing import Optional
 
 import typer
 
-from iss.config import load_config
-from iss.db.engine import DatabaseError
-from iss.exec.common import setup_logging, step_engine, step_errors
+from iss.exec.common import ModeOption, SetOption, setup_logging, step_app, step_config, step_engine, step_errors
 
 log = logging.getLogger("iss.exec.encode")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter off (set before it loads)
-app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+app = step_app(__doc__)
 
 
 @app.command()
-def main_command(
+def encode(
     model_type: Optional[str] = typer.Option(None, "--model-type", help="Model type (default training.model_type)."),
     model_name: Optional[str] = typer.Option(None, "--model-name", help="Model name (default training.model_name)."),
     all_pictures: bool = typer.Option(False, "--all", help="Re-encode every picture, not only new ones."),
     batch_size: int = typer.Option(1024, "--batch-size", help="Pictures per encoder call."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
+    mode: Optional[str] = ModeOption,
+    settings: Optional[list[str]] = SetOption,
 ) -> None:
     """Encode the pictures of the ingest cache."""
     setup_logging()
     from iss.data.cache import CacheError
+    from iss.db.engine import DatabaseError
     from iss.models.encode import EncodeError, encode_collection
 
     with step_errors(log, EncodeError, CacheError, DatabaseError):
-        cfg = load_config(mode=mode)
+        cfg = step_config(mode, settings)
         model_type = model_type or str(cfg.get("training.model_type"))
         log.info("encode: start (%s/%s%s)", model_type, model_name or cfg.get("training.model_name"),
                  ", all pictures" if all_pictures else "")

@@ -6,8 +6,9 @@ Writes  ``<models>/clustering/<type>_<model_name>_<version>/`` (the fitted clust
         ``clustering_runs`` and ``pictures_embedding`` tables, and with ``--reports`` (default)
         ``<reports>/<run>/`` (scatter, silhouettes, mosaics...).
 
-    python -m iss.exec.exec_clustering --clustering-type n2d [--model-type simple_conv]
-        [--model-name demo] [--version N] [--fit-sample N] [--reports/--no-reports]
+    iss exec-clustering --clustering-type n2d --n-clusters 8     # = make exec_clustering CLUSTERING=n2d
+    iss exec-clustering --n-clusters auto --set clustering.n2d.method=gmm
+        [--model-type simple_conv] [--model-name demo] [--version N] [--fit-sample N] [--reports/--no-reports]
 
 Kept free of TensorFlow: a fresh run on 14,000 latents takes seconds, not the minute that
 importing TensorFlow and compiling UMAP's numba code used to cost (see iss.clustering.umap_reducer).
@@ -21,24 +22,36 @@ from typing import Optional
 
 import typer
 
-from iss.config import load_config
-from iss.exec.common import setup_logging, step_engine, step_errors
+from iss.exec.common import ModeOption, SetOption, setup_logging, step_app, step_config, step_engine, step_errors
 
 log = logging.getLogger("iss.exec.exec_clustering")
-app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+app = step_app(__doc__)
+
+
+def _n_clusters(value: str | None) -> int | str | None:
+    """``--n-clusters``: a positive integer or ``auto``."""
+    if value is None or value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise typer.BadParameter(f"expected a positive number of clusters or 'auto', got {value!r}")
+    return int(value)
 
 
 @app.command()
 def exec_clustering(
     clustering_type: Optional[str] = typer.Option(
         None, "--clustering-type", help="classical | advanced | n2d | hdbscan (default: clustering.default)"),
+    n_clusters: Optional[str] = typer.Option(
+        None, "--n-clusters", callback=_n_clusters, metavar="K|auto",
+        help="Number of clusters, or auto (best silhouette over k_range); default clustering.<type>.n_clusters"),
     model_type: Optional[str] = typer.Option(None, "--model-type", help="default: training.model_type"),
     model_name: Optional[str] = typer.Option(None, "--model-name", help="default: training.model_name"),
     version: Optional[int] = typer.Option(None, "--version", help="default: clustering.<type>.version"),
     fit_sample: Optional[int] = typer.Option(
         None, "--fit-sample", help="fit on N pictures then predict the rest (0 = all; default: clustering.fit_sample)"),
     reports: bool = typer.Option(True, "--reports/--no-reports", help="render the run's HTML reports"),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
+    mode: Optional[str] = ModeOption,
+    settings: Optional[list[str]] = SetOption,
 ) -> None:
     """Cluster the latents of a trained model and record the run."""
     setup_logging()
@@ -53,8 +66,11 @@ def exec_clustering(
 
         errors.append(ReportError)
     with step_errors(log, *errors):
-        cfg = load_config(mode=mode)
-        log.info("exec_clustering: start (%s)", clustering_type or cfg.get("clustering.default"))
+        cfg = step_config(mode, settings)
+        clustering_type = clustering_type or str(cfg.get("clustering.default"))
+        if n_clusters is not None:
+            cfg = cfg.with_overrides({"clustering": {clustering_type: {"n_clusters": n_clusters}}})
+        log.info("exec_clustering: start (%s)", clustering_type)
         with step_engine(cfg) as engine:
             run_id = run_clustering(cfg, engine, clustering_type, model_type, model_name, version=version,
                                     fit_sample=fit_sample)

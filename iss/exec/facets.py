@@ -1,13 +1,15 @@
 """Step `facets`: explore the whole collection in a browser, offline.
 
-Reads: the database (every picture with its location and split, and the embedding of the latest
-clustering run, or of every run with ``reports.facets_runs: all``) and the ingest cache's thumbnails.
+Reads: the database (every picture with its location and split, and the embedding and cluster
+names of the latest clustering run, or of every run with ``reports.facets_runs: all``) and the
+ingest cache's thumbnails.
 Writes: ``paths.reports/facets_overview.html`` (statistics of every column, by split),
-``paths.reports/facets_dive.html`` + ``facets_sprite.jpg`` (every picture, binnable and colourable
-by any column), ``paths.reports/thumbs/<id>.jpg`` and ``paths.reports/index.html``.
+``paths.reports/facets_dive.html`` + ``facets_sprite.jpg`` (every picture, binnable, colourable
+and filterable by any column), ``paths.reports/thumbs/<id>.jpg``, ``paths.reports/index.html`` and
+the run pages' links to these.
 
-    python -m iss.exec.facets
-    python -m iss.exec.facets --all-runs
+    iss facets                        # = make facets = python -m iss.exec.facets
+    iss facets --all-runs
 """
 
 from __future__ import annotations
@@ -17,29 +19,30 @@ from typing import Optional
 
 import typer
 
-from iss.config import load_config
-from iss.data.cache import CacheError
-from iss.db.engine import DatabaseError
-from iss.exec.common import setup_logging, step_engine, step_errors
-from iss.visualization.data import ReportError
-from iss.visualization.facets import build_facets
+from iss.exec.common import ModeOption, SetOption, setup_logging, step_app, step_config, step_engine, step_errors
 
 log = logging.getLogger("iss.exec.facets")
-app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+app = step_app(__doc__)
 
 
 @app.command()
-def main_command(
+def facets(
     all_runs: Optional[bool] = typer.Option(None, "--all-runs/--latest-run",
                                             help="Cluster columns of every run, or of the latest only "
                                                  "(default reports.facets_runs)."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
+    mode: Optional[str] = ModeOption,
+    settings: Optional[list[str]] = SetOption,
 ) -> None:
     """Build the overview and dive pages of the collection."""
     setup_logging()
+    from iss.data.cache import CacheError
+    from iss.db.engine import DatabaseError
+    from iss.visualization.data import ReportError
+    from iss.visualization.facets import build_facets
+
     overrides = {"reports": {"facets_runs": "all" if all_runs else "latest"}} if all_runs is not None else None
     with step_errors(log, ReportError, DatabaseError, CacheError):
-        cfg = load_config(mode=mode, overrides=overrides)
+        cfg = step_config(mode, settings, overrides)
         log.info("facets: start (config %s)", cfg.source)
         with step_engine(cfg) as engine:
             paths = build_facets(cfg, engine)

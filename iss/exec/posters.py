@@ -6,9 +6,10 @@ pictures; posters/posters_slots for ``--regenerate``), the full-size pictures in
 Writes: ``paths.posters/<poster_id>.jpg`` + ``.pdf`` and the ``posters`` / ``posters_slots``
 rows; ``--preview`` writes ``paths.posters/<config_id>-preview.jpg`` only.
 
-    python -m iss.exec.posters --config-id grid_4x4 --generate 3 --poster-id wall --seed 7
-    python -m iss.exec.posters --config-id heroes_2x2 --preview
-    python -m iss.exec.posters --regenerate wall-2
+    iss posters --config-id grid_4x4 --generate 3 --poster-id wall --seed 7   # = make posters
+    iss posters --config-id heroes_2x2 --preview
+    iss posters --regenerate wall-2
+    iss posters --run-id 3 --set posters.n_clusters_per_poster=5
 """
 
 from __future__ import annotations
@@ -18,14 +19,10 @@ from typing import Optional
 
 import typer
 
-from iss.config import load_config
-from iss.db.engine import DatabaseError
-from iss.exec.common import setup_logging, step_engine, step_errors
-from iss.posters.render import generate_posters, preview_template, regenerate_poster
-from iss.posters.templates import PosterError, list_templates
+from iss.exec.common import ModeOption, SetOption, setup_logging, step_app, step_config, step_engine, step_errors
 
 log = logging.getLogger("iss.exec.posters")
-app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+app = step_app(__doc__)
 
 
 @app.command()
@@ -44,11 +41,17 @@ def posters(
     regenerate: Optional[str] = typer.Option(
         None, "--regenerate", metavar="POSTER_ID", help="Rebuild this poster exactly from the database."),
     list_: bool = typer.Option(False, "--list", help="List the available templates and exit."),
+    mode: Optional[str] = ModeOption,
+    settings: Optional[list[str]] = SetOption,
 ) -> None:
     """Render posters (JPEG + PDF at print resolution) and record them in the database."""
     setup_logging()
+    from iss.db.engine import DatabaseError
+    from iss.posters.render import generate_posters, preview_template, regenerate_poster
+    from iss.posters.templates import PosterError, list_templates
+
     with step_errors(log, PosterError, DatabaseError):
-        cfg = load_config()
+        cfg = step_config(mode, settings)
         if list_:
             for name in list_templates(cfg):
                 typer.echo(name)
@@ -65,6 +68,8 @@ def posters(
                 if n:
                     written += generate_posters(cfg, engine, config_id, n=n, poster_id=poster_id, seed=seed,
                                                 run_id=run_id)
+    for path in written:
+        typer.echo(str(path))
     log.info("posters: done, %d file(s) in %s", len(written), cfg.path("posters"))
 
 

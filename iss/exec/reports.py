@@ -1,15 +1,16 @@
 """Step `reports`: (re-)render a clustering run's reports.
 
 Reads: the run's ``clustering_runs`` and ``pictures_embedding`` rows (+ pictures, locations,
-splits), the ingest cache's thumbnails, the run's latents (``paths.latents``) and, for
-``classical``, its fitted clustering (``clustering_runs.path``, for the dendrogram).
+splits, cluster names), the ingest cache's thumbnails, the run's latents (``paths.latents``) and,
+for ``classical``, its fitted clustering (``clustering_runs.path``, for the dendrogram).
 Writes: ``paths.reports/run-<id>-<type>-<model>-v<version>/`` (index.html, scatter.html,
 silhouettes.png, overview.png, mosaics/, dendrogram.png, projection_*.png),
-``paths.reports/thumbs/`` and ``paths.reports/index.html``.
+``paths.reports/thumbs/``, ``paths.reports/index.html`` and the automatic cluster names
+(``cluster_names``) when the run has none yet.
 
-    python -m iss.exec.reports                # the latest run
-    python -m iss.exec.reports --run-id 3
-    python -m iss.exec.reports --all
+    iss reports                       # = make reports = python -m iss.exec.reports; the latest run
+    iss reports --run-id 3
+    iss reports --all
 """
 
 from __future__ import annotations
@@ -19,27 +20,28 @@ from typing import Optional
 
 import typer
 
-from iss.config import load_config
-from iss.data.cache import CacheError
-from iss.db.engine import DatabaseError
-from iss.exec.common import setup_logging, step_engine, step_errors
-from iss.visualization.data import ReportError, list_runs
-from iss.visualization.reports import render_run_reports
+from iss.exec.common import ModeOption, SetOption, setup_logging, step_app, step_config, step_engine, step_errors
 
 log = logging.getLogger("iss.exec.reports")
-app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+app = step_app(__doc__)
 
 
 @app.command()
-def main_command(
+def reports(
     run_id: Optional[int] = typer.Option(None, "--run-id", help="Clustering run (default: the latest)."),
     all_runs: bool = typer.Option(False, "--all", help="Render every run."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
+    mode: Optional[str] = ModeOption,
+    settings: Optional[list[str]] = SetOption,
 ) -> None:
     """Render the scatter, silhouettes, mosaics, dendrogram, projections and index of a run."""
     setup_logging()
+    from iss.data.cache import CacheError
+    from iss.db.engine import DatabaseError
+    from iss.visualization.data import ReportError, list_runs
+    from iss.visualization.reports import render_run_reports
+
     with step_errors(log, ReportError, DatabaseError, CacheError):
-        cfg = load_config(mode=mode)
+        cfg = step_config(mode, settings)
         with step_engine(cfg) as engine:
             run_ids = [r["run_id"] for r in list_runs(engine)] if all_runs else [run_id]
             log.info("reports: start (runs %s)", "latest" if run_ids == [None] else run_ids)

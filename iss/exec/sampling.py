@@ -4,8 +4,8 @@ Reads: the ``pictures`` table and the ``sampling`` config section (seed, proport
 stratify_by_hour, copy_to_dirs, link).
 Writes: the ``splits`` table; with ``copy_to_dirs``, ``paths.splits_dir/{train,test,valid}/``.
 
-    python -m iss.exec.sampling
-    python -m iss.exec.sampling --seed 7 --stratify-by-hour --copy-to-dirs
+    iss sampling                      # = make sampling = python -m iss.exec.sampling
+    iss sampling --seed 7 --stratify-by-hour --copy-to-dirs
 """
 
 from __future__ import annotations
@@ -15,30 +15,31 @@ from typing import Optional
 
 import typer
 
-from iss.config import load_config
-from iss.data.sampling import SamplingError, sample_splits
-from iss.db.engine import DatabaseError
-from iss.exec.common import setup_logging, step_engine, step_errors
+from iss.exec.common import ModeOption, SetOption, setup_logging, step_app, step_config, step_engine, step_errors
 
 log = logging.getLogger("iss.exec.sampling")
-app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+app = step_app(__doc__)
 
 
 @app.command()
-def main_command(
+def sampling(
     seed: Optional[int] = typer.Option(None, "--seed", help="Split seed (default sampling.seed)."),
     stratify_by_hour: Optional[bool] = typer.Option(None, "--stratify-by-hour/--no-stratify-by-hour",
                                                     help="Keep each clock hour in one split."),
     copy_to_dirs: Optional[bool] = typer.Option(None, "--copy-to-dirs/--no-copy-to-dirs",
                                                 help="Also mirror the split in paths.splits_dir."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
+    mode: Optional[str] = ModeOption,
+    settings: Optional[list[str]] = SetOption,
 ) -> None:
     """Split the pictures into train/test/valid and record the split."""
     setup_logging()
+    from iss.data.sampling import SamplingError, sample_splits
+    from iss.db.engine import DatabaseError
+
     overrides = {key: value for key, value in (("seed", seed), ("stratify_by_hour", stratify_by_hour),
                                                ("copy_to_dirs", copy_to_dirs)) if value is not None}
     with step_errors(log, SamplingError, DatabaseError):
-        cfg = load_config(mode=mode, overrides={"sampling": overrides} if overrides else None)
+        cfg = step_config(mode, settings, {"sampling": overrides} if overrides else None)
         log.info("sampling: start (seed %s)", cfg.get("sampling.seed"))
         with step_engine(cfg) as engine:
             counts = sample_splits(cfg, engine)

@@ -4,8 +4,8 @@ Reads: the trained model, its latents and search index (built or updated on star
 cache, the database and ``paths.reports``.
 Writes: the search index folder ``<paths.processed>/search/<model_type>/<model_name>/`` when needed.
 
-    python -m iss.exec.serve                       # http://127.0.0.1:8000/ (search.host / search.port)
-    python -m iss.exec.serve --port 8080 --rebuild
+    iss serve                       # = make serve; http://127.0.0.1:8000/ (search.host / search.port)
+    iss serve --port 8080 --rebuild
 
 The same as ``iss serve``.
 """
@@ -13,10 +13,9 @@ The same as ``iss serve``.
 from __future__ import annotations
 
 from iss.cli import serve
+from iss.exec.common import step_app
 
-import typer
-
-app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+app = step_app(__doc__)
 app.command()(serve)
 
 

@@ -4,9 +4,9 @@ Reads: the ``sync`` config section — ``sync.kind`` (local | rsync | http | non
 ``sync.source`` (a folder, ``user@host:path`` or an ``http(s)://`` URL; default ``paths.source``).
 Writes: ``paths.collections`` (pictures), ``paths.history``, ``paths.labels`` (if the source has one).
 
-    python -m iss.exec.sync_collections
-    python -m iss.exec.sync_collections --kind rsync --source iss@host:/data/iss
-    python -m iss.exec.sync_collections --kind http --source https://example.org/iss/
+    iss sync-collections              # = make sync_collections = python -m iss.exec.sync_collections
+    iss sync-collections --kind rsync --source iss@host:/data/iss
+    iss sync-collections --kind http --source https://example.org/iss/
 """
 
 from __future__ import annotations
@@ -16,31 +16,32 @@ from typing import Optional
 
 import typer
 
-from iss.config import load_config
-from iss.data.sync import SyncError, sync_collections
-from iss.exec.common import setup_logging, step_errors
+from iss.exec.common import ModeOption, SetOption, setup_logging, step_app, step_config, step_errors
 
 log = logging.getLogger("iss.exec.sync_collections")
-app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+app = step_app(__doc__)
 
 
 @app.command()
-def main_command(
+def sync_collections(
     kind: Optional[str] = typer.Option(None, "--kind", help="local | rsync | http | none (default sync.kind)."),
     source: Optional[str] = typer.Option(None, "--source", help="Source folder, host:path or URL (default sync.source)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Parallel transfers (default sync.workers)."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
+    mode: Optional[str] = ModeOption,
+    settings: Optional[list[str]] = SetOption,
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Bring new pictures (+ history, labels) from the configured source into data/raw."""
     setup_logging()
+    from iss.data.sync import SyncError, sync_collections as run_sync
+
     overrides = {key: value for key, value in (("kind", kind), ("source", source), ("workers", workers))
                  if value is not None}
     with step_errors(log, SyncError):
-        cfg = load_config(mode=mode, overrides={"sync": overrides} if overrides else None)
+        cfg = step_config(mode, settings, {"sync": overrides} if overrides else None)
         log.info("sync_collections: start (%s from %s)", cfg.get("sync.kind"),
                  cfg.get("sync.source", "") or cfg.get("paths.source"))
-        summary = sync_collections(cfg, progress=progress)
+        summary = run_sync(cfg, progress=progress)
     typer.echo(summary.format())
     log.info("sync_collections: done in %.1f s", summary.seconds)
     if summary.failed:

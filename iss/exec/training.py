@@ -5,10 +5,10 @@ Reads: the ``splits`` table, the ingest cache (``paths.cache``), config ``traini
 Writes: ``models/<model_type>/<model_name>/`` (``encoder.keras``, ``decoder.keras``,
 ``record.json``, ``checkpoint/``, ``training.csv``, TensorBoard ``logs/``) and the ``models`` row.
 
-    python -m iss.exec.training --model-type simple_conv
-    python -m iss.exec.training --model-type simple_conv --load demo --epochs 60   # resume to epoch 60
-    python -m iss.exec.training --model-type variational_conv --mixed-precision      # on a GPU
-    python -m iss.exec.training --model-type simple_conv --variant original --model-name original
+    iss training --model-type simple_conv          # = make training = python -m iss.exec.training
+    iss training --model-type simple_conv --load demo --epochs 60   # resume to epoch 60
+    iss training --model-type variational_conv --mixed-precision      # on a GPU
+    iss training --model-type simple_conv --variant original --model-name original
     tensorboard --logdir models/simple_conv/demo/logs
 
 Ctrl-C saves the model as it is; continue it later with ``--load NAME``.
@@ -22,17 +22,15 @@ from typing import Optional
 
 import typer
 
-from iss.config import load_config
-from iss.db.engine import DatabaseError
-from iss.exec.common import setup_logging, step_engine, step_errors
+from iss.exec.common import ModeOption, SetOption, setup_logging, step_app, step_config, step_engine, step_errors
 
 log = logging.getLogger("iss.exec.training")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter off (set before it loads)
-app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+app = step_app(__doc__)
 
 
 @app.command()
-def main_command(
+def training(
     model_type: Optional[str] = typer.Option(None, "--model-type",
                                              help="simple | simple_conv | variational | variational_conv "
                                                   "(default training.model_type)."),
@@ -44,16 +42,18 @@ def main_command(
                                           help="fast | original, for the conv models (default models.<type>.variant)."),
     mixed_precision: Optional[bool] = typer.Option(None, "--mixed-precision/--no-mixed-precision",
                                                    help="float16 compute on a GPU (default training.mixed_precision)."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
+    mode: Optional[str] = ModeOption,
+    settings: Optional[list[str]] = SetOption,
 ) -> None:
     """Train (or resume) an autoencoder."""
     setup_logging()
     from iss.data.cache import CacheError
+    from iss.db.engine import DatabaseError
     from iss.models.autoencoders import ModelConfigError
     from iss.models.training import TrainingError, train_model
 
     with step_errors(log, TrainingError, ModelConfigError, CacheError, LookupError, DatabaseError):
-        cfg = load_config(mode=mode)
+        cfg = step_config(mode, settings)
         model_type = model_type or str(cfg.get("training.model_type"))
         overrides: dict = {}
         if mixed_precision is not None:

@@ -115,9 +115,83 @@ def _blank(template: Template) -> Image.Image:
     return canvas
 
 
+def _font(size: int, bold: bool = False):
+    """DejaVu Sans (shipped with matplotlib, always there) at ``size`` px, else PIL's bundled font."""
+    try:
+        from iss.visualization.style import font_path
+
+        return ImageFont.truetype(font_path(bold=bold), size)
+    except (ImportError, OSError):
+        return ImageFont.load_default(size=size)
+
+
+def draw_band(canvas: Image.Image, template: Template, caption: str = "") -> None:
+    """Fill the template's band with its colour, its title (left, bold) and ``caption`` (under it, or
+    alone), each shrunk to fit the band's width."""
+    box = template.band_box()
+    if box is None:
+        return
+    band = template.band
+    left, top, right, bottom = box
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((left, top, right - 1, bottom - 1), fill=band.colour)
+    lines = [(band.title, True), (caption if band.caption else "", False)]
+    lines = [(text, bold) for text, bold in lines if text]
+    if not lines:
+        return
+    height = bottom - top
+    pad = max(8, height // 6)
+    sizes = [int(height * 0.34), int(height * 0.2)] if len(lines) == 2 else [int(height * (0.4 if lines[0][1] else 0.26))]
+    y = top + (height - sum(int(s * 1.25) for s in sizes)) // 2
+    for (text, bold), size in zip(lines, sizes):
+        font = _font(size, bold)
+        while size > 8 and draw.textlength(text, font=font) > right - left - 2 * pad:
+            size = int(size * 0.92)
+            font = _font(size, bold)
+        colour = band.text_colour if bold else tuple(int(c * 0.8 + b * 0.2) for c, b in zip(band.text_colour, band.colour))
+        draw.text((left + pad, y), text, font=font, fill=colour)
+        y += int(size * 1.25)
+
+
+def poster_caption(engine: Engine, choices: list[SlotChoice]) -> str:
+    """``"dark, city lights · glare, orange — 13 Nov to 10 Dec 2017 — over Asia, Pacific Ocean"``: the names
+    of the clusters shown (most slots first), the dates and the three commonest places of the pictures."""
+    from collections import Counter
+
+    from iss.clustering.names import cluster_names
+    from iss.visualization.style import cluster_name
+
+    ids = [c.pictures_id for c in choices]
+    p, loc, e = schema.pictures, schema.pictures_location, schema.pictures_embedding
+    with engine.connect() as conn:
+        times = [r[0] for r in conn.execute(select(p.c.taken_at).where(p.c.pictures_id.in_(ids))) if r[0]]
+        places = [r[0] for r in conn.execute(select(loc.c.pictures_location_text).where(loc.c.pictures_id.in_(ids)))
+                  if r[0]]
+        labels = Counter()
+        for choice in choices:
+            if choice.run_id is None:
+                continue
+            label = conn.execute(select(e.c.label).where((e.c.run_id == choice.run_id)
+                                                         & (e.c.pictures_id == choice.pictures_id))).scalar()
+            if label is not None:
+                labels[(choice.run_id, int(label))] += 1
+    names = {}
+    for run_id in {r for r, _ in labels}:
+        names[run_id] = {k: v["name"] for k, v in cluster_names(engine, run_id).items()}
+    parts = [" · ".join(cluster_name(label, names.get(run_id)) for (run_id, label), _ in labels.most_common())]
+    if times:
+        first, last = min(times), max(times)
+        parts.append(f"{first:%-d %b %Y}" if first.date() == last.date() else
+                     f"{first:%-d %b}{'' if first.year == last.year else f' {first:%Y}'} to {last:%-d %b %Y}")
+    if places:
+        parts.append("over " + ", ".join(place for place, _ in Counter(places).most_common(3)))
+    return " — ".join(part for part in parts if part)
+
+
 def compose_poster(template: Template, choices: list[SlotChoice], collections: Path,
-                   upscaler: Upscaler = lanczos) -> Image.Image:
-    """The poster image: each chosen picture fitted to its slot's picture box and pasted.
+                   upscaler: Upscaler = lanczos, caption: str = "") -> Image.Image:
+    """The poster image: each chosen picture fitted to its slot's picture box and pasted, and the
+    template's band (title and ``caption``) if it has one.
 
     Returns
     -------
@@ -125,6 +199,7 @@ def compose_poster(template: Template, choices: list[SlotChoice], collections: P
         RGB, ``(template.width_px, template.height_px)``.
     """
     canvas = _blank(template)
+    draw_band(canvas, template, caption)
     for choice in choices:
         left, top, right, bottom = template.picture_box(choice.slot)
         path = Path(collections) / choice.filename
@@ -207,12 +282,12 @@ def _render_settings(cfg) -> dict:
 
 
 def _render_files(cfg, template: Template, choices: list[SlotChoice], title: str, settings: dict,
-                  jpeg_path: Path) -> dict:
+                  jpeg_path: Path, caption: str = "") -> dict:
     """Compose, encode and write the JPEG (and PDF titled ``title``); returns their paths and sha256.
 
     The title is ``<config_id> seed <seed>``, not the poster id, so two posters made with the
     same template and seed are the same files."""
-    image = compose_poster(template, choices, cfg.path("collections"), get_upscaler(settings["upscaler"]))
+    image = compose_poster(template, choices, cfg.path("collections"), get_upscaler(settings["upscaler"]), caption)
     jpeg = jpeg_bytes(image, template.dpi, settings["jpeg_quality"])
     del image
     _write(jpeg_path, jpeg)
@@ -277,9 +352,10 @@ def generate_posters(cfg, engine: Engine | None, config_id: str | None = None, n
         poster_seed = seed + i
         selection = select_pictures(cfg, engine, template, poster_seed, run_id=run_id)
         jpeg_path = out_dir / f"{pid}.jpg"
+        caption = poster_caption(engine, selection.choices) if template.band and template.band.caption else ""
         files = _render_files(cfg, template, selection.choices, _title(template.config_id, poster_seed), settings,
-                              jpeg_path)
-        _record(engine, cfg, template, pid, poster_seed, selection, settings, files)
+                              jpeg_path, caption)
+        _record(engine, cfg, template, pid, poster_seed, selection, settings, {**files, "caption": caption})
         log.info("poster %s (%s, seed %d, run %s): %d slots, %s, in %.1f s -> %s", pid, template.config_id,
                  poster_seed, selection.run_id, len(template.slots), template.describe_size(),
                  time.perf_counter() - start, jpeg_path)
@@ -356,7 +432,8 @@ def regenerate_poster(cfg, engine: Engine | None, poster_id: str) -> Path:
     files = params.get("files", {})
     jpeg_path = _resolve_stored(cfg, row["path"])
     start = time.perf_counter()
-    new = _render_files(cfg, template, choices, _title(row["config_id"], row["seed"]), settings, jpeg_path)
+    new = _render_files(cfg, template, choices, _title(row["config_id"], row["seed"]), settings, jpeg_path,
+                        files.get("caption", ""))
     for kind in ("jpeg", "pdf"):
         stored, now = files.get(f"{kind}_sha256"), new.get(f"{kind}_sha256")
         if stored and now and stored != now:

@@ -9,6 +9,11 @@ picture id before any random draw, slots are filled in a fixed order (explicit i
 best-of-cluster, then random-from-clusters; smaller candidate pools first within each kind, so
 a narrow slot is not starved by a broad one), and one ``numpy`` generator seeded with the
 poster's seed makes every draw.
+
+Variety: ``auto`` clusters are drawn farthest-first (a seeded first cluster, then each time the
+cluster whose mean look, :func:`layout` of its pictures, is farthest from those already drawn),
+and a candidate picture whose look is within ``posters.near_duplicate_distance`` of a picture
+already on the poster is passed over, so no slot repeats another.
 """
 
 from __future__ import annotations
@@ -162,11 +167,30 @@ def filenames_of(engine: Engine, ids) -> dict[str, str]:
     return found
 
 
+# --- what pictures look like ----------------------------------------------------------
+# Near-duplicate distance default: the 95th percentile of layout() distances between 30 real HDEV
+# frames and their copies brightened or contrasted 10% or cropped 3% (0.058), rounded up.
+NEAR_DUPLICATE_DISTANCE = 0.06
+
+
+def layout(images: np.ndarray) -> np.ndarray:
+    """Mean RGB (0-1) of a 6x3 grid of each picture, float32 (n, 54): what a picture looks like from afar.
+    Two pictures are near-duplicates when the RMS difference of their layouts is small."""
+    from iss.search.collection import picture_descriptions
+
+    return picture_descriptions(images)["layout"].reshape(len(images), -1, 4)[..., :3].reshape(len(images), -1)
+
+
+def look_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """RMS difference of layouts along the last axis (broadcasting: ``(d,)`` against ``(m, d)`` gives ``(m,)``)."""
+    return np.sqrt(((np.asarray(a) - np.asarray(b)) ** 2).mean(axis=-1))
+
+
 # --- auto clusters ----------------------------------------------------------------
-def cluster_contrast(pictures: RunPictures, thumbs: "_ThumbSource", filenames: dict[str, str],
-                     per_cluster: int = 24) -> dict[int, float]:
-    """Median luminance contrast of each cluster, on up to ``per_cluster`` pictures spread evenly
-    over its id-sorted members (no random draw: it must not shift the poster's seeded draws)."""
+def cluster_profiles(pictures: RunPictures, thumbs: "_ThumbSource", filenames: dict[str, str],
+                     per_cluster: int = 24) -> dict[int, tuple[float, np.ndarray]]:
+    """Median luminance contrast and mean layout of each cluster, on up to ``per_cluster`` pictures
+    spread evenly over its id-sorted members (no random draw: it must not shift the poster's seeded draws)."""
     result = {}
     for label in pictures.clusters:
         members = pictures.members([label])
@@ -175,21 +199,44 @@ def cluster_contrast(pictures: RunPictures, thumbs: "_ThumbSource", filenames: d
         sample = [i for i in sample if thumbs.cached(i) or (thumbs.collections / filenames[i]).is_file()]
         if sample:
             images, _ = thumbs.images(sample, filenames)
-            result[label] = round(float(np.median(quality.contrast(images))), 4)
+            result[label] = (round(float(np.median(quality.contrast(images))), 4), layout(images).mean(axis=0))
     return result
 
 
+def cluster_contrast(pictures: RunPictures, thumbs: "_ThumbSource", filenames: dict[str, str],
+                     per_cluster: int = 24) -> dict[int, float]:
+    """Median luminance contrast of each cluster (see :func:`cluster_profiles`)."""
+    return {label: c for label, (c, _) in cluster_profiles(pictures, thumbs, filenames, per_cluster).items()}
+
+
+def farthest_first(labels: list[int], looks: dict[int, np.ndarray], rng: np.random.Generator) -> list[int]:
+    """``labels`` ordered so that each is the one least like those before it: a seeded first, then
+    farthest-point order on the clusters' mean layouts (those without one keep a seeded order, last)."""
+    known = [c for c in labels if c in looks]
+    rest = [int(c) for c in rng.permutation([c for c in labels if c not in looks])]
+    if not known:
+        return rest
+    order = [int(known[int(rng.integers(len(known)))])]
+    while len(order) < len(known):
+        left = [c for c in known if c not in order]
+        nearest = [float(look_distance(looks[c], np.stack([looks[o] for o in order])).min()) for c in left]
+        order.append(int(left[int(np.argmax(nearest))]))
+    return order + rest
+
+
 def draw_auto_clusters(pictures: RunPictures, slots: list[Slot], n_clusters: int, rng: np.random.Generator,
-                       template: Template, flat: list[int] | tuple = ()) -> list[int]:
+                       template: Template, flat: list[int] | tuple = (),
+                       looks: dict[int, np.ndarray] | None = None) -> list[int]:
     """The clusters drawn for this poster's ``auto`` rules.
 
-    A seeded random order of the run's clusters, the ``flat`` ones last (used only when the
-    others are too few); the first ``n_clusters`` of it (or more if an ``auto:K`` asks for it),
-    extended while they hold fewer pictures than the slots that draw from them.
+    The run's clusters in farthest-first order of their ``looks`` (mean layouts; seeded random order
+    without them), the ``flat`` ones last (used only when the others are too few); the first
+    ``n_clusters`` of it (or more if an ``auto:K`` asks for it), extended while they hold fewer
+    pictures than the slots that draw from them.
     """
     flat = [c for c in pictures.clusters if c in set(flat)]
     lively = [c for c in pictures.clusters if c not in set(flat)]
-    order = [int(c) for c in rng.permutation(lively)] + [int(c) for c in rng.permutation(flat)]
+    order = farthest_first(lively, looks or {}, rng) + [int(c) for c in rng.permutation(flat)]
     needed = max([n_clusters] + [s.rule.auto + 1 for s in slots if s.rule.auto is not None and s.rule.auto >= 0])
     if needed > len(order):
         slot = next((s for s in slots if s.rule.auto is not None and s.rule.auto + 1 > len(order)), slots[0])
@@ -204,6 +251,17 @@ def draw_auto_clusters(pictures: RunPictures, slots: list[Slot], n_clusters: int
         log.warning("%s: too few non-flat clusters in %s; auto rules also draw from flat cluster(s) %s",
                     template.source, pictures.run.describe(), used_flat)
     return chosen
+
+
+def _run_names(cfg, engine: Engine, run_id: int) -> dict[int, dict]:
+    """The run's cluster names, described first if it has none (needs the ingest cache then)."""
+    from iss.clustering.names import cluster_names, ensure_cluster_names
+    from iss.data.cache import CacheError, ImageCache
+
+    try:
+        return ensure_cluster_names(ImageCache(cfg.path("cache")), engine, run_id)
+    except (CacheError, OSError):
+        return cluster_names(engine, run_id)
 
 
 # --- the selection ----------------------------------------------------------------
@@ -238,20 +296,32 @@ class _ThumbSource:
         return np.stack([quality.small_decode(self.collections / filenames[i], size, fit) for i in ids]), "decode"
 
 
-def _pool(slot: Slot, pictures: RunPictures | None, auto: list[int] | None, template: Template) -> list[str]:
+def _pool(slot: Slot, pictures: RunPictures | None, auto: list[int] | None, template: Template,
+          names: dict[int, dict] | None = None) -> list[str]:
+    from iss.clustering.names import find_clusters
+
     rule = slot.rule
     if rule.kind == "pictures":
         return sorted(set(rule.ids))
     if rule.auto is not None:
         labels = auto if rule.auto == -1 else [auto[rule.auto]]
     else:
-        unknown = [c for c in rule.clusters if pictures.size(c) == 0]
-        if unknown:
-            raise template.error(
-                f"unknown cluster {', '.join(map(str, unknown))}: {pictures.run.describe()} has clusters "
-                f"{', '.join(map(str, pictures.clusters)) or 'none'}", slot)
-        labels = list(rule.clusters)
-    return pictures.members(labels)
+        labels = []
+        for wanted in rule.clusters:
+            if isinstance(wanted, str):
+                found = find_clusters(names or {}, wanted)
+                if not found:
+                    known = "; ".join(f"{k}: {v['name']}" for k, v in (names or {}).items()) or "none named yet"
+                    raise template.error(f"no cluster named {wanted!r} in {pictures.run.describe()}; its clusters: "
+                                         f"{known}", slot)
+                labels += found
+            elif pictures.size(wanted) == 0:
+                raise template.error(
+                    f"unknown cluster {wanted}: {pictures.run.describe()} has clusters "
+                    f"{', '.join(map(str, pictures.clusters)) or 'none'}", slot)
+            else:
+                labels.append(wanted)
+    return pictures.members(list(dict.fromkeys(labels)))
 
 
 def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: int | None = None,
@@ -294,7 +364,8 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
             runs[run.run_id] = load_run_pictures(engine, run)
         slot_run[slot.index] = run.run_id
 
-    # the clusters drawn for "auto" rules, per run: flat ones (blank screens) only if others are too few
+    # the clusters drawn for "auto" rules, per run: the most unlike each other first; flat ones (blank
+    # screens) only if the others are too few
     thumbs = _ThumbSource(cfg, collections)
     min_contrast = float(cfg.get("posters.auto_min_contrast", 0.06))
     auto: dict[int, list[int]] = {}
@@ -303,17 +374,21 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
         auto_slots = [s for s in needs_run if s.rule.auto is not None and slot_run[s.index] == rid]
         if not auto_slots:
             continue
+        profiles = cluster_profiles(runs[rid], thumbs, runs[rid].filenames)
+        contrasts[rid] = {label: c for label, (c, _) in profiles.items()}
         flat: list[int] = []
         if min_contrast > 0:
-            contrasts[rid] = cluster_contrast(runs[rid], thumbs, runs[rid].filenames)
             flat = [c for c in runs[rid].clusters if contrasts[rid].get(c, 0.0) < min_contrast]
             if flat:
                 log.info("run %d: clusters %s are flat (median contrast below %.3g): drawn for auto rules only "
                          "if the others are too few", rid, flat, min_contrast)
-        auto[rid] = draw_auto_clusters(runs[rid], auto_slots, n_auto, rng, template, flat)
+        auto[rid] = draw_auto_clusters(runs[rid], auto_slots, n_auto, rng, template, flat,
+                                       looks={label: look for label, (_, look) in profiles.items()})
 
-    pools = {s.index: _pool(s, runs.get(slot_run.get(s.index)), auto.get(slot_run.get(s.index)), template)
-             for s in template.slots}
+    names = {rid: _run_names(cfg, engine, rid) for rid in sorted(runs)
+             if any(isinstance(c, str) for s in needs_run if slot_run[s.index] == rid for c in s.rule.clusters)}
+    pools = {s.index: _pool(s, runs.get(slot_run.get(s.index)), auto.get(slot_run.get(s.index)), template,
+                            names.get(slot_run.get(s.index))) for s in template.slots}
     filenames: dict[str, str] = {}
     for pictures in runs.values():
         filenames.update(pictures.filenames)
@@ -329,6 +404,16 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
     silhouette_of = {}
     for pictures in runs.values():
         silhouette_of.update(zip(pictures.ids.tolist(), pictures.silhouettes.tolist()))
+    near = float(cfg.get("posters.near_duplicate_distance", NEAR_DUPLICATE_DISTANCE))
+    shown_looks: list[np.ndarray] = []  # layouts of the pictures chosen so far
+
+    def near_duplicate(pid: str) -> bool:
+        """Whether ``pid`` looks like a picture already on the poster (and so is passed over)."""
+        if not shown_looks or near <= 0:
+            return False
+        images, _ = thumbs.images([pid], filenames)
+        return bool(look_distance(layout(images)[0], np.stack(shown_looks)).min() < near)
+
     used: set[str] = set()
     missing_files: set[str] = set()
     choices: dict[int, SlotChoice] = {}
@@ -347,17 +432,28 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
         pool = pools[slot.index]
         available = [i for i in pool if i not in used]
         if slot.rule.kind == "best_of_cluster":
-            found = _best(slot, available, silhouette_of, thumbs, filenames, has_file)
+            found = _best(slot, available, silhouette_of, thumbs, filenames, has_file, near_duplicate)
         else:
-            found = None
+            found, passed = None, []
             while available and found is None:
                 picked = available.pop(int(rng.integers(len(available))))
-                if has_file(picked, slot):
-                    found = picked, {"candidates": len(available) + 1}
+                if not has_file(picked, slot):
+                    continue
+                if slot.rule.kind != "pictures" and near_duplicate(picked):
+                    passed.append(picked)
+                else:
+                    found = picked, {"candidates": len(available) + 1 + len(passed),
+                                     "near_duplicates_passed": len(passed)}
+            if found is None and passed:  # only near-duplicates left: a repeat beats an empty slot
+                log.warning("%s: every candidate left looks like a picture already on the poster; using %s",
+                            slot.name, passed[0])
+                found = passed[0], {"candidates": len(passed), "near_duplicate": True}
         if found is None:
             raise _too_few(template, slot, pool, used, missing_files, choices, slot_run.get(slot.index))
         picked, detail = found
         used.add(picked)
+        if has_file(picked, slot):
+            shown_looks.append(layout(thumbs.images([picked], filenames)[0])[0])
         detail = {"rule": slot.rule.describe(), **detail}
         choices[slot.index] = SlotChoice(slot=slot, pictures_id=picked, filename=filenames[picked],
                                          run_id=slot_run.get(slot.index), detail=detail)
@@ -367,14 +463,15 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
 
 
 def _best(slot: Slot, available: list[str], silhouette_of: dict, thumbs: _ThumbSource,
-          filenames: dict[str, str], has_file) -> tuple[str, dict] | None:
-    """The top ``shortlist`` pictures by silhouette (with a file), then the best by sharpness x exposure."""
+          filenames: dict[str, str], has_file, near_duplicate=lambda pid: False) -> tuple[str, dict] | None:
+    """The top ``shortlist`` pictures by silhouette (with a file, not a near-duplicate of a picture
+    already chosen), then the best by sharpness x exposure."""
     sil = np.array([silhouette_of.get(i, np.nan) for i in available], dtype=np.float64)
     sil = np.where(np.isnan(sil), -np.inf, sil)
     shortlist = []
     # stable sort on -silhouette keeps the id order among ties: deterministic
     for i in np.argsort(-sil, kind="stable"):
-        if has_file(available[i], slot):
+        if has_file(available[i], slot) and not near_duplicate(available[i]):
             shortlist.append(available[i])
             if len(shortlist) == slot.rule.shortlist:
                 break

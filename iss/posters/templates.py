@@ -27,18 +27,28 @@ Rules (``rule.kind``):
 ``pictures``
     a picture drawn at random (seeded) from explicit picture ids.
 
-``clusters`` is a list of cluster labels, ``auto`` (the clusters drawn for this poster, see
-``posters.n_clusters_per_poster``) or ``auto:K`` (the K-th of them, from 0). ``auto`` draws, with
-the poster's seed, among the run's clusters that are not flat (median luminance contrast at least
-``posters.auto_min_contrast``: blank "live is off" screens never make a poster), and adds
-clusters while they hold fewer pictures than the slots using them. A picture is never used twice
+``clusters`` is a list of cluster labels or names (``["city lights", 4]``: a name picks the
+clusters whose name is it, else contains it; see :mod:`iss.clustering.names`), ``auto`` (the
+clusters drawn for this poster, see ``posters.n_clusters_per_poster``) or ``auto:K`` (the K-th of
+them, from 0). ``auto`` draws, with the poster's seed, among the run's clusters that are not flat
+(median luminance contrast at least ``posters.auto_min_contrast``: blank "live is off" screens
+never make a poster) the ones that look most unlike each other, and adds clusters while they hold
+fewer pictures than the slots using them. No slot shows a near-duplicate of another slot's picture
+(``posters.near_duplicate_distance``). A picture is never used twice
 on one poster. A rule may name its own ``run`` (same keys as the template's: ``run_id``,
 ``clustering_type``, ``version``, ``model_type``, ``model_name``; any subset, the latest
 matching run wins; none = the latest run).
 
-Borders: a slot's picture is inset by ``border.size_px`` along the canvas edge and by half of
-it on the other sides, so two abutting slots are separated by exactly one border width and
-every line of border colour on the poster has the same width.
+Borders: every line of border colour is ``border.size_px`` wide, between slots and along the
+canvas edge, and slots of the same size in units have pictures of exactly the same size in pixels:
+the unit grid is laid out with whole-pixel tiles, the pixels left over (at most one per unit)
+widening the outer border evenly.
+
+Band (optional): a strip along the top or bottom of the canvas, outside the slot grid, with a
+title and a caption (the clusters' names, the dates and the places of the pictures shown)::
+
+    band: {position: bottom, height_px: 220, colour: "#17212b", text_colour: "#f7f9f9",
+           title: "Earth from the ISS", caption: true}
 
 Geometry is checked when a template is loaded (slots inside the canvas, no overlaps, valid
 colours and rules); clusters and picture counts are checked against the database when a poster
@@ -61,7 +71,8 @@ from PIL import ImageColor
 CM_PER_INCH = 2.54
 RULE_KINDS = ("clusters", "best_of_cluster", "pictures")
 RUN_KEYS = ("run_id", "clustering_type", "version", "model_type", "model_name")
-_TEMPLATE_KEYS = {"description", "canvas", "unit", "border", "run", "slots"}
+_TEMPLATE_KEYS = {"description", "canvas", "unit", "border", "run", "slots", "band"}
+_BAND_KEYS = {"position", "height_px", "colour", "text_colour", "title", "caption"}
 _CANVAS_KEYS = {"width_px", "height_px", "width_cm", "height_cm", "dpi"}
 _SLOT_KEYS = {"origin", "size", "background", "position", "rule"}
 _RULE_KEYS = {"kind", "clusters", "ids", "shortlist", "run"}
@@ -83,8 +94,8 @@ class Rule:
     Attributes
     ----------
     kind : {"clusters", "best_of_cluster", "pictures"}
-    clusters : tuple of int
-        Explicit cluster labels (empty when ``auto`` is set or for ``pictures``).
+    clusters : tuple of int or str
+        Explicit cluster labels or names (empty when ``auto`` is set or for ``pictures``).
     auto : int or None
         ``-1`` for ``clusters: auto`` (every cluster drawn for the poster), ``K >= 0`` for
         ``auto:K``, ``None`` for an explicit list.
@@ -97,7 +108,7 @@ class Rule:
     """
 
     kind: str
-    clusters: tuple[int, ...] = ()
+    clusters: tuple[int | str, ...] = ()
     auto: int | None = None
     ids: tuple[str, ...] = ()
     shortlist: int = 10
@@ -110,6 +121,18 @@ class Rule:
         what = ("auto" if self.auto == -1 else f"auto:{self.auto}") if self.auto is not None \
             else ",".join(map(str, self.clusters))
         return f"best of {what}" if self.kind == "best_of_cluster" else f"clusters {what}"
+
+
+@dataclass(frozen=True)
+class Band:
+    """The title and caption strip of a template (see the module docstring)."""
+
+    position: str  # top | bottom
+    height_px: int
+    colour: tuple[int, int, int]
+    text_colour: tuple[int, int, int]
+    title: str = ""
+    caption: bool = True
 
 
 @dataclass(frozen=True)
@@ -169,15 +192,41 @@ class Template:
     raw: dict = field(default_factory=dict)
     sha256: str = ""
     description: str = ""
+    unit: tuple[float, float] = (1.0, 1.0)
+    band: Band | None = None
+
+    def _axis(self, length: int, unit: float, start: int, area: int) -> tuple[float, float]:
+        """Offset of unit 0 and pitch (tile + border) of one axis: whole-pixel tiles when the canvas is a
+        whole number of units, the leftover pixels split between the two outer borders."""
+        n = length / unit
+        b = self.border_px
+        tile = (area - (n + 1) * b) / n
+        if abs(n - round(n)) < 1e-9:
+            tile = float(int(tile))
+        leftover = area - n * tile - (n + 1) * b
+        return start + b + int(leftover // 2), tile + b
 
     def picture_box(self, slot: Slot) -> tuple[int, int, int, int]:
-        """``(left, top, right, bottom)`` of the picture inside ``slot``, after the border inset."""
-        b, half = self.border_px, self.border_px // 2
-        left = slot.x + (b if slot.x == 0 else half)
-        top = slot.y + (b if slot.y == 0 else half)
-        right = slot.x + slot.width - (b if slot.x + slot.width == self.width_px else b - half)
-        bottom = slot.y + slot.height - (b if slot.y + slot.height == self.height_px else b - half)
-        return left, top, right, bottom
+        """``(left, top, right, bottom)`` of the picture inside ``slot``: the slot's units of the grid,
+        less one border between units (see the module docstring); the band, if any, is outside the grid."""
+        band_h = self.band.height_px if self.band else 0
+        top_start = band_h if self.band and self.band.position == "top" else 0
+        x0, pitch_x = self._axis(self.width_px, self.unit[0], 0, self.width_px)
+        y0, pitch_y = self._axis(self.height_px, self.unit[1], top_start, self.height_px - band_h)
+        ux, uy = slot.x / self.unit[0], slot.y / self.unit[1]
+        uw, uh = slot.width / self.unit[0], slot.height / self.unit[1]
+        left, top = int(round(x0 + ux * pitch_x)), int(round(y0 + uy * pitch_y))
+        return (left, top, left + int(round(uw * pitch_x)) - self.border_px,
+                top + int(round(uh * pitch_y)) - self.border_px)
+
+    def band_box(self) -> tuple[int, int, int, int] | None:
+        """``(left, top, right, bottom)`` of the band, inside the outer border, or None."""
+        if not self.band:
+            return None
+        b = self.border_px
+        if self.band.position == "top":
+            return b, b, self.width_px - b, self.band.height_px
+        return b, self.height_px - self.band.height_px, self.width_px - b, self.height_px - b
 
     def physical_size(self) -> dict:
         """Printed size at ``dpi``: ``width_cm``, ``height_cm``, ``width_in``, ``height_in`` (2 decimals)."""
@@ -315,8 +364,9 @@ def _parse_rule(value: Any, fail) -> Rule:
         auto = int(match.group(1)) if match.group(1) is not None else -1
         return Rule(kind=kind, auto=auto, shortlist=shortlist, run=run)
     if (not isinstance(clusters, list) or not clusters
-            or not all(isinstance(c, int) and not isinstance(c, bool) for c in clusters)):
-        raise fail(f"rule clusters should be a non-empty list of integer cluster labels, 'auto' or 'auto:K'; "
+            or not all((isinstance(c, int) and not isinstance(c, bool)) or (isinstance(c, str) and c.strip())
+                       for c in clusters)):
+        raise fail(f"rule clusters should be a non-empty list of cluster labels or names, 'auto' or 'auto:K'; "
                    f"got {clusters!r}")
     return Rule(kind=kind, clusters=tuple(dict.fromkeys(clusters)), shortlist=shortlist, run=run)
 
@@ -424,6 +474,23 @@ def parse_template(raw: Any, config_id: str, source: str, sha256: str | None = N
                            f"x {other.x}..{other.x + other.width}, y {other.y}..{other.y + other.height} px")
         slots.append(slot)
 
+    band = _parse_band(raw.get("band"), width_px, height_px, border_px, fail_top) if raw.get("band") else None
     return Template(config_id=config_id, source=source, width_px=width_px, height_px=height_px, dpi=dpi,
                     border_px=border_px, border_colour=border_colour, slots=tuple(slots), run=run, raw=raw,
-                    sha256=sha256 or content_hash(raw), description=str(raw.get("description", "")))
+                    sha256=sha256 or content_hash(raw), description=str(raw.get("description", "")),
+                    unit=unit, band=band)
+
+
+def _parse_band(value: Any, width_px: int, height_px: int, border_px: int, fail) -> Band:
+    if not isinstance(value, dict) or set(value) - _BAND_KEYS:
+        raise fail(f"band should be a mapping with keys among {sorted(_BAND_KEYS)}, got {value!r}")
+    position = value.get("position", "bottom")
+    if position not in ("top", "bottom"):
+        raise fail(f"band position should be 'top' or 'bottom', got {position!r}")
+    height = value.get("height_px")
+    if not isinstance(height, int) or isinstance(height, bool) or not 2 * border_px < height < height_px // 2:
+        raise fail(f"band height_px should be an integer between {2 * border_px + 1} and {height_px // 2 - 1} "
+                   f"(more than two borders, less than half the canvas), got {height!r}")
+    return Band(position=position, height_px=height, colour=_colour(value.get("colour", "#17212b"), "band colour", fail),
+                text_colour=_colour(value.get("text_colour", "#f7f9f9"), "band text_colour", fail),
+                title=str(value.get("title", "")), caption=bool(value.get("caption", True)))

@@ -11,11 +11,16 @@ Routes (every HTML page also answers JSON with ``?format=json`` or ``Accept: app
 ``GET /``                            upload form
 ``POST /search``                     multipart field ``file`` (+ optional ``k``): results
 ``GET /thumbs/{id}.jpg``             a thumbnail from the ingest cache (id checked against the index)
-``GET /pictures/{id}``               metadata, clusters and nearest pictures of a picture
-``GET /clusters``                    clustering runs and their clusters
-``GET /clusters/{run_id}/{label}``   a cluster's mosaic, ``?page=N``
-``GET /near-duplicates[.csv]``       pairs of near-identical pictures
-``GET /outliers[.csv]``              the pictures farthest from everything
+``GET /pictures/{id}``               the picture at screen size, its time, place, day or night, its
+                                     cluster (with its name) in every run, and its nearest pictures
+``GET /pictures/{id}/picture.jpg``   the picture at screen size, decoded from the collection's file
+``GET /clusters``                    clustering runs and their named clusters
+``GET /clusters/{run_id}/{label}``   a cluster's mosaic, ``?page=N``, and a form to rename it
+``POST /clusters/{run_id}/{label}/name``  rename a cluster (form field ``name``; empty: its automatic name)
+``GET /near-duplicates``             sets of near-identical pictures, largest first, ``?page=N``
+``GET /near-duplicates-keep-one.csv``  every picture of every set, the one to keep marked
+``GET /near-duplicates.csv``         the pairs of near-identical pictures
+``GET /outliers[.csv]``              the pictures least like the rest
 ``GET /reports/...``                 the rendered run reports (static, read-only)
 ``GET /health``                      status and calibration
 
@@ -28,21 +33,23 @@ used. Errors are 4xx with a message, as JSON or as a page.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import logging
 from http import HTTPStatus
 from pathlib import Path
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import BackgroundTasks, FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from PIL import Image
 from starlette.exceptions import HTTPException
 
 from iss.config import Config
+from iss.search import pages
 from iss.search.service import QueryError, SearchService
 
 log = logging.getLogger(__name__)
@@ -79,6 +86,8 @@ def create_app(cfg: Config, service: SearchService | None = None) -> FastAPI:
     app.state.service = service
 
     def render(name: str, status: int = 200, **context) -> HTMLResponse:
+        latest = service.latest_run()
+        context.setdefault("run_page", service.report_href(latest) if latest else None)
         html = templates.get_template(name).render(model=service.model_info(), **context)
         return HTMLResponse(html, status_code=status)
 
@@ -122,6 +131,13 @@ def create_app(cfg: Config, service: SearchService | None = None) -> FastAPI:
         return render("index.html", title="Search", k=service.k, max_k=service.max_k, max_upload_mb=f"{max_upload_mb:g}",
                     percentile=service.index.threshold_percentile, margin=service.index.margin)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        icon = cfg.path("reports") / "favicon.ico"  # written with the reports
+        if icon.is_file():
+            return Response(icon.read_bytes(), media_type="image/x-icon")
+        return Response(status_code=204)
+
     @app.get("/health")
     def health():
         return service.health()
@@ -156,12 +172,27 @@ def create_app(cfg: Config, service: SearchService | None = None) -> FastAPI:
             raise HTTPException(404, f"no picture {picture_id!r} in the search index") from None
         if wants_json(request):
             return info
-        return render("picture.html", title=picture_id, picture=info)
+        return render("picture.html", title=picture_id, picture=info, page=pages.picture_page(service, info))
+
+    @app.get("/pictures/{picture_id}/picture.jpg")
+    def picture_file(picture_id: str):
+        if picture_id not in service.index:
+            raise HTTPException(404, f"no picture {picture_id!r} in the search index")
+        try:
+            data = screen_picture(picture_id)
+        except FileNotFoundError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"})
+
+    screen_picture = functools.lru_cache(maxsize=64)(lambda picture_id: pages.screen_jpeg(service, picture_id))
 
     # --- clusters -----------------------------------------------------------------------------
     @app.get("/clusters")
     def clusters(request: Request):
         runs = service.runs()
+        for run in runs:
+            run["names"] = pages.run_names(service, run["run_id"])
+            run["covers"] = pages.cluster_covers(service, run["run_id"])
         if wants_json(request):
             return {"runs": [{k: (str(v) if k == "created_at" else v) for k, v in run.items()} for run in runs]}
         return render("clusters.html", title="Clusters", runs=runs)
@@ -174,19 +205,48 @@ def create_app(cfg: Config, service: SearchService | None = None) -> FastAPI:
             raise HTTPException(404, str(exc.args[0])) from None
         except IndexError as exc:
             raise HTTPException(404, str(exc)) from None
+        names = pages.run_names(service, run_id)
+        data["name"] = names.get(int(label), {})
         if wants_json(request):
             return {**data, "run": {k: (str(v) if k == "created_at" else v) for k, v in data["run"].items()}}
         return render("cluster.html", title=f"Cluster {data['label']}", page=data,
-                      report=service.report_href(data["run"]))
+                      report=service.report_href(data["run"]), renamed=request.query_params.get("renamed"))
+
+    @app.post("/clusters/{run_id}/{label}/name")
+    async def rename_cluster(request: Request, run_id: int, label: int, background: BackgroundTasks,
+                             name: str = Form("")):
+        from iss.clustering.names import ClusterNameError
+
+        try:
+            names = await run_in_threadpool(pages.rename_cluster, service, run_id, label, name)
+        except ClusterNameError as exc:
+            raise HTTPException(404 if "no cluster" in str(exc) or "does not exist" in str(exc) else 422,
+                                str(exc)) from None
+        background.add_task(pages.refresh_pages, service, run_id)  # the static pages show names too
+        if wants_json(request):
+            return {"run_id": run_id, "label": label, **names[label]}
+        return RedirectResponse(f"/clusters/{run_id}/{label}?renamed=1", status_code=303)
 
     # --- collection lists ---------------------------------------------------------------------
     @app.get("/near-duplicates")
-    def near_duplicates(request: Request):
-        rows = service.near_duplicates()
+    def near_duplicates(request: Request, page: int = 1):
+        sets = service.near_duplicate_sets()
         if wants_json(request):
-            return {"threshold": service.calibration.near_copy_distance, "pairs": rows}
-        return render("near_duplicates.html", title="Near-duplicates", rows=rows[:200], total=len(rows),
-                    threshold=service.calibration.near_copy_distance)
+            return {"threshold": service.calibration.near_copy_distance, "sets": sets,
+                    "pairs": service.near_duplicates()}
+        pages_total = max(1, -(-len(sets) // SETS_PER_PAGE))
+        if not 1 <= page <= pages_total:
+            raise HTTPException(404, f"page {page} of the near-duplicate sets does not exist (pages 1 to {pages_total})")
+        shown = sets[(page - 1) * SETS_PER_PAGE: page * SETS_PER_PAGE]
+        return render("near_duplicates.html", title="Near-duplicates", sets=shown, total=len(sets),
+                      pictures=sum(s["size"] for s in sets), page=page, pages=pages_total,
+                      threshold=service.calibration.near_copy_distance)
+
+    @app.get("/near-duplicates-keep-one.csv")
+    def near_duplicates_keep_one_csv():
+        text = service.to_csv(keep_one_rows(service.near_duplicate_sets()), KEEP_ONE_COLUMNS)
+        return Response(text, media_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="near-duplicates-keep-one.csv"'})
 
     @app.get("/near-duplicates.csv")
     def near_duplicates_csv():
@@ -250,7 +310,16 @@ class DeclaredSizeLimit:
 
 
 NEAR_DUPLICATE_COLUMNS = ["pictures_id_a", "pictures_id_b", "distance", "taken_at_a", "taken_at_b"]
-OUTLIER_COLUMNS = ["rank", "pictures_id", "score", "times_median", "cluster", "taken_at"]
+KEEP_ONE_COLUMNS = ["set", "size", "pictures_id", "keep", "taken_at", "cluster"]
+OUTLIER_COLUMNS = ["rank", "pictures_id", "score", "reason", "cluster", "taken_at"]
+SETS_PER_PAGE = 20
+
+
+def keep_one_rows(sets: list[dict]) -> list[dict]:
+    """One row per picture of every near-duplicate set (the "keep one" CSV): ``keep`` is ``yes`` for the
+    picture to keep and ``no`` for the ones that can go."""
+    return [{"set": s["set"], "size": s["size"], "pictures_id": p["pictures_id"], "keep": "yes" if p["keep"] else "no",
+             "taken_at": p["taken_at"], "cluster": p["cluster"]} for s in sets for p in s["pictures"]]
 
 
 def serve(cfg: Config, host: str | None = None, port: int | None = None, model_type: str | None = None,

@@ -369,16 +369,40 @@ class SearchService:
                  "taken_at_b": _iso(rows.get(str(self.index.ids_[j]), {}).get("taken_at"))}
                 for i, j, dist in zip(a, b, d)]
 
+    def near_duplicate_sets(self) -> list[dict]:
+        """The near-duplicate pairs grouped into sets (connected components), largest first, each with
+        the picture to keep (:func:`iss.search.collection.near_duplicate_sets`)."""
+        from iss.search.collection import near_duplicate_sets
+
+        a, b, d = self.index.near_duplicate_pairs(self.calibration.near_copy_distance)
+        sets = near_duplicate_sets(len(self.index), a, b, d, self.index.latents_, self.index.ids_)
+        ids = [str(self.index.ids_[r]) for s in sets for r in s.rows]
+        rows = self.picture_rows(ids)
+        return [{"set": k + 1, "size": len(s), "keep": str(self.index.ids_[s.keep]),
+                 "max_distance": s.max_distance,
+                 "pictures": [{"pictures_id": str(self.index.ids_[r]), "keep": bool(r == s.keep),
+                               "taken_at": _iso(rows.get(str(self.index.ids_[r]), {}).get("taken_at")),
+                               "cluster": rows.get(str(self.index.ids_[r]), {}).get("label")} for r in s.rows]}
+                for k, s in enumerate(sets)]
+
+    @functools.cached_property
+    def outlier_scores(self):
+        """:class:`iss.search.collection.OutlierScores` of every indexed picture (computed once)."""
+        from iss.search.collection import outlier_scores
+
+        return outlier_scores(self.cache, [str(i) for i in self.index.ids_])
+
     def outliers(self, limit: int | None = None) -> list[dict]:
-        """Pictures farthest from everything: largest mean distance to their 5 nearest others."""
+        """The pictures least like the rest, most odd first (:func:`iss.search.collection.outlier_scores`)."""
+        from iss.search.collection import REASONS
+
         limit = int(limit or self.settings.get("n_outliers", 50))
-        scores = self.index.outlier_scores(k=5)
-        order = np.argsort(-scores, kind="stable")[:limit]
-        median = float(np.median(scores))
+        scores = self.outlier_scores
+        order = np.argsort(-scores.score, kind="stable")[:limit]
         ids = [str(self.index.ids_[i]) for i in order]
         rows = self.picture_rows(ids)
-        return [{"rank": n + 1, "pictures_id": pid, "score": float(scores[i]),
-                 "times_median": float(scores[i] / median) if median > 0 else None,
+        return [{"rank": n + 1, "pictures_id": pid, "score": float(scores.score[i]),
+                 "reason": REASONS[str(scores.reason[i])],
                  "cluster": rows.get(pid, {}).get("label"), "taken_at": _iso(rows.get(pid, {}).get("taken_at"))}
                 for n, (pid, i) in enumerate(zip(ids, order))]
 

@@ -206,6 +206,16 @@ class HeadlessChromium:
         builder.pointer_action.click()
         builder.perform()
 
+    def drag(self, points: list[tuple[float, float]]) -> None:
+        """Press at the first point, move through the others and release at the last (a lasso or a box)."""
+        _, builder = self._pointer()
+        builder.pointer_action.move_to_location(int(points[0][0]), int(points[0][1]))
+        builder.pointer_action.pointer_down()
+        for x, y in points[1:]:
+            builder.pointer_action.move_to_location(int(x), int(y))
+        builder.pointer_action.pointer_up()
+        builder.perform()
+
     def select_option(self, css: str, value: str) -> None:
         """Choose ``value`` in a ``<select>`` (fires its change event like a user would)."""
         from selenium.webdriver.common.by import By

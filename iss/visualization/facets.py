@@ -42,10 +42,11 @@ from iss.visualization.data import (
     cache_for,
     list_runs,
     load_pictures_frame,
+    run_folder_name,
     thumb_url,
     write_thumbnails,
 )
-from iss.visualization.style import _PALETTE, NOISE_COLOR, PAGE_CSS, cluster_color
+from iss.visualization.style import _PALETTE, NOISE_COLOR, PAGE_CSS, cluster_color, cluster_title, shown_names
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,13 @@ def _run_short(run: dict) -> str:
     return f"run {run['run_id']} · {run['clustering_type']}"
 
 
-def _cluster_text(label) -> str | None:
+def _cluster_text(label, names: dict | None = None) -> str | None:
     if pd.isna(label):
         return None
-    return "noise" if int(label) == -1 else f"cluster {int(label)}"
+    return cluster_title(int(label), names)
 
 
-def facets_table(frame: pd.DataFrame, runs: list[dict]) -> tuple[pd.DataFrame, dict]:
+def facets_table(frame: pd.DataFrame, runs: list[dict], names: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """The explorer's columns, derived from :func:`load_pictures_frame`'s frame.
 
     Parameters
@@ -79,6 +80,8 @@ def facets_table(frame: pd.DataFrame, runs: list[dict]) -> tuple[pd.DataFrame, d
     runs : list of dict
         The runs in ``frame``, oldest first; the last one's columns are called plainly
         ``cluster``, ``silhouette``, ``x``, ``y``, older ones ``cluster · run <id>``...
+    names : dict, optional
+        ``{run_id: {label: name}}``: clusters are shown as ``"3 · dark, city lights"``.
 
     Returns
     -------
@@ -130,10 +133,11 @@ def facets_table(frame: pd.DataFrame, runs: list[dict]) -> tuple[pd.DataFrame, d
         rid = run["run_id"]
         suffix = "" if position == 0 else f" · run {rid}"
         labels = frame[f"label_run{rid}"]
-        texts = labels.map(_cluster_text)
+        run_names = (names or {}).get(rid)
+        texts = labels.map(lambda v: _cluster_text(v, run_names))
         present = sorted({int(v) for v in labels.dropna()})
         add(f"cluster{suffix}", texts, "cat", order="natural",
-            colors={_cluster_text(v): cluster_color(v) for v in present}, run=rid)
+            colors={_cluster_text(v, run_names): cluster_color(v) for v in present}, run=rid)
         add(f"silhouette{suffix}", frame[f"silhouette_run{rid}"].astype("float64"), "num", run=rid)
         add(f"x{suffix}", frame[f"x_run{rid}"].astype("float64"), "num", run=rid, axis="x")
         add(f"y{suffix}", frame[f"y_run{rid}"].astype("float64"), "num", run=rid, axis="y")
@@ -455,15 +459,20 @@ def dive_payload(table: pd.DataFrame, meta: dict, sprite: dict, thumbs_prefix: s
     }
 
 
-def render_dive_html(payload: dict, title: str, subtitle: str) -> str:
-    """The dive page: its CSS and JS inlined from ``assets/``, the data embedded as JSON."""
+def render_dive_html(payload: dict, title: str, subtitle: str, run_page: str | None = None,
+                     explorer_js: str = "") -> str:
+    """The dive page: its CSS and JS inlined from ``assets/``, the data embedded as JSON.
+
+    ``run_page``: URL of the latest run's page (linked in the header); ``explorer_js``: the script
+    giving picture pages' URLs (:func:`iss.visualization.reports.explorer_script`)."""
     data = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     css = (ASSETS / "dive.css").read_text(encoding="utf-8")
     js = (ASSETS / "dive.js").read_text(encoding="utf-8")
-    nav = "<a href='index.html'>All runs</a><a href='facets_overview.html'>Overview</a>"
+    nav = ("<a href='index.html'>All runs</a>" + (f"<a href='{html.escape(run_page)}'>Run page</a>" if run_page else "")
+           + "<a href='facets_overview.html'>Overview</a>")
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{PAGE_CSS}{css}</style>"
-            f"</head><body class='dive'><header class='top'><h1>{html.escape(title)}</h1><nav>{nav}</nav>"
+            f"{explorer_js}</head><body class='dive'><header class='top'><h1>{html.escape(title)}</h1><nav>{nav}</nav>"
             f"<span class='muted' id='subtitle'>{html.escape(subtitle)}</span></header>"
             "<div id='dive-app'><aside id='panel'></aside><div id='stage'><canvas id='dive-canvas'></canvas>"
             "<div id='tooltip' hidden></div></div></div>"
@@ -494,7 +503,8 @@ def build_facets(cfg, engine) -> list[Path]:
     list of Path
         ``[facets_overview.html, facets_dive.html, facets_sprite.jpg]`` under ``paths.reports``.
     """
-    from iss.visualization.reports import write_reports_index  # avoids an import cycle
+    from iss.clustering.names import ensure_cluster_names
+    from iss.visualization.reports import explorer_script, write_reports_index, write_run_page  # import cycle
 
     options = cfg.section("reports")
     which = str(options["facets_runs"])
@@ -513,7 +523,8 @@ def build_facets(cfg, engine) -> list[Path]:
                     len(absent), cache.root, absent[0])
         frame = frame[frame["pictures_id"].isin(set(ids) - set(absent))].reset_index(drop=True)
         ids = frame["pictures_id"].astype(str).tolist()
-    table, meta = facets_table(frame, runs)
+    names = {r["run_id"]: shown_names(ensure_cluster_names(cache, engine, r["run_id"])) for r in runs}
+    table, meta = facets_table(frame, runs, names)
     reports_root = cfg.path("reports")
     reports_root.mkdir(parents=True, exist_ok=True)
 
@@ -531,7 +542,13 @@ def build_facets(cfg, engine) -> list[Path]:
                           quality=int(options["sprite_quality"]))
     write_thumbnails(cache, ids, reports_root / "thumbs", quality=int(options["thumb_quality"]))
     payload = dive_payload(table, meta, sprite, thumbs_prefix="thumbs")
-    dive = _write(reports_root / DIVE_FILE, render_dive_html(payload, "Collection dive", subtitle))
+    run_pages = [reports_root / run_folder_name(r) / "index.html" for r in runs]
+    latest_page = f"{run_folder_name(runs[-1])}/index.html" if runs and run_pages[-1].exists() else None
+    dive = _write(reports_root / DIVE_FILE, render_dive_html(payload, "Collection dive", subtitle, latest_page,
+                                                             explorer_script(cfg)))
+    for run, page in zip(runs, run_pages):  # written before these pages existed: link them now
+        if page.exists():
+            write_run_page(cfg, engine, run["run_id"])
     write_reports_index(cfg, engine)
     log.info("facets: %s, %s (%d pictures, sprite %dx%d tiles)", overview, dive, len(table),
              sprite["columns"], sprite["rows"])

@@ -15,7 +15,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from iss.data.cache import ImageCache
-from iss.visualization.style import cluster_color, cluster_name, font_path
+from iss.visualization.style import cluster_color, cluster_name, cluster_title, font_path
 
 HEADER_HEIGHT = 46
 GAP = 2
@@ -99,8 +99,17 @@ def mosaic_image(thumbs: np.ndarray, title: str, subtitle: str = "", columns: in
     return image
 
 
+def fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: float) -> str:
+    """``text`` cut with an ellipsis so that it is at most ``width`` pixels wide in ``font``."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text.rstrip(" ,·") + "…"
+
+
 def cluster_mosaic_images(frame: pd.DataFrame, cache: ImageCache, size: int = 64,
-                          columns: int = 8) -> dict[int, Image.Image]:
+                          columns: int = 8, names: dict | None = None) -> dict[int, Image.Image]:
     """One mosaic image per cluster (in memory), most typical pictures first.
 
     Parameters
@@ -112,6 +121,8 @@ def cluster_mosaic_images(frame: pd.DataFrame, cache: ImageCache, size: int = 64
     size : int, default=64
         At most this many pictures per mosaic (the most typical ones).
     columns : int, default=8
+    names : dict, optional
+        ``{label: name}`` shown in the headers (see :mod:`iss.clustering.names`).
 
     Returns
     -------
@@ -128,13 +139,13 @@ def cluster_mosaic_images(frame: pd.DataFrame, cache: ImageCache, size: int = 64
         if mean == mean:
             parts.append(f"mean silhouette {mean:.2f}")
         parts.append(f"{len(shown)} most typical shown, best first")
-        images[int(label)] = mosaic_image(thumbs, title=cluster_name(label).capitalize(),
+        images[int(label)] = mosaic_image(thumbs, title=cluster_title(label, names),
                                           subtitle="  ·  ".join(parts), columns=columns, color=cluster_color(label))
     return images
 
 
 def write_cluster_mosaics(frame: pd.DataFrame, cache: ImageCache, out_dir: str | Path, size: int = 64,
-                          columns: int = 8) -> dict[int, Path]:
+                          columns: int = 8, names: dict | None = None) -> dict[int, Path]:
     """One mosaic PNG per cluster, ``out_dir/cluster_<label>.png`` (``cluster_noise.png`` for -1).
 
     Parameters are those of :func:`cluster_mosaic_images`.
@@ -147,7 +158,7 @@ def write_cluster_mosaics(frame: pd.DataFrame, cache: ImageCache, out_dir: str |
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for label, image in cluster_mosaic_images(frame, cache, size=size, columns=columns).items():
+    for label, image in cluster_mosaic_images(frame, cache, size=size, columns=columns, names=names).items():
         path = out_dir / f"cluster_{'noise' if label == -1 else label}.png"
         image.save(path, optimize=True)
         paths[label] = path
@@ -155,8 +166,10 @@ def write_cluster_mosaics(frame: pd.DataFrame, cache: ImageCache, out_dir: str |
 
 
 def write_overview_mosaic(frame: pd.DataFrame, cache: ImageCache, out_png: str | Path, per_cluster: int = 10,
-                          label_width: int = 150) -> Path:
+                          label_width: int = 210, names: dict | None = None) -> Path:
     """One row per cluster with its ``per_cluster`` most typical pictures: the run at a glance.
+
+    Each row starts with the cluster's number and name (``names``: ``{label: name}``) and size.
 
     Returns
     -------
@@ -175,8 +188,12 @@ def write_overview_mosaic(frame: pd.DataFrame, cache: ImageCache, out_png: str |
     for row, (label, members) in enumerate(groups):
         top = GAP + row * (h + GAP)
         draw.rectangle([0, top, 5, top + h], fill=_hex_to_rgb(cluster_color(label)))
-        draw.text((14, top + h / 2 - 16), cluster_name(label).capitalize(), font=bold, fill=(255, 255, 255))
-        draw.text((14, top + h / 2 + 3), f"{counts[label]:,} pictures", font=small, fill=(190, 203, 217))
+        heading = cluster_name(label).capitalize() if not (names and names.get(int(label))) else f"{label}"
+        draw.text((14, top + 4), heading, font=bold, fill=(255, 255, 255))
+        if names and names.get(int(label)):
+            draw.text((14 + draw.textlength(heading + "  ", font=bold), top + 6),
+                      fit_text(draw, names[int(label)], small, label_width - 40), font=small, fill=(255, 255, 255))
+        draw.text((14, top + h - 18), f"{counts[label]:,} pictures", font=small, fill=(190, 203, 217))
         for col, pixels in enumerate(cache.get_thumbs(members["pictures_id"].tolist())):
             image.paste(Image.fromarray(pixels), (label_width + GAP + col * (w + GAP), top))
     out_png = Path(out_png)

@@ -44,7 +44,7 @@ from iss.visualization.figures import METHOD_TITLES, write_projection_figures
 from iss.visualization.mosaics import write_cluster_mosaics, write_overview_mosaic
 from iss.visualization.scatter import write_scatter_page
 from iss.visualization.silhouettes import plot_silhouettes
-from iss.visualization.style import PAGE_CSS, cluster_color, cluster_name
+from iss.visualization.style import PAGE_CSS, cluster_color, cluster_name, shown_names
 
 log = logging.getLogger(__name__)
 
@@ -86,34 +86,129 @@ def _fmt(value) -> str:
         return f"{value:.4g}"
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True)
-    return str(value)
+    return "default" if value is None else str(value)
 
 
-def _flatten(prefix: str, value, out: list) -> None:
-    if isinstance(value, dict) and value:
-        for key in sorted(value):
-            _flatten(f"{prefix}.{key}" if prefix else str(key), value[key], out)
-    else:
-        out.append((prefix, value))
-
-
-def _key_value_table(mapping) -> str:
-    if not mapping:
-        return "<p class='muted'>none recorded</p>"
-    if isinstance(mapping, str):
+def _as_mapping(value) -> dict:
+    if isinstance(value, str):
         try:
-            mapping = json.loads(mapping)
+            value = json.loads(value)
         except ValueError:
-            return f"<p>{html.escape(mapping)}</p>"
-    rows: list = []
-    _flatten("", mapping, rows)
-    body = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td class='num'>{html.escape(_fmt(v))}</td></tr>"
-                   for k, v in rows)
-    return f"<table>{body}</table>"
+            return {}
+    return value if isinstance(value, dict) else {}
 
 
-def _page(title: str, nav: list[tuple[str, str]], body: str) -> str:
-    links = "".join(f"<a href='{html.escape(href)}'>{html.escape(text)}</a>" for href, text in nav)
+# --- metrics and parameters in words ------------------------------------------------------------
+# key -> (name, one line on what it measures); the sources are scikit-learn's metric docs.
+METRICS = {
+    "n_clusters": ("Clusters", "groups the method found"),
+    "silhouette": ("Silhouette", "how much closer each picture is to its own cluster than to the nearest other one, "
+                                 "-1 to 1 (mean over pictures); above 0.5 is well separated, near 0 is overlapping"),
+    "davies_bouldin": ("Davies-Bouldin index", "how alike each cluster is to its most alike neighbour "
+                                               "(size over distance); lower is better, 0 is best"),
+    "calinski_harabasz": ("Calinski-Harabasz score", "spread between the clusters over spread within them; higher "
+                                                     "is better, compare only on the same pictures"),
+    "acc": ("Accuracy (ACC)", "share of pictures whose cluster is their known kind, after the best one-to-one "
+                              "matching of clusters to kinds; 1 is perfect"),
+    "nmi": ("Normalized mutual information (NMI)", "how much the cluster tells about the known kind, 0 (nothing) "
+                                                   "to 1 (everything)"),
+    "ari": ("Adjusted Rand index (ARI)", "how often pairs of pictures are grouped as their known kinds group them, "
+                                         "corrected for chance: 0 is random, 1 is identical"),
+    "noise_fraction": ("Noise", "share of pictures left out of every cluster (label -1)"),
+    "n_samples": ("Pictures", "pictures clustered"),
+    "n_labelled": ("Pictures of known kind", "used only to score the run (ACC, NMI, ARI), never to cluster"),
+    "space": ("Scored in", "the space silhouette and the other scores are measured in (e.g. umap-2d: the 2-D "
+                           "UMAP embedding the clusters were found in)"),
+}
+# an estimator parameter is listed only when the method used it (keys: scikit-learn-style get_params)
+PARAMETER_USED = {
+    "k_range": lambda p: p.get("n_clusters") == "auto",
+    "scan_neighbors": lambda p: p.get("method") == "scan",
+    "entropy_weight": lambda p: p.get("method") == "scan",
+    "covariance_type": lambda p: p.get("method") == "gmm",
+    "plot": lambda p: "n_components" not in p or (p.get("n_components") or 2) > 2,
+    "perplexity": lambda p: p.get("plot") == "tsne",
+}
+
+
+def metric_rows(metrics) -> list[tuple[str, str, str]]:
+    """``(name, value, explanation)`` for the run page, in a fixed order; per-cluster figures and
+    unknown keys are left to the clusters table."""
+    metrics = _as_mapping(metrics)
+    rows = []
+    for key, (name, explanation) in METRICS.items():
+        value = metrics.get(key)
+        if value is None:
+            continue
+        if key == "noise_fraction" and not value:
+            continue
+        text = f"{value:.1%}" if key == "noise_fraction" else (
+            f"{value:,}" if isinstance(value, int) else _fmt(value))
+        if key == "silhouette" and metrics.get("silhouette_exact") is False:
+            explanation += " (on a sample of the pictures)"
+        rows.append((name, text, explanation))
+    sweep = metrics.get("k_sweep")
+    if isinstance(sweep, dict) and sweep:
+        best = max(sweep, key=lambda k: (sweep[k] if sweep[k] is not None else -2))
+        rows.append(("Silhouette by k", ", ".join(f"{k}: {_fmt(v)}" for k, v in sweep.items()),
+                     f"the automatic number of clusters tried each k in the range and kept the best, k = {best}"))
+    timings = _as_mapping(metrics.get("timings"))
+    if timings:
+        rows.append(("Time", ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f} s"
+                                       for k, v in timings.items() if isinstance(v, (int, float))),
+                     "seconds spent in each part of the run"))
+    return rows
+
+
+def parameter_rows(params) -> list[tuple[str, str]]:
+    """``(name, value)`` of the parameters the run's method actually used."""
+    params = _as_mapping(params)
+    estimator = _as_mapping(params.get("estimator"))
+    if not estimator:  # a run recorded without an estimator section: every key it has
+        return [(k, _fmt(v)) for k, v in sorted(params.items())]
+    rows = [(key, _fmt(value)) for key, value in estimator.items()
+            if PARAMETER_USED.get(key, lambda p: True)(estimator)]
+    if params.get("n_fitted") is not None and params.get("n_pictures") is not None:
+        fitted = (f"all {params['n_pictures']:,} pictures" if params["n_fitted"] == params["n_pictures"] else
+                  f"{params['n_fitted']:,} of {params['n_pictures']:,} pictures, the rest predicted")
+        rows.append(("fitted on", fitted))
+    if params.get("latent_dim") is not None:
+        rows.append(("latent dimensions", f"{params['latent_dim']:,}"))
+    return rows
+
+
+def _table(rows, header=None) -> str:
+    if not rows:
+        return "<p class='muted'>none recorded</p>"
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td{' class=muted' if i == 2 else ''}>{html.escape(str(c))}</td>"
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def explorer_base(cfg) -> str:
+    """URL of the explorer server (``iss serve``) that static pages link picture pages to when opened as
+    files: ``http://<search.host>:<search.port>``."""
+    host = str(cfg.get("search.host", "127.0.0.1"))
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{int(cfg.get('search.port', 8000))}"
+
+
+def explorer_script(cfg) -> str:
+    """JS giving ``window.issExplorer(path)``: the URL of a server page (``/pictures/<id>``). Pages
+    served by the explorer itself (under ``/reports/``) link on the same origin; pages opened as
+    files or from another server link to :func:`explorer_base`. ``<a data-explorer="/path">`` links
+    get their ``href`` from it."""
+    return ("<script>window.issExplorer = function (path) { const served = /^https?:$/.test(location.protocol)"
+            " && location.pathname.indexOf('/reports/') === 0; return (served ? '' : "
+            f"{json.dumps(explorer_base(cfg))}) + path; }};"
+            "document.addEventListener('DOMContentLoaded', () => document.querySelectorAll('a[data-explorer]')"
+            ".forEach(a => { a.href = window.issExplorer(a.dataset.explorer); }));</script>")
+
+
+def _page(title: str, nav: list[tuple[str, str]], body: str, head: str = "") -> str:
+    links = "".join(f"<a href='{html.escape(href)}'>{html.escape(text)}</a>" if not href.startswith("explorer:")
+                    else f"<a href='#' data-explorer='{html.escape(href[9:])}'>{html.escape(text)}</a>"
+                    for href, text in nav)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{PAGE_CSS}"
             "figure { margin:0 0 16px; } figure.card { display:inline-block; max-width:100%; }"
@@ -123,7 +218,7 @@ def _page(title: str, nav: list[tuple[str, str]], body: str) -> str:
             ".grid figure.card { display:block; margin:0; }"
             ".stats { display:flex; gap:12px; flex-wrap:wrap; } .stats .card { min-width:150px; }"
             ".stats b { display:block; font-size:22px; }"
-            f"</style></head><body><header class='top'><h1>{html.escape(title)}</h1><nav>{links}</nav></header>"
+            f"</style>{head}</head><body><header class='top'><h1>{html.escape(title)}</h1><nav>{links}</nav></header>"
             f"<main>{body}</main></body></html>")
 
 
@@ -135,11 +230,41 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def render_run_index(cfg, run: dict, frame, figures: dict, notes: list[str]) -> Path:
-    """Write ``<run folder>/index.html`` for figures already written (paths relative to it)."""
-    run_dir = cfg.path("reports") / run_folder_name(run)
-    summary = cluster_summary(frame)
+def run_figures(run_dir: Path) -> dict:
+    """The figures already written in a run's folder, as paths relative to it (what the run page shows)."""
+    figures: dict = {}
+    for key in ("overview", "silhouettes", "dendrogram", *(f"projection_{m}" for m in METHOD_TITLES)):
+        if (run_dir / f"{key}.png").is_file():
+            figures[key] = f"{key}.png"
+    mosaics = {}
+    for path in sorted((run_dir / "mosaics").glob("cluster_*.png")):
+        tail = path.stem.removeprefix("cluster_")
+        label = -1 if tail == "noise" else int(tail) if tail.lstrip("-").isdigit() else None
+        if label is not None:
+            mosaics[label] = f"mosaics/{path.name}"
+    figures["mosaics"] = mosaics
+    return figures
+
+
+def write_run_page(cfg, engine, run_id: int | None = None, notes: list[str] | None = None) -> Path:
+    """Write ``<run folder>/index.html`` from the database and the figures in the run's folder.
+
+    It can be written at any time: after the figures (``render_run_reports``), after the explorer
+    pages (``build_facets`` rewrites it so its links are live) or after a cluster was renamed.
+
+    Returns
+    -------
+    Path
+    """
+    from iss.clustering.names import cluster_names
+
+    run = get_run(engine, run_id)
+    frame = load_run_frame(engine, run["run_id"])
+    names = cluster_names(engine, run["run_id"])
     reports_root = cfg.path("reports")
+    run_dir = reports_root / run_folder_name(run)
+    figures = run_figures(run_dir)
+    summary = cluster_summary(frame)
     mean_sil = frame["silhouette"].mean()
     cards = [("pictures", f"{len(frame):,}"), ("clusters", f"{len(summary)}"),
              ("mean silhouette", f"{mean_sil:.3f}" if mean_sil == mean_sil else "n/a"),
@@ -148,26 +273,40 @@ def render_run_index(cfg, run: dict, frame, figures: dict, notes: list[str]) -> 
     body = ["<div class='stats'>" + "".join(f"<div class='card'><span class='muted'>{html.escape(k)}</span>"
                                              f"<b>{html.escape(v)}</b></div>" for k, v in cards) + "</div>"]
 
-    pages = [("scatter.html", "Interactive scatter", "every picture at its embedding coordinates; "
-              "thumbnail on hover, clusters shown or hidden with the legend or the checkboxes")]
-    page_items = "".join(f"<li><a href='{href}'><b>{text}</b></a> — {desc}</li>" for href, text, desc in pages)
+    pages = [("scatter.html", "Scatter", "every picture at its embedding coordinates, coloured by cluster; "
+              "hover for the thumbnail, select with the lasso or a box to see the pictures, click one to open it")]
+    page_items = "".join(f"<li><a href='{href}' class='explorer-link'><b>{text}</b></a> — {desc}</li>"
+                         for href, text, desc in pages)
     facet_items = "".join(
-        f"<li><a href='../{href}'><b>{text}</b></a> — {desc}"
-        + ("" if (reports_root / href).exists() else " <span class='muted'>(not built yet: run "
-                                                      "<code>make facets</code>)</span>") + "</li>"
+        f"<li><a href='../{href}' class='explorer-link'><b>{text}</b></a> — {desc}</li>"
+        if (reports_root / href).exists() else
+        f"<li><b>{text}</b> — {desc} <span class='muted'>(not built yet: run <code>iss facets</code>)</span></li>"
         for href, text, desc in FACETS_PAGES)
-    body.append(f"<h2>Pages</h2><ul>{page_items}{facet_items}</ul>")
+    server = (f"<li><a href='#' data-explorer='/clusters/{run['run_id']}'><b>Explorer server</b></a> — picture "
+              "pages, similar-picture search, renaming clusters, near-duplicates and outliers "
+              "<span class='muted'>(start it with <code>iss serve</code>)</span></li>")
+    body.append(f"<h2>Explore</h2><ul>{page_items}{facet_items}{server}</ul>")
 
     rows = []
     for item in summary.itertuples():
-        mosaic = figures.get("mosaics", {}).get(int(item.label))
+        label = int(item.label)
+        mosaic = figures["mosaics"].get(label)
+        info = names.get(label, {})
+        shown = cluster_name(label, {label: info.get("name")})
+        auto = (f"<div class='muted'>described as: {html.escape(info['auto_name'])}</div>"
+                if info.get("given") else "")
         link = f"<a href='{html.escape(mosaic)}'>mosaic</a>" if mosaic else ""
         sil = f"{item.mean_silhouette:.3f}" if item.mean_silhouette == item.mean_silhouette else "n/a"
-        rows.append(f"<tr><td><span class='swatch' style='background:{cluster_color(item.label)}'></span>"
-                    f"{html.escape(cluster_name(item.label))}</td><td class='num'>{item.count:,}</td>"
+        rows.append(f"<tr data-label='{label}'><td class='num'>{label}</td><td><span class='swatch' "
+                    f"style='background:{cluster_color(label)}'></span><span class='cluster-name'>"
+                    f"{html.escape(shown)}</span>{auto}</td><td class='num'>{item.count:,}</td>"
                     f"<td class='num'>{item.share:.1%}</td><td class='num'>{sil}</td><td>{link}</td></tr>")
-    body.append("<h2>Clusters</h2><table><tr><th>cluster</th><th class='num'>pictures</th><th class='num'>share</th>"
-                "<th class='num'>mean silhouette</th><th></th></tr>" + "".join(rows) + "</table>")
+    body.append("<h2>Clusters</h2><table id='clusters'><tr><th class='num'>label</th><th>name</th>"
+                "<th class='num'>pictures</th><th class='num'>share</th><th class='num'>mean silhouette</th><th></th>"
+                "</tr>" + "".join(rows) + "</table>"
+                f"<p class='muted'>Names are described from each cluster's pictures; give one your own with "
+                f"<code>iss name-cluster {run['run_id']} LABEL \"name\"</code> or on the explorer server's "
+                f"cluster page.</p>")
 
     def figure(key: str, caption: str) -> str:
         src = figures.get(key)
@@ -184,18 +323,20 @@ def render_run_index(cfg, run: dict, frame, figures: dict, notes: list[str]) -> 
                           for m in METHOD_TITLES)
     if projections:
         body.append(f"<h2>Projections of the latents</h2><div class='figs grid'>{projections}</div>")
-    mosaics = "".join(f"<figure class='card'><img src='{html.escape(src)}' alt='mosaic of {cluster_name(label)}' "
-                      f"loading='lazy'></figure>" for label, src in sorted(figures.get("mosaics", {}).items()))
+    mosaics = "".join(f"<figure class='card'><img src='{html.escape(src)}' alt='mosaic of "
+                      f"{html.escape(cluster_name(label, shown_names(names)))}' loading='lazy'></figure>"
+                      for label, src in sorted(figures["mosaics"].items()))
     body.append(f"<h2>Mosaics <span class='muted'>(most typical first)</span></h2><div class='figs grid wide'>{mosaics}</div>")
-    body.append(f"<h2>Parameters</h2>{_key_value_table(run.get('params'))}")
-    body.append(f"<h2>Metrics</h2>{_key_value_table(run.get('metrics'))}")
+    body.append(f"<h2>Metrics</h2>{_table(metric_rows(run.get('metrics')), ['metric', 'value', 'what it measures'])}")
+    body.append(f"<h2>Parameters <span class='muted'>(those the method used)</span></h2>"
+                f"{_table(parameter_rows(run.get('params')), ['parameter', 'value'])}")
     if notes:
         body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     body.append(f"<p class='muted'>Written {dt.datetime.now():%Y-%m-%d %H:%M} by "
-                f"<code>python -m iss.exec.reports --run-id {run['run_id']}</code>.</p>")
-    nav = [("../index.html", "All runs"), ("scatter.html", "Scatter"), ("../facets_overview.html", "Overview"),
-           ("../facets_dive.html", "Dive")]
-    return _write(run_dir / "index.html", _page(run_title(run), nav, "".join(body)))
+                f"<code>iss reports --run-id {run['run_id']}</code>.</p>")
+    nav = [("../index.html", "All runs"), ("scatter.html", "Scatter"), ("../facets_dive.html", "Dive"),
+           ("../facets_overview.html", "Overview"), (f"explorer:/clusters/{run['run_id']}", "Explorer")]
+    return _write(run_dir / "index.html", _page(run_title(run), nav, "".join(body), head=explorer_script(cfg)))
 
 
 def write_favicon(reports_root: Path) -> Path:
@@ -244,8 +385,10 @@ def write_reports_index(cfg, engine) -> Path:
     return _write(reports_root / "index.html", _page("Smart ISS Posts · reports", nav, body))
 
 
-def render_scatter(cfg, run: dict, frame, cache) -> Path:
-    """Write the run's ``scatter.html`` and the thumbnails it shows (``paths.reports/thumbs/``)."""
+def render_scatter(cfg, run: dict, frame, cache, names: dict | None = None) -> Path:
+    """Write the run's ``scatter.html`` and the thumbnails it shows (``paths.reports/thumbs/``).
+
+    ``names``: ``{label: name}`` for the legend and the tooltips."""
     options = cfg.section("reports")
     reports_root = cfg.path("reports")
     thumb_prefix = None
@@ -256,7 +399,45 @@ def render_scatter(cfg, run: dict, frame, cache) -> Path:
         thumb_prefix = f"../{THUMBS_FOLDER}"
     return write_scatter_page(frame, reports_root / run_folder_name(run) / "scatter.html",
                               title=f"{run_title(run)} · {len(frame):,} pictures", thumb_prefix=thumb_prefix,
-                              x_label=f"{run['clustering_type']} x", y_label=f"{run['clustering_type']} y")
+                              x_label=f"{run['clustering_type']} x", y_label=f"{run['clustering_type']} y",
+                              names=names, explorer=explorer_base(cfg))
+
+
+def write_name_figures(cfg, frame, cache, run_dir: Path, names: dict) -> None:
+    """The figures that show cluster names: one mosaic per cluster and the overview mosaic."""
+    options = cfg.section("reports")
+    write_cluster_mosaics(frame, cache, run_dir / "mosaics", size=int(options["mosaic_size"]),
+                          columns=int(options["mosaic_columns"]), names=names)
+    write_overview_mosaic(frame, cache, run_dir / "overview.png", per_cluster=int(options["overview_per_cluster"]),
+                          names=names)
+
+
+def refresh_cluster_names(cfg, engine, run_id: int) -> list[Path]:
+    """Re-write every page and figure that shows a run's cluster names (after a rename): the scatter,
+    the mosaics, the run page and, when it exists, the dive. The slow figures (projections,
+    silhouettes) are kept.
+
+    Returns
+    -------
+    list of Path
+        The pages written.
+    """
+    from iss.clustering.names import cluster_names
+
+    run = get_run(engine, run_id)
+    frame = load_run_frame(engine, run["run_id"])
+    cache = cache_for(cfg)
+    names = shown_names(cluster_names(engine, run["run_id"]))
+    run_dir = cfg.path("reports") / run_folder_name(run)
+    written = [render_scatter(cfg, run, frame, cache, names)]
+    write_name_figures(cfg, frame, cache, run_dir, names)
+    if (cfg.path("reports") / FACETS_PAGES[1][0]).exists():
+        from iss.visualization.facets import build_facets
+
+        written += build_facets(cfg, engine)[:2]  # it rewrites the run pages too
+    else:
+        written.append(write_run_page(cfg, engine, run["run_id"]))
+    return written
 
 
 def render_run_reports(cfg, engine, run_id: int | None = None) -> Path:
@@ -286,29 +467,27 @@ def render_run_reports(cfg, engine, run_id: int | None = None) -> Path:
     if absent:
         raise ReportError(f"{len(absent)} pictures of run {run['run_id']} are not in the ingest cache "
                           f"{cache.root} (e.g. {absent[0]}); run `make populate_db` before the reports")
-    figures: dict = {}
+    from iss.clustering.names import ensure_cluster_names
+
+    names = shown_names(ensure_cluster_names(cache, engine, run["run_id"]))
     notes: list[str] = []
     timings = {}
 
     start = time.perf_counter()
-    render_scatter(cfg, run, frame, cache)
+    render_scatter(cfg, run, frame, cache, names)
     timings["scatter"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    figures["silhouettes"] = plot_silhouettes(frame["label"].to_numpy(), frame["silhouette"].to_numpy(),
-                                              run_dir / "silhouettes.png", title=run_title(run)).name
-    mosaics = write_cluster_mosaics(frame, cache, run_dir / "mosaics", size=int(options["mosaic_size"]),
-                                    columns=int(options["mosaic_columns"]))
-    figures["mosaics"] = {label: f"mosaics/{path.name}" for label, path in mosaics.items()}
-    figures["overview"] = write_overview_mosaic(frame, cache, run_dir / "overview.png",
-                                                per_cluster=int(options["overview_per_cluster"])).name
+    plot_silhouettes(frame["label"].to_numpy(), frame["silhouette"].to_numpy(), run_dir / "silhouettes.png",
+                     title=run_title(run))
+    write_name_figures(cfg, frame, cache, run_dir, names)
     timings["silhouettes_mosaics"] = time.perf_counter() - start
 
     start = time.perf_counter()
     linkage = load_run_linkage(run)
     if linkage is not None:
-        figures["dendrogram"] = plot_dendrogram(linkage, run_dir / "dendrogram.png", n_clusters=run.get("n_clusters"),
-                                                title=f"{run_title(run)} · merge tree").name
+        plot_dendrogram(linkage, run_dir / "dendrogram.png", n_clusters=run.get("n_clusters"),
+                        title=f"{run_title(run)} · merge tree")
     elif run["clustering_type"] == "classical":
         notes.append("No dendrogram: the fitted classical clustering (with its linkage_) was not found at "
                      f"{run.get('path') or '(no path recorded)'}.")
@@ -322,13 +501,11 @@ def render_run_reports(cfg, engine, run_id: int | None = None) -> Path:
             notes.append(f"No projections: the latents of {run['model_type']}/{run['model_name']} were not found "
                          f"under {cfg.path('latents')} (run `make encode`).")
         else:
-            paths = write_projection_figures(latents, frame["label"].to_numpy(), run_dir, methods=methods,
-                                             sample=int(options["projection_sample"]),
-                                             random_state=int(options["random_state"]))
-            figures.update({f"projection_{m}": p.name for m, p in paths.items()})
+            write_projection_figures(latents, frame["label"].to_numpy(), run_dir, methods=methods,
+                                     sample=int(options["projection_sample"]), random_state=int(options["random_state"]))
     timings["projections"] = time.perf_counter() - start
 
-    index = render_run_index(cfg, run, frame, figures, notes)
+    index = write_run_page(cfg, engine, run["run_id"], notes)
     write_reports_index(cfg, engine)
     log.info("run %s reports in %s (%s)", run["run_id"], run_dir,
              ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))

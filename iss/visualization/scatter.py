@@ -1,12 +1,16 @@
-"""Interactive bokeh scatter of a clustering run: one point per picture, its thumbnail on hover.
+"""Interactive bokeh scatter of a clustering run: one point per picture, its thumbnail on hover, and a
+grid of the pictures selected with the lasso, a box or a tap, each linking to its picture page.
 
-The page works offline and stays light with tens of thousands of pictures:
+The page fills the window, links back to the run page, and works offline and stays light with
+tens of thousands of pictures:
 
 - bokeh's JavaScript is inlined (``bokeh.resources.INLINE``), so no CDN is needed;
 - thumbnails are small JPEG files beside the page (``reports/thumbs/<id>.jpg``), fetched by the
   browser only when a tooltip shows them, instead of base64 images inflating the HTML;
 - all points share one data source; each cluster is a view of it (a ``GroupFilter``), so hiding a
-  cluster (legend click or the checkboxes) costs nothing and the data is sent once.
+  cluster (legend click or the checkboxes) costs nothing and the data is sent once;
+- picture pages are the explorer server's (``iss serve``): on the same origin when the page is
+  served by it (under ``/reports/``), else at ``explorer`` (``http://127.0.0.1:8000``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pandas as pd
 from bokeh.embed import file_html
 from bokeh.layouts import column, row
 from bokeh.models import (
+    BoxSelectTool,
     Button,
     CDSView,
     CheckboxGroup,
@@ -27,14 +32,16 @@ from bokeh.models import (
     Div,
     GroupFilter,
     HoverTool,
+    LassoSelectTool,
     Legend,
     LegendItem,
+    TapTool,
 )
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
 from iss.visualization.data import format_location, format_time, thumb_url
-from iss.visualization.style import cluster_color, cluster_name
+from iss.visualization.style import cluster_color, cluster_name, cluster_title
 
 # thumbnails are 96x54 files, shown at 1.67x in the tooltip (still sharp enough, easier to read)
 TOOLTIP_IMAGE_SIZE = (160, 90)
@@ -53,9 +60,40 @@ TOOLTIP_HTML = """
 """
 
 
+# thumbnails shown at once in the selection grid (a lasso over a dense region can take thousands)
+SELECTION_GRID_MAX = 120
+SIDE_WIDTH = 340
+
+# The selection grid: the first pictures selected, each a link to its picture page.
+SELECTION_JS = """
+const served = /^https?:$/.test(location.protocol) && location.pathname.indexOf('/reports/') === 0;
+const base = served ? '' : explorer;
+const esc = s => String(s).replace(/[&<>"']/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]);
+const picked = source.selected.indices;
+const d = source.data;
+if (!picked.length) {
+  grid.text = "<p style='color:#616e7c;margin:4px 0'>Select pictures with the lasso, a box or a click: " +
+              "they show here; click one to open its page.</p>";
+  return;
+}
+const shown = picked.slice(0, max);
+let html = `<div style='font:13px sans-serif;margin:2px 0 6px'><b class='n-selected'>${picked.length.toLocaleString('en')}` +
+           ` selected</b>${picked.length > max ? ` · first ${max} shown` : ''}</div>` +
+           "<div class='selection-grid' style='display:grid;grid-template-columns:repeat(3,1fr);gap:4px'>";
+for (const i of shown) {
+  const id = d.pictures_id[i];
+  html += `<a class='pic' href='${esc(base + '/pictures/' + encodeURIComponent(id))}' ` +
+          `title='${esc(id + ' · ' + d.cluster[i] + ' · ' + d.time[i])}' style='display:block;line-height:0'>` +
+          `<img src='${esc(d.thumb[i])}' alt='${esc(id)}' loading='lazy' ` +
+          `style='width:100%;aspect-ratio:16/9;object-fit:cover;border-radius:2px;border-bottom:3px solid ${d.color[i]}'></a>`;
+}
+grid.text = html + "</div>";
+"""
+
+
 def scatter_source(frame: pd.DataFrame, thumb_prefix: str | None = "thumbs",
                    thumb_urls: Sequence[str] | None = None, x: str = "pictures_x",
-                   y: str = "pictures_y") -> ColumnDataSource:
+                   y: str = "pictures_y", names: dict | None = None) -> ColumnDataSource:
     """The scatter's data: coordinates, cluster, colour and the strings the tooltip shows.
 
     Parameters
@@ -70,6 +108,8 @@ def scatter_source(frame: pd.DataFrame, thumb_prefix: str | None = "thumbs",
         Explicit thumbnail URLs, one per row (e.g. JPEG data URIs in a notebook); overrides the prefix.
     x, y : str
         Coordinate columns.
+    names : dict, optional
+        ``{label: name}`` of the clusters (:mod:`iss.clustering.names`); default ``"cluster k"``.
     """
     n = len(frame)
     ids = frame["pictures_id"].astype(str).tolist()
@@ -87,7 +127,7 @@ def scatter_source(frame: pd.DataFrame, thumb_prefix: str | None = "thumbs",
         "y": frame[y].to_numpy(dtype="float32"),
         "pictures_id": ids,
         "label": [str(v) for v in labels],  # GroupFilter compares strings
-        "cluster": [cluster_name(v) for v in labels],
+        "cluster": [cluster_title(v, names) for v in labels],
         "color": [cluster_color(v) for v in labels],
         "silhouette": frame.get("silhouette", missing).to_numpy(dtype="float32"),
         "time": [format_time(v) for v in frame.get("taken_at", missing)],
@@ -102,8 +142,10 @@ def scatter_source(frame: pd.DataFrame, thumb_prefix: str | None = "thumbs",
 def build_scatter(frame: pd.DataFrame, title: str = "Pictures", thumb_prefix: str | None = "thumbs",
                   thumb_urls: Sequence[str] | None = None, x: str = "pictures_x", y: str = "pictures_y",
                   x_label: str = "x", y_label: str = "y", width: int = 980, height: int = 700,
-                  point_size: float | None = None):
-    """A bokeh layout: the scatter coloured by cluster, a legend and a show/hide cluster widget.
+                  point_size: float | None = None, names: dict | None = None,
+                  explorer: str = "http://127.0.0.1:8000", fill: bool = False):
+    """A bokeh layout: the scatter coloured by cluster, a legend, a show/hide cluster widget and the
+    grid of selected pictures.
 
     Parameters
     ----------
@@ -116,22 +158,30 @@ def build_scatter(frame: pd.DataFrame, title: str = "Pictures", thumb_prefix: st
     x_label, y_label : str
         Axis titles.
     width, height : int
-        Plot size in pixels.
+        Plot size in pixels (ignored with ``fill``).
     point_size : float, optional
         Marker size in pixels; default shrinks with the number of pictures.
+    names : dict, optional
+        ``{label: name}`` of the clusters, for the legend, checkboxes and tooltips.
+    explorer : str
+        Base URL of the explorer server, for picture pages when the page is not served by it.
+    fill : bool, default=False
+        Fill the window (the page) instead of ``width`` x ``height`` (a notebook cell).
 
     Returns
     -------
     bokeh.models.LayoutDOM
-        ``row(figure, controls)``; the figure's per-cluster renderers are named ``cluster-<label>``.
+        ``row(figure, controls)``; the figure's per-cluster renderers are named ``cluster-<label>``,
+        the selection grid is the ``Div`` named ``selection_grid``.
     """
     if len(frame) == 0:
         raise ValueError("build_scatter needs at least one picture; the frame is empty")
-    source = scatter_source(frame, thumb_prefix=thumb_prefix, thumb_urls=thumb_urls, x=x, y=y)
+    source = scatter_source(frame, thumb_prefix=thumb_prefix, thumb_urls=thumb_urls, x=x, y=y, names=names)
     size = point_size or float(np.clip(14 - 2.2 * np.log10(len(frame)), 4, 10))
-    plot = figure(title=title, width=width, height=height, tools="pan,wheel_zoom,box_zoom,reset,save",
-                  active_scroll="wheel_zoom", x_axis_label=x_label, y_axis_label=y_label,
-                  toolbar_location="above", output_backend="canvas")
+    sizing = {"sizing_mode": "stretch_both"} if fill else {"width": width, "height": height}
+    plot = figure(title=title, tools="pan,wheel_zoom,box_zoom,reset,save", active_scroll="wheel_zoom",
+                  x_axis_label=x_label, y_axis_label=y_label, toolbar_location="above", output_backend="canvas",
+                  min_width=400, min_height=300, **sizing)
     plot.title.text_font_size = "15px"
     plot.grid.grid_line_color = "#eef1f5"
     plot.background_fill_color = "#fcfcfd"
@@ -146,7 +196,7 @@ def build_scatter(frame: pd.DataFrame, title: str = "Pictures", thumb_prefix: st
                                 hover_fill_alpha=1.0, hover_line_color="#111", hover_line_width=1.5,
                                 hover_fill_color=cluster_color(label), name=f"cluster-{label}")
         renderers.append(renderer)
-        items.append(LegendItem(label=f"{cluster_name(label)} ({counts[label]:,})", renderers=[renderer]))
+        items.append(LegendItem(label=f"{cluster_title(label, names)} ({counts[label]:,})", renderers=[renderer]))
     legend = Legend(items=items, click_policy="hide", title="click to hide", label_text_font_size="12px",
                     background_fill_alpha=0.85)
     plot.add_layout(legend, "right")
@@ -155,8 +205,12 @@ def build_scatter(frame: pd.DataFrame, title: str = "Pictures", thumb_prefix: st
     hover = HoverTool(renderers=renderers, point_policy="snap_to_data", limit=1,
                       tooltips=TOOLTIP_HTML.format(w=TOOLTIP_IMAGE_SIZE[0], h=TOOLTIP_IMAGE_SIZE[1]))
     plot.add_tools(hover)
+    # select (lasso is the default drag: selecting is what the page is for), then see the pictures
+    lasso = LassoSelectTool(renderers=renderers)
+    plot.add_tools(lasso, BoxSelectTool(renderers=renderers), TapTool(renderers=renderers))
+    plot.toolbar.active_drag = lasso
 
-    checkbox = CheckboxGroup(labels=[f"{cluster_name(v)} ({counts[v]:,})" for v in labels],
+    checkbox = CheckboxGroup(labels=[f"{cluster_title(v, names)} ({counts[v]:,})" for v in labels],
                              active=list(range(len(labels))), name="cluster_toggles")
     checkbox.js_on_change("active", CustomJS(args=dict(renderers=renderers), code="""
         renderers.forEach((r, i) => { r.visible = cb_obj.active.includes(i) })
@@ -175,14 +229,38 @@ def build_scatter(frame: pd.DataFrame, title: str = "Pictures", thumb_prefix: st
     hide_all = Button(label="Hide all", width=95, button_type="default")
     hide_all.js_on_event("button_click", CustomJS(args=dict(checkbox=checkbox), code="checkbox.active = []"))
     heading = Div(text=f"<b>Clusters</b><br><span style='color:#616e7c'>{len(frame):,} pictures. "
-                       f"Hover a point for its thumbnail; scroll to zoom.</span>", width=220)
-    controls = column(heading, row(show_all, hide_all), checkbox, width=230)
-    return row(plot, controls)
+                       f"Hover a point for its thumbnail; scroll to zoom; drag to select.</span>",
+                  width=SIDE_WIDTH - 10)
+    grid = Div(text="", width=SIDE_WIDTH - 10, name="selection_grid",
+               styles={"overflow-y": "auto", "max-height": "62vh" if fill else f"{height}px"})
+    show_selection = CustomJS(args=dict(source=source, grid=grid, explorer=explorer.rstrip("/"),
+                                        max=SELECTION_GRID_MAX), code=SELECTION_JS)
+    source.selected.js_on_change("indices", show_selection)
+    grid.text = ("<p style='color:#616e7c;margin:4px 0'>Select pictures with the lasso, a box or a click: they show "
+                 "here; click one to open its page.</p>")
+    controls = column(heading, row(show_all, hide_all), checkbox, Div(text="<b>Selection</b>"), grid,
+                      width=SIDE_WIDTH, **({"sizing_mode": "stretch_height"} if fill else {}))
+    return row(plot, controls, **({"sizing_mode": "stretch_both"} if fill else {}))
+
+
+NAV_STYLE = {"background-color": "#17212b", "color": "#fff", "padding": "10px 18px", "font": "14px sans-serif"}
+
+
+def page_nav(title: str, links: Sequence[tuple[str, str]]) -> Div:
+    """The dark header bar of the report pages (title and links), a bokeh ``Div`` as wide as the window."""
+    anchors = "".join(f"<a href='{href}' style='color:#cfe3ff;text-decoration:none;margin-left:18px'>{text}</a>"
+                      for href, text in links)
+    return Div(text=f"<b style='font-size:16px'>{title}</b>{anchors}", height=42, sizing_mode="stretch_width",
+               styles=NAV_STYLE, name="nav")
 
 
 def write_scatter_page(frame: pd.DataFrame, out_html: str | Path, title: str = "Pictures",
-                       thumb_prefix: str | None = "thumbs", **kwargs) -> Path:
-    """Write the scatter as a self-contained HTML page (bokeh inlined, thumbnails as files).
+                       thumb_prefix: str | None = "thumbs",
+                       links: Sequence[tuple[str, str]] = (("index.html", "Run page"), ("../index.html", "All runs"),
+                                                           ("../facets_dive.html", "Dive")),
+                       **kwargs) -> Path:
+    """Write the scatter as a self-contained HTML page that fills the window (bokeh inlined, thumbnails
+    as files), under a header linking back to the run page.
 
     Parameters
     ----------
@@ -193,6 +271,8 @@ def write_scatter_page(frame: pd.DataFrame, out_html: str | Path, title: str = "
     thumb_prefix : str or None
         URL of the thumbnail folder relative to the page (the files are written separately, by
         :func:`iss.visualization.data.write_thumbnails`).
+    links : sequence of (href, text)
+        The header's links, relative to the page.
     **kwargs
         Passed to :func:`build_scatter`.
 
@@ -200,9 +280,12 @@ def write_scatter_page(frame: pd.DataFrame, out_html: str | Path, title: str = "
     -------
     Path
     """
+    import html as html_text
+
     out_html = Path(out_html)
     out_html.parent.mkdir(parents=True, exist_ok=True)
-    layout = build_scatter(frame, title=title, thumb_prefix=thumb_prefix, **kwargs)
+    layout = column(page_nav(html_text.escape(title), links), build_scatter(frame, title=title, thumb_prefix=thumb_prefix, fill=True, **kwargs),
+                    sizing_mode="stretch_both")
     html = file_html(layout, resources=INLINE, title=title)
     tmp = out_html.with_suffix(".tmp")
     tmp.write_text(html, encoding="utf-8")

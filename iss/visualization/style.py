@@ -51,9 +51,26 @@ def cluster_color(label: int) -> str:
     return _PALETTE[label % len(_PALETTE)]
 
 
-def cluster_name(label: int) -> str:
-    """Human name of a cluster label (``"noise"`` for -1)."""
-    return "noise" if int(label) == NOISE_LABEL else f"cluster {int(label)}"
+def cluster_name(label: int, names: dict | None = None) -> str:
+    """Name of a cluster: its recorded name (``names[label]``, see :mod:`iss.clustering.names`), else
+    ``"cluster 3"`` (``"noise"`` for -1)."""
+    label = int(label)
+    if names and names.get(label):
+        return str(names[label])
+    return "noise" if label == NOISE_LABEL else f"cluster {label}"
+
+
+def cluster_title(label: int, names: dict | None = None) -> str:
+    """Number and name of a cluster for legends and bins, ``"3 · dark, city lights"`` (or ``"cluster 3"``)."""
+    label = int(label)
+    if names and names.get(label) and label != NOISE_LABEL:
+        return f"{label} · {names[label]}"
+    return cluster_name(label)
+
+
+def shown_names(names: dict | None) -> dict[int, str]:
+    """``{label: shown name}`` from :func:`iss.clustering.names.cluster_names`' entries (or plain strings)."""
+    return {int(k): (v["name"] if isinstance(v, dict) else str(v)) for k, v in (names or {}).items()}
 
 
 def font_path(bold: bool = False) -> str:

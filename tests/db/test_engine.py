@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from iss.db import schema
 from iss.db.engine import DatabaseError, get_engine, safe_url, table_names
 
-TABLES = ["clustering_runs", "models", "pictures", "pictures_embedding", "pictures_location", "pictures_rejected",
+TABLES = ["cluster_names", "clustering_runs", "models", "pictures", "pictures_embedding", "pictures_location", "pictures_rejected",
           "posters", "posters_slots", "schema_version", "splits"]
 
 

@@ -57,16 +57,21 @@ def test_shipped_template_geometry(cfg, name, border, n_slots):
     # the slots tile the whole canvas (no gap, no overlap: overlaps are rejected at load)
     assert sum(s.width * s.height for s in template.slots) == 4320 * 2880
     assert template.physical_size() == {"width_cm": 73.15, "height_cm": 48.77, "width_in": 28.8, "height_in": 19.2}
-    # every border line has the same width: canvas edge and between two slots
+    # every border line between two slots is exactly one border wide; along the canvas edge at least
+    # one border, plus at most one pixel per unit left over by whole-pixel tiles, split evenly
     boxes = [template.picture_box(s) for s in template.slots]
-    assert min(b[0] for b in boxes) == border and min(b[1] for b in boxes) == border
-    assert max(b[2] for b in boxes) == 4320 - border and max(b[3] for b in boxes) == 2880 - border
-    for a in boxes:
-        for b in boxes:
-            if a[2] < b[0] and a[1] < b[3] and b[1] < a[3]:  # b is right of a on the same band
-                assert b[0] - a[2] >= border
-    right_neighbours = [b[0] - a[2] for a in boxes for b in boxes if b[0] > a[2] and a[1] == b[1]]
-    assert min(right_neighbours) == border
+    left, top = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    right, bottom = 4320 - max(b[2] for b in boxes), 2880 - max(b[3] for b in boxes)
+    assert border <= left <= border + 2 and border <= top <= border + 2 and abs(left - right) <= 1
+    assert abs(top - bottom) <= 1
+    gaps = {b[0] - a[2] for a in boxes for b in boxes if b[0] > a[2] and a[1] == b[1]}
+    gaps |= {b[1] - a[3] for a in boxes for b in boxes if b[1] > a[3] and a[0] == b[0]}
+    assert min(gaps) == border
+    # tiles of one unit size are equal to the pixel (the outer ones were 15 px smaller before)
+    by_units: dict = {}
+    for slot, box in zip(template.slots, boxes):
+        by_units.setdefault((slot.width, slot.height), set()).add((box[2] - box[0], box[3] - box[1]))
+    assert all(len(sizes) == 1 for sizes in by_units.values()), by_units
 
 
 def test_heroes_template_has_two_2x2_heroes(cfg):
@@ -79,11 +84,12 @@ def test_heroes_template_has_two_2x2_heroes(cfg):
     assert [h.rule.auto for h in heroes] == [0, 1]
 
 
-def test_picture_box_insets_half_a_border_between_slots(cfg):
+def test_picture_box_equal_tiles_one_border_apart(cfg):
     template = load_template(cfg, "grid_4x4")
     first, second = template.slots[0], template.slots[1]
-    assert template.picture_box(first) == (30, 30, 1080 - 15, 720 - 15)
-    assert template.picture_box(second) == (1080 + 15, 30, 2160 - 15, 720 - 15)
+    # 4320 = 4 x 1042 + 5 x 30 + 2 and 2880 = 4 x 682 + 5 x 30 + 2: the 2 spare pixels widen the outer border
+    assert template.picture_box(first) == (31, 31, 31 + 1042, 31 + 682)
+    assert template.picture_box(second) == (31 + 1042 + 30, 31, 31 + 2 * 1042 + 30, 31 + 682)
 
 
 def test_canvas_in_centimetres_and_units(tcfg):
@@ -185,3 +191,21 @@ def test_parse_template_keeps_the_raw_mapping_for_regeneration():
     assert template.raw == raw
     again = parse_template(template.raw, config_id="t", source="mem")
     assert again == template
+
+
+def test_band_takes_its_strip_and_tiles_stay_equal(tcfg):
+    cfg, folder = tcfg
+    slots = [{"origin": [i % 4, i // 4], "size": [1, 1], "position": str(i), "rule": {"kind": "clusters"}}
+             for i in range(8)]
+    write(folder, "banded", {"canvas": {"width_px": 4000, "height_px": 1800, "dpi": 100}, "unit": [1000, 900],
+                             "border": {"size_px": 20}, "band": {"position": "bottom", "height_px": 200, "title": "Earth"},
+                             "slots": slots})
+    template = load_template(cfg, "banded")
+    boxes = [template.picture_box(s) for s in template.slots]
+    assert {(b[2] - b[0], b[3] - b[1]) for b in boxes} == {((4000 - 5 * 20) // 4, (1600 - 3 * 20) // 2)}
+    band = template.band_box()
+    assert band[1] >= max(b[3] for b in boxes) + 20 and band[3] == 1800 - 20
+    assert template.band.title == "Earth" and template.band.caption
+    message = load_error(tcfg, {"canvas": {"width_px": 400, "height_px": 300, "dpi": 50}, "unit": [100, 100],
+                                "band": {"height_px": 290}, "slots": slots[:1]})
+    assert "band height_px" in message

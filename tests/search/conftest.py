@@ -168,3 +168,29 @@ def new_frames(start: int, n: int, size=FRAME_SIZE) -> dict[str, bytes]:
         kind, rng = frame_kind(0, index)
         frames[f"{index}_{kind}"] = encoded(render_frame(kind, rng, size), "JPEG", 85)
     return frames
+
+
+@pytest.fixture(scope="session")
+def server_url(search_env):
+    """The explorer server on the shared setup, in a thread, on a free port of 127.0.0.1."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from iss.search.server import create_app
+
+    config = uvicorn.Config(create_app(search_env.cfg, search_env.service), host="127.0.0.1", port=0,
+                            log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the explorer server did not start", pytrace=False)
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

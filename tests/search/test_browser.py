@@ -3,35 +3,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-
-@pytest.fixture(scope="module")
-def server_url(search_env):
-    """The explorer server in a thread, on a free port of 127.0.0.1."""
-    import uvicorn
-
-    from iss.search.server import create_app
-
-    config = uvicorn.Config(create_app(search_env.cfg, search_env.service), host="127.0.0.1", port=0,
-                            log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the explorer server did not start", pytrace=False)
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

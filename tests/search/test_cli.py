@@ -58,13 +58,16 @@ def test_similar_fails_clearly(runner, tmp_path):
 
 
 def test_near_duplicates_and_outliers_csv(runner, search_env, tmp_path):
-    pairs = tmp_path / "out" / "pairs.csv"
-    result = runner.invoke(app, ["near-duplicates", "--out", str(pairs)])
+    pairs, keep = tmp_path / "out" / "pairs.csv", tmp_path / "out" / "keep.csv"
+    result = runner.invoke(app, ["near-duplicates", "--pairs", str(pairs), "--out", str(keep)])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(pairs.open()))
     assert len(rows) == len(search_env.service.near_duplicates())
     threshold = search_env.service.calibration.near_copy_distance
     assert all(float(r["distance"]) <= threshold for r in rows)
+    sets = search_env.service.near_duplicate_sets()
+    kept = list(csv.DictReader(keep.open()))
+    assert len(kept) == sum(s["size"] for s in sets) and sum(r["keep"] == "yes" for r in kept) == len(sets)
 
     outliers = tmp_path / "outliers.csv"
     result = runner.invoke(app, ["outliers", "--out", str(outliers), "--n", "7"])
@@ -72,6 +75,17 @@ def test_near_duplicates_and_outliers_csv(runner, search_env, tmp_path):
     rows = list(csv.DictReader(outliers.open()))
     assert [int(r["rank"]) for r in rows] == list(range(1, 8))
     assert rows[0]["pictures_id"] == search_env.service.outliers(1)[0]["pictures_id"]
+
+
+def test_without_out_both_lists_print_to_the_terminal(runner, search_env):
+    result = runner.invoke(app, ["outliers", "--n", "5"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()[:1].isdigit()]
+    assert len(lines) == 5 and lines[0].split()[1] == search_env.service.outliers(1)[0]["pictures_id"]
+    result = runner.invoke(app, ["near-duplicates", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    assert "sets of near-duplicates" in result.output
+    assert result.output.count("\nset ") == min(3, len(search_env.service.near_duplicate_sets()))
 
 
 def test_index_command_reports_the_index(runner, search_env):

@@ -100,7 +100,16 @@ def test_picture_page(client, picture, search_env):
     assert len(neighbours) == 12 and picture.stem not in neighbours
     html = client.get(f"/pictures/{picture.stem}").text
     assert f"/clusters/{search_env.run_id}/{body['clusters'][0]['label']}" in html
-    assert html.count('src="/thumbs/') == 13  # itself + 12 neighbours
+    assert html.count('src="/thumbs/') == 12  # the 12 neighbours; the picture itself at screen size
+    assert f'src="/pictures/{picture.stem}/picture.jpg"' in html
+    assert "Day or night" in html or "no position is known" in html
+    from PIL import Image
+
+    answer = client.get(f"/pictures/{picture.stem}/picture.jpg")
+    assert answer.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(answer.content)) as shown, Image.open(picture) as original:
+        assert shown.size == original.size  # the collection's 640x360 frame fits the screen box as it is
+    assert client.get("/pictures/unknown-id/picture.jpg").status_code == 404
     assert client.get("/pictures/unknown-id").status_code == 404
 
 
@@ -138,13 +147,19 @@ def test_near_duplicates_and_outliers_pages_and_csv(client, search_env):
         assert set(rows[0]) == {"pictures_id_a", "pictures_id_b", "distance", "taken_at_a", "taken_at_b"}
     assert client.get("/near-duplicates").status_code == 200
 
+    sets = client.get("/near-duplicates?format=json").json()["sets"]
+    assert [s["size"] for s in sets] == sorted((s["size"] for s in sets), reverse=True)
+    keep_one = list(csv.DictReader(io.StringIO(client.get("/near-duplicates-keep-one.csv").text)))
+    assert len(keep_one) == sum(s["size"] for s in sets)
+    assert sum(r["keep"] == "yes" for r in keep_one) == len(sets)
+
     answer = client.get("/outliers.csv?n=10")
     assert answer.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(answer.text)))
     scores = [float(r["score"]) for r in rows]
     assert len(rows) == 10 and scores == sorted(scores, reverse=True)
-    all_scores = search_env.service.index.outlier_scores()
-    assert scores[0] == pytest.approx(float(all_scores.max()), rel=1e-5)
+    assert scores[0] == pytest.approx(float(search_env.service.outlier_scores.score.max()), rel=1e-5)
+    assert all(r["reason"] for r in rows)
     assert 'id="outliers"' in client.get("/outliers").text
 
 

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from iss.clustering.names import cluster_names
 from iss.visualization.browser import png_pixel_std
 
 from .conftest import N_CLUSTERS, N_PICTURES
@@ -45,7 +46,8 @@ def test_scatter_page(browser, rendered, tmp_path):
     browser.hover(x, y)
     assert browser.wait_for(f"({_deep_eval_js('img', TOOLTIP_THUMB_LOADED)})", timeout=10) >= 1
     texts = browser.deep_eval(".bk-tooltip, .bk-Tooltip, [class*=tooltip]", "els => els.map(e => e.textContent)")
-    assert any("cluster 1" in t for t in texts)
+    name = cluster_names(rendered.env.engine, rendered.env.run.run_id)[1]["name"]
+    assert any(f"1 · {name}" in t for t in texts)
 
     # untick cluster 0 in the checkbox widget: its renderer hides; "Show all" brings it back
     box = browser.deep_eval("input[type=checkbox]", "els => els.map(e => { const r = e.getBoundingClientRect();"
@@ -132,7 +134,8 @@ def test_dive_page_rebins_colours_and_shows_pictures(browser, rendered, tmp_path
     # rebin rows by cluster with the panel's select, as a user would
     browser.select_option("#row-by", "cluster")
     rows = browser.js("return dive.layout.rowLabels")
-    assert rows == [f"cluster {k}" for k in range(N_CLUSTERS)]
+    names = cluster_names(rendered.env.engine, rendered.env.run.run_id)
+    assert rows == [f"{k} · {names[k]['name']}" for k in range(N_CLUSTERS)]
     assert browser.js("return document.getElementById('dive-status').textContent").startswith(f"{N_CLUSTERS} rows")
     counts = browser.js("return dive.layout.cells.map(c => c.items.length)")
     assert sum(counts) == N_PICTURES and min(counts) > 0

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from iss.config import load_config
 from iss.db.engine import get_engine
 from iss.visualization.data import ReportError, get_run, run_folder_name
+from iss.visualization.facets import build_facets
 from iss.visualization.reports import render_run_reports
 from iss.visualization.synthetic import make_synthetic_run
 
@@ -30,16 +31,18 @@ def test_index_links_every_figure_and_page(sqlite_run):
     assert index == folder / "index.html"
     html = index.read_text()
     links = _links(html)
-    expected = {"scatter.html", "silhouettes.png", "overview.png", "projection_pca.png",
-                "../facets_overview.html", "../facets_dive.html", "../index.html"}
+    expected = {"scatter.html", "silhouettes.png", "overview.png", "projection_pca.png", "../index.html"}
     expected |= {f"mosaics/cluster_{k}.png" for k in range(N_CLUSTERS)}
     assert expected <= links
-    for link in expected - {"../facets_overview.html", "../facets_dive.html"}:
+    for link in expected:
         assert (folder / link).exists(), link
-    # the run's parameters and metrics are shown
-    assert "n_clusters" in html and "silhouette" in html and f"{N_PICTURES:,}" in html
-    # facets pages not built yet: said so, with the command
-    assert "make facets" in html
+    # the run's parameters and metrics are shown, in words
+    assert "n_clusters" in html and "Silhouette" in html and f"{N_PICTURES:,}" in html
+    # facets pages not built yet: said so, with the command; once built, the run page links them
+    assert "iss facets" in html and "class='explorer-link'><b>Dive" not in html
+    build_facets(cfg, engine)
+    links = _links(index.read_text())
+    assert {"../facets_overview.html", "../facets_dive.html"} <= links and "iss facets" not in index.read_text()
     # the shared thumbnails exist for every picture
     assert len(list((cfg.path("reports") / "thumbs").glob("*.jpg"))) == N_PICTURES
     # the run list links the run

@@ -1,5 +1,7 @@
 /* Facets-style dive: every picture as a sprite thumbnail on a canvas, binned into rows and columns
- * by any column, coloured by any column, sorted within bins or placed at its embedding coordinates.
+ * by any column, coloured by any column, filtered by a category and an id, sorted within bins or placed
+ * at its embedding coordinates. The settings live in the URL (#row=cluster&color=hour...), so a view
+ * can be bookmarked or sent; a clicked picture links to its page on the explorer server.
  * Plain JavaScript, no dependency: the data is the JSON embedded in the page (see facets.py). */
 (function () {
   'use strict';
@@ -19,7 +21,10 @@
   const state = {
     row: 'none', column: 'none', color: DATA.defaults.color, sort: DATA.defaults.sort,
     order: DATA.defaults.sort === 'silhouette' ? 'desc' : 'asc', positions: 'grid', display: 'thumbs',
+    filter: 'none', value: '', q: '',
   };
+  const STATE_KEYS = Object.keys(state);
+  readHash();
   const view = { k: 1, tx: 0, ty: 0 };
   let layout = null, colors = null, hovered = -1, selected = -1;
   let animation = null;
@@ -54,6 +59,39 @@
   }
   function esc(s) {
     return String(s).replace(/[&<>"']/g, ch => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch]);
+  }
+
+  // --- state in the URL ---------------------------------------------------------------------------
+  function readHash() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    const columnOk = name => name === 'none' || COLUMNS[name] !== undefined;
+    STATE_KEYS.forEach(key => {
+      if (!params.has(key)) return;
+      const value = params.get(key);
+      if (['row', 'column', 'color', 'filter'].includes(key) && !columnOk(value)) return;
+      if (key === 'sort' && !COLUMNS[value]) return;
+      state[key] = value;
+    });
+  }
+  function writeHash() {
+    const params = new URLSearchParams();
+    STATE_KEYS.forEach(key => { if (state[key] !== '') params.set(key, state[key]); });
+    const hash = '#' + params.toString();
+    if (location.hash !== hash) history.replaceState(null, '', hash);
+  }
+
+  // --- filter -------------------------------------------------------------------------------------
+  function activeMask() {
+    const mask = new Uint8Array(N).fill(1);
+    const col = COLUMNS[state.filter];
+    if (col && col.kind === 'cat' && state.value !== '') {
+      const code = col.categories.indexOf(state.value);
+      const missing = state.value === '(missing)';
+      for (let i = 0; i < N; i++) mask[i] = missing ? col.codes[i] < 0 : col.codes[i] === code;
+    }
+    const q = state.q.trim().toLowerCase();
+    if (q) for (let i = 0; i < N; i++) if (mask[i] && !DATA.ids[i].toLowerCase().includes(q)) mask[i] = 0;
+    return mask;
   }
 
   // --- binning ----------------------------------------------------------------------------------
@@ -162,7 +200,9 @@
     const R = rows.labels.length, C = cols.labels.length;
     const cells = [];
     for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) cells.push({ r, c, items: [] });
-    for (let i = 0; i < N; i++) cells[rows.index[i] * C + cols.index[i]].items.push(i);
+    const active = activeMask();
+    let nActive = 0;
+    for (let i = 0; i < N; i++) if (active[i]) { cells[rows.index[i] * C + cols.index[i]].items.push(i); nActive += 1; }
     const desc = state.order === 'desc';
     const keys = new Array(N);
     for (let i = 0; i < N; i++) keys[i] = sortKey(i);
@@ -181,7 +221,7 @@
     const cellW = (W - left - 12) / C, cellH = (H - top - 12) / R;
     const innerW = Math.max(10, cellW - gap), innerH = Math.max(10, cellH - gap - caption);
     const maxCount = Math.max(1, ...cells.map(cell => cell.items.length));
-    const x = new Float32Array(N), y = new Float32Array(N);
+    const x = new Float32Array(N).fill(NaN), y = new Float32Array(N).fill(NaN);  // filtered out: never drawn
     let size = 1, perRow = 1;
     if (state.positions === 'grid') {
       // largest square-ish item size that fits the fullest cell
@@ -217,7 +257,8 @@
       cell.x = left + cell.c * cellW + gap / 2; cell.y = top + cell.r * cellH + gap / 2;
       cell.w = innerW; cell.h = innerH + caption;
     });
-    return { rowLabels: rows.labels, columnLabels: cols.labels, cells, x, y, size, perRow, left, top, cellW, cellH };
+    return { rowLabels: rows.labels, columnLabels: cols.labels, cells, x, y, size, perRow, left, top, cellW, cellH,
+             nActive };
   }
 
   // --- drawing ----------------------------------------------------------------------------------
@@ -365,6 +406,7 @@
     colors = colorsOf(state.color);
     window.dive.timings.layout_ms = performance.now() - started;
     window.dive.layout = layout;
+    writeHash();
     syncPanel();
     updateStatus();
     updateLegend();
@@ -436,10 +478,16 @@
     tooltip.style.top = `${top}px`;
   }
 
+  function pictureUrl(i) {
+    const path = '/pictures/' + encodeURIComponent(DATA.ids[i]);
+    return window.issExplorer ? window.issExplorer(path) : path;
+  }
   function showSelection(i) {
     const box = document.getElementById('selection');
-    box.innerHTML = i < 0 ? '<p class="hint">Click a picture to keep its details here.</p>'
-      : pictureImage(i) + `<div class="tid"><b>${esc(DATA.ids[i])}</b></div>` + fieldsTable(i, 0);
+    box.innerHTML = i < 0 ? '<p class="hint">Click a picture to keep its details here, with a link to its page.</p>'
+      : `<a href="${esc(pictureUrl(i))}" id="picture-link" title="open the picture page">${pictureImage(i)}</a>`
+        + `<div class="tid"><b>${esc(DATA.ids[i])}</b> · <a href="${esc(pictureUrl(i))}">open its page →</a></div>`
+        + fieldsTable(i, 0);
   }
 
   // --- panel ------------------------------------------------------------------------------------
@@ -464,6 +512,11 @@
       <label for="sort-by">Sort by</label>
       <div class="pair"><select id="sort-by">${options(state.sort, false, ['cat', 'num', 'text'])}</select>
         <select id="sort-order"><option value="asc">ascending</option><option value="desc">descending</option></select></div>
+      <h3>Filter</h3>
+      <label for="filter-by">Only pictures whose</label>
+      <div class="pair"><select id="filter-by">${options(state.filter, true, ['cat'])}</select>
+        <select id="filter-value"></select></div>
+      <label for="filter-id">Id contains</label><input id="filter-id" type="search" placeholder="e.g. 201711" value="${esc(state.q)}">
       <h3>Look</h3>
       <label for="color-by">Colour by</label><select id="color-by">${options(state.color, true, ['cat', 'num'])}</select>
       <label for="display">Show</label>
@@ -472,7 +525,8 @@
       <div id="dive-status"></div>
       <h3>Legend</h3><div id="legend"></div>
       <h3>Selected picture</h3><div id="selection"></div>
-      <p class="hint">Wheel: zoom · drag: pan · double-click: reset · hover: details · click: keep details.</p>`;
+      <p class="hint">Wheel: zoom · drag: pan · double-click: reset · hover: details · click: keep details and a
+        link to the picture's page. The address bar keeps these settings: bookmark or share it.</p>`;
     document.getElementById('sort-order').value = state.order;
     const bind = (id, key) => document.getElementById(id).addEventListener('change', e => {
       state[key] = e.target.value;
@@ -481,13 +535,29 @@
     });
     bind('row-by', 'row'); bind('col-by', 'column'); bind('color-by', 'color'); bind('sort-by', 'sort');
     bind('sort-order', 'order'); bind('positions', 'positions'); bind('display', 'display');
+    document.getElementById('filter-by').addEventListener('change', e => {
+      state.filter = e.target.value; state.value = ''; fillFilterValues(); relayout(true);
+    });
+    bind('filter-value', 'value');
+    document.getElementById('filter-id').addEventListener('input', e => { state.q = e.target.value; relayout(false); });
+    fillFilterValues();
     document.getElementById('reset-view').addEventListener('click', () => { resetView(true); });
     showSelection(-1);
   }
 
+  function fillFilterValues() {
+    const select = document.getElementById('filter-value');
+    const col = COLUMNS[state.filter];
+    if (!col || col.kind !== 'cat') { select.innerHTML = '<option value="">(all)</option>'; select.disabled = true; return; }
+    select.disabled = false;
+    const values = col.categories.concat(col.codes.some(c => c < 0) ? ['(missing)'] : []);
+    select.innerHTML = '<option value="">(all)</option>' + values.map(v =>
+      `<option value="${esc(v)}"${v === state.value ? ' selected' : ''}>${esc(v)}</option>`).join('');
+  }
+
   function syncPanel() {  // settings changed from code (window.dive.set) show in the panel too
     [['row-by', 'row'], ['col-by', 'column'], ['color-by', 'color'], ['sort-by', 'sort'], ['sort-order', 'order'],
-     ['positions', 'positions'], ['display', 'display']].forEach(([id, key]) => {
+     ['positions', 'positions'], ['display', 'display'], ['filter-by', 'filter']].forEach(([id, key]) => {
       const select = document.getElementById(id);
       if (select && select.value !== state[key]) select.value = state[key];
     });
@@ -495,8 +565,9 @@
 
   function updateStatus() {
     const r = layout.rowLabels.length, c = layout.columnLabels.length;
+    const shown = layout.nActive < N ? `${layout.nActive.toLocaleString('en')} of ` : '';
     document.getElementById('dive-status').textContent =
-      `${r} row${r > 1 ? 's' : ''} × ${c} column${c > 1 ? 's' : ''} · ${N.toLocaleString('en')} pictures`;
+      `${r} row${r > 1 ? 's' : ''} × ${c} column${c > 1 ? 's' : ''} · ${shown}${N.toLocaleString('en')} pictures`;
   }
 
   function updateLegend() {
@@ -555,12 +626,24 @@
   canvas.addEventListener('mouseleave', () => { hovered = -1; tooltip.hidden = true; draw(); });
   canvas.addEventListener('dblclick', () => resetView(true));
   window.addEventListener('resize', () => { resizeCanvas(); relayout(false); });
+  window.addEventListener('hashchange', () => {  // an address typed or pasted in the same tab
+    readHash();
+    document.getElementById('filter-id').value = state.q;
+    fillFilterValues();
+    relayout(true);
+  });
 
   // --- start --------------------------------------------------------------------------------------
   window.dive = {
     state, view, layout: null, data: DATA, timings: {}, drawn: 0,
     /** Change settings (same keys as `state`) and lay out again, as the panel does. */
-    set(patch) { Object.assign(state, patch); relayout(false); return window.dive.layout; },
+    set(patch) {
+      Object.assign(state, patch);
+      if ('filter' in patch) fillFilterValues();
+      relayout(false);
+      return window.dive.layout;
+    },
+    pictureUrl,
     itemAt, positionOf(i) { return [layout.x[i] * view.k + view.tx, layout.y[i] * view.k + view.ty, layout.size * view.k]; },
     get spriteReady() { return spriteReady; },
   };
