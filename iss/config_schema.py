@@ -76,7 +76,7 @@ class Database(Section):
 class Demo(Section):
     n_frames: PositiveInt = 2000
     seed: Seed = 0
-    odd_frames: bool = True
+    odd_frames: bool = False
 
 
 class Sync(Section):
