@@ -47,7 +47,6 @@ import numpy as np
 from PIL import Image
 
 DEFAULT_SIZE = (320, 180)
-COARSE = 4  # the coarse scale is the working scale pooled by this factor (the mid scale by 2)
 
 # (name, number of bins): the order of the blocks in a descriptor vector
 BLOCKS: tuple[tuple[str, int], ...] = (
@@ -80,11 +79,14 @@ SLICES = _slices()
 def working_rgb(source: str | os.PathLike | BinaryIO | Image.Image, size=DEFAULT_SIZE) -> np.ndarray:
     """The picture as float32 RGB in [0, 1], shape (h, w, 3), resized to ``size`` = (w, h).
 
-    JPEGs are decoded at a reduced scale (``draft``, at least 2x ``size``); each channel is resized
-    in floating point, so flat areas stay exactly flat (no 8-bit rounding steps). Only call this on
-    data that :func:`iss.data.images.decode_picture` accepted (it checks the decompression-bomb
-    limit before decoding).
+    A JPEG is decoded at a reduced scale (``draft``: libjpeg's DCT scaling to the smallest size at
+    least twice ``size``), then every picture is resized the same way (antialiased bilinear): so a
+    JPEG and a PNG of the same picture measure alike (DCT scaling straight to ``size`` keeps about
+    twice the pixel noise of a resize). Only call this on data that
+    :func:`iss.data.images.decode_picture` accepted (it checks the decompression-bomb limit
+    before decoding).
     """
+    size = (int(size[0]), int(size[1]))
     if isinstance(source, Image.Image):
         image = source
         image.load()
@@ -94,10 +96,10 @@ def working_rgb(source: str | os.PathLike | BinaryIO | Image.Image, size=DEFAULT
         image = Image.open(source)
         if image.format == "JPEG":
             image.draft("RGB", (2 * size[0], 2 * size[1]))
-    size = (int(size[0]), int(size[1]))
-    channels = [band.convert("F").resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
-                for band in image.convert("RGB").split()]
-    return np.stack([np.asarray(c, np.float32) for c in channels], axis=-1) / 255.0
+    image = image.convert("RGB")
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(image, dtype=np.float32) * np.float32(1.0 / 255.0)
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -110,10 +112,10 @@ def laplacian(grey: np.ndarray) -> np.ndarray:
     return 4.0 * grey[1:-1, 1:-1] - grey[:-2, 1:-1] - grey[2:, 1:-1] - grey[1:-1, :-2] - grey[1:-1, 2:]
 
 
-def _pool(x: np.ndarray, f: int) -> np.ndarray:
-    """Mean over f x f blocks of an (h, w, c) array (the edges that do not fill a block are dropped)."""
-    h, w = x.shape[0] // f * f, x.shape[1] // f * f
-    return x[:h, :w].reshape(h // f, f, w, -1).sum(axis=1).reshape(h // f, w // f, f, -1).sum(axis=2) / (f * f)
+def _halve(x: np.ndarray) -> np.ndarray:
+    """Mean over 2 x 2 blocks of an (h, w, ...) array (an odd last row or column is dropped)."""
+    h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
+    return (x[0:h:2, 0:w:2] + x[1:h:2, 0:w:2] + x[0:h:2, 1:w:2] + x[1:h:2, 1:w:2]) * np.float32(0.25)
 
 
 def _soft_histogram(coords: list[np.ndarray], bins: tuple[int, ...]) -> np.ndarray:
@@ -125,22 +127,17 @@ def _soft_histogram(coords: list[np.ndarray], bins: tuple[int, ...]) -> np.ndarr
     colour or slope, from JPEG re-encoding or a brightness change, moves weight smoothly instead
     of jumping across a bin edge. Values beyond the end centres go to the end bins.
     """
-    lows, weights = [], []
-    for x, n in zip(coords, bins):
+    codes, weights = [np.zeros(np.asarray(coords[0]).size, np.int64)], [np.float32(1.0)]
+    for x, n in zip(coords, bins):  # each axis doubles the (code, weight) pairs: 2, 4, 8 corners
         x = np.clip(np.asarray(x, np.float32).ravel() - 0.5, 0.0, n - 1.0)
-        low = np.minimum(x.astype(np.int64), n - 2) if n > 1 else np.zeros(x.shape, np.int64)
-        lows.append(low)
-        weights.append(x - low if n > 1 else np.zeros(x.shape, np.float32))
+        low = np.minimum(x.astype(np.int64), max(n - 2, 0))
+        up = x - low  # weight of the upper neighbour, in [0, 1]
+        codes = [c * n + low + k for c in codes for k in ((0, 1) if n > 1 else (0,))]
+        weights = [w * f for w in weights for f in ((1.0 - up, up) if n > 1 else (np.float32(1.0),))]
     total = int(np.prod(bins))
     counts = np.zeros(total, np.float64)
-    for corner in range(1 << len(bins)):
-        code = np.zeros_like(lows[0])
-        weight = np.ones_like(weights[0])
-        for axis, (low, w, n) in enumerate(zip(lows, weights, bins)):
-            up = (corner >> axis) & 1
-            code = code * n + np.minimum(low + up, n - 1)
-            weight = weight * (w if up else 1.0 - w)
-        counts += np.bincount(code, weights=weight, minlength=total)
+    for code, weight in zip(codes, weights):
+        counts += np.bincount(code, weights=np.broadcast_to(weight, code.shape), minlength=total)
     return _normalised(counts)
 
 
@@ -175,29 +172,40 @@ def _gradient_histogram(grey: np.ndarray, n_orientations: int = 8, n_magnitudes:
                             _scaled(magnitude, -3.5, 0.0, n_magnitudes)], (n_orientations, n_magnitudes))
 
 
-def _laplacian_histogram(grey: np.ndarray, n: int = 8) -> np.ndarray:
-    return _soft_histogram([_scaled(np.log10(np.abs(laplacian(grey)) + 1e-4), -4.0, 0.0, n)], (n,))
+def _laplacian_histogram(lap: np.ndarray, n: int = 8) -> np.ndarray:
+    """log10 |Laplacian| (of luminance in [0, 1]) on [-4, 0]."""
+    return _soft_histogram([_scaled(np.log10(np.abs(lap) + 1e-4), -4.0, 0.0, n)], (n,))
 
 
-def descriptor(rgb: np.ndarray) -> np.ndarray:
-    """The appearance descriptor of a picture at the working scale.
+def describe(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """The appearance descriptor and the fine texture of a picture at the working scale.
 
     Parameters
     ----------
     rgb : float32 array, shape (h, w, 3)
-        Pixels in [0, 1] (:func:`working_rgb`), h and w at least ``4 * COARSE``.
+        Pixels in [0, 1] (:func:`working_rgb`), h and w at least 16.
 
     Returns
     -------
-    float32 array, shape (DIM,)
+    descriptor : float32 array, shape (DIM,)
         The square-rooted, normalised histograms of :data:`BLOCKS`, concatenated.
+    texture : float
+        :func:`texture_of`: median absolute Laplacian of the luminance, in grey levels.
     """
-    mid, coarse = _pool(rgb, 2), _pool(rgb, COARSE)
-    grey, grey_mid, grey_coarse = luminance(rgb), luminance(mid), luminance(coarse)
+    mid = _halve(rgb)
+    coarse = _halve(mid)
+    grey = luminance(rgb)
+    fine_laplacian = laplacian(grey)
     parts = {"colour": _opponent_histogram(coarse), "hsv": _hsv_histogram(coarse), "hsv_mid": _hsv_histogram(mid),
-             "laplacian": _laplacian_histogram(grey), "gradient_mid": _gradient_histogram(grey_mid),
-             "gradient_coarse": _gradient_histogram(grey_coarse)}
-    return np.concatenate([parts[name] for name, _ in BLOCKS]).astype(np.float32)
+             "laplacian": _laplacian_histogram(fine_laplacian), "gradient_mid": _gradient_histogram(luminance(mid)),
+             "gradient_coarse": _gradient_histogram(luminance(coarse))}
+    descriptor = np.concatenate([parts[name] for name, _ in BLOCKS]).astype(np.float32)
+    return descriptor, float(np.median(np.abs(fine_laplacian))) * 255.0
+
+
+def descriptor(rgb: np.ndarray) -> np.ndarray:
+    """The appearance descriptor alone (:func:`describe`), float32 (DIM,)."""
+    return describe(rgb)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,8 +310,9 @@ def describe_files(paths: list[Path], size=DEFAULT_SIZE, log=None) -> tuple[np.n
             if log is not None:
                 log.warning("appearance calibration skips %s: %s", path, exc)
             continue
-        descriptors.append(descriptor(rgb))
-        textures.append(texture_of(rgb))
+        d, texture = describe(rgb)
+        descriptors.append(d)
+        textures.append(texture)
         read.append(path)
     if not read:
         return np.zeros((0, DIM), np.float32), np.zeros(0, np.float32), []

@@ -146,11 +146,10 @@ def _original_paths(cfg: Config, ids: np.ndarray) -> dict[str, Path]:
 
 
 def appearance_sample(cfg: Config, ids: np.ndarray, n: int, size, seed: int = 0,
-                      exclude: set[str] | frozenset = frozenset()) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Appearance descriptors and textures of up to ``n`` originals of ``ids`` (a seeded sample).
 
     Originals are decoded at ``size`` on all cores (PIL releases the GIL while decoding).
-    Pictures in ``exclude`` (already sampled) are skipped.
 
     Returns
     -------
@@ -160,11 +159,8 @@ def appearance_sample(cfg: Config, ids: np.ndarray, n: int, size, seed: int = 0,
         Empty arrays when no original is readable (the checks are then off, with a warning).
     """
     paths = _original_paths(cfg, ids)
-    names = sorted(set(paths) - set(exclude))
+    names = sorted(paths)
     if not names or n <= 0:
-        if not paths:
-            log.warning("no original pictures of the index in %s: the appearance and texture checks of the search "
-                        "are off", cfg.path("collections"))
         descriptors, textures, _ = describe_files([], size)
         return descriptors, textures, []
     rng = np.random.default_rng(seed)
@@ -248,8 +244,8 @@ def _latents_encoder_sha(path: Path) -> str:
         return str(data["encoder_sha256"]) if "encoder_sha256" in data else ""
 
 
-def _sample_calibration(cfg: Config, settings: dict, ids: np.ndarray, n: int, exclude=frozenset()):
-    return appearance_sample(cfg, ids, n, settings["texture_size"], int(settings["seed"]), exclude)
+def _sample_calibration(cfg: Config, settings: dict, ids: np.ndarray, n: int):
+    return appearance_sample(cfg, ids, n, settings["texture_size"], int(settings["seed"]))
 
 
 def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None, force: bool = False,
@@ -339,6 +335,9 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
     calibration = NoveltyCalibration(percentile=calib_params["percentile"], margin=calib_params["margin"],
                                      near_copy_distances=copies, near_copy_correlations=correlations,
                                      texture_size=tuple(calib_params["texture_size"])).with_samples(descriptors, textures)
+    if not calibration.appearance_enabled:
+        log.warning("only %d original pictures of the index readable in %s: the appearance and texture checks of "
+                    "the search are off", calibration.n_sampled, cfg.path("collections"))
     _save(folder, index, calibration, encoder_sha, state, calib_params, model)
     summary = SyncSummary("built", len(index), len(index), time.perf_counter() - started, folder, reason)
     log.info("search index %s: %d pictures, distance threshold %.4g, %s; built in %.1f s", folder, len(index),

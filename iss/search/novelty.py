@@ -72,10 +72,10 @@ def confidence_means(percentile: float) -> str:
 def texture_score(source, size: tuple[int, int] = DEFAULT_TEXTURE_SIZE) -> float:
     """Median absolute Laplacian of the luminance at ``size``: fine-texture strength.
 
-    The picture is decoded (JPEG at a reduced scale through ``draft``), resized to ``size`` in
-    floating point (no 8-bit rounding, so the statistic is continuous) and filtered by the
-    4-neighbour Laplacian. The median ignores edges and sparse points (stars, city lights) and
-    measures texture spread over the frame. See :func:`iss.search.appearance.working_rgb`.
+    The picture is decoded at ``size`` (:func:`iss.search.appearance.working_rgb`: a JPEG at a
+    reduced scale through ``draft``) and its luminance filtered by the 4-neighbour Laplacian. The
+    median ignores edges and sparse points (stars, city lights) and measures texture spread over
+    the frame.
 
     Returns
     -------
@@ -88,15 +88,16 @@ def texture_score(source, size: tuple[int, int] = DEFAULT_TEXTURE_SIZE) -> float
 def thumb_correlation(a: np.ndarray, b: np.ndarray, pool: int = 4) -> float:
     """Normalised cross-correlation of two thumbnails (uint8 (h, w, 3), same shape), pooled by ``pool``.
 
-    Pooling (96x54 -> 24x13) makes it tolerate the shifts of a 2-5 % crop; the correlation is
-    unchanged by brightness and contrast changes. Pictures flatter than 2 grey levels of spread
-    correlate with nothing (0).
+    Pooling (96x54 -> 24x13) makes it tolerate the shifts of a 2-5 % crop; each channel is taken
+    about its own mean, so brightness, contrast and colour casts do not count. A picture flatter
+    than 2 grey levels of spread correlates with nothing (0), not even another flat one: whether
+    a flat picture is like the collection is left to the appearance check.
     """
     def pooled(x):
         x = np.asarray(x, np.float32)
         h, w = x.shape[0] // pool * pool, x.shape[1] // pool * pool
         x = x[:h, :w].reshape(h // pool, pool, w // pool, pool, -1).mean(axis=(1, 3))
-        return (x - x.mean(axis=(0, 1))).ravel()  # each channel about its own mean: colour casts do not count
+        return (x - x.mean(axis=(0, 1))).ravel()
 
     x, y = pooled(a), pooled(b)
     floor = len(x) * 2.0 ** 2  # sum of squares of a spread of 2 grey levels
@@ -221,10 +222,10 @@ class NoveltyCalibration:
 
     @property
     def near_copy_correlation(self) -> float:
-        """Thumbnail correlation above which a query can be an edited copy: 5th percentile of the edits."""
+        """Thumbnail correlation above which a query can be an edited copy: 1st percentile of the edits."""
         if len(self.near_copy_correlations) == 0:
             return 1.0
-        return float(np.percentile(self.near_copy_correlations, 5))
+        return float(np.percentile(self.near_copy_correlations, 1))
 
     def is_near_copy(self, nearest_distance: float, correlation: float | None) -> bool:
         """As close to its nearest picture as an edited copy, in latent distance and thumbnail correlation."""

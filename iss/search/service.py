@@ -37,9 +37,9 @@ from sqlalchemy.engine import Engine
 from iss.config import Config
 from iss.data.cache import ImageCache
 from iss.db import schema
+from iss.search.appearance import describe, working_rgb
 from iss.search.build import SearchModel, load_search_model, model_names, search_settings, sync_index
 from iss.search.index import SimilarityIndex
-from iss.search.appearance import descriptor, texture_of, working_rgb
 from iss.search.novelty import NoveltyCalibration, Verdict, confidence_means, thumb_correlation
 
 log = logging.getLogger(__name__)
@@ -229,10 +229,9 @@ class SearchService:
         calibration = self.calibration
         appearance = texture = None
         if calibration.appearance_enabled or calibration.texture_enabled:
-            rgb = working_rgb(source, calibration.texture_size)  # one decode at the working size for both
-            texture = texture_of(rgb)
+            query_descriptor, texture = describe(working_rgb(source, calibration.texture_size))
             if calibration.appearance_enabled:
-                appearance = float(calibration.appearance.score(descriptor(rgb))[0])
+                appearance = float(calibration.appearance.score(query_descriptor)[0])
         judged_at = time.perf_counter()
         distances, rows = neighbours.distances[0], neighbours.indices[0]
         distance_confidences = self.index.confidence(distances)

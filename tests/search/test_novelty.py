@@ -35,7 +35,7 @@ def test_thresholds_are_collection_percentiles(calibration):
     assert calibration.texture_low == pytest.approx(np.percentile(calibration.texture_scores, 1) / 1.5)
     assert calibration.appearance_threshold == pytest.approx(np.percentile(calibration.appearance.loo_scores_, 99))
     assert calibration.near_copy_distance == pytest.approx(np.percentile(calibration.near_copy_distances, 95))
-    assert calibration.near_copy_correlation == pytest.approx(np.percentile(calibration.near_copy_correlations, 5))
+    assert calibration.near_copy_correlation == pytest.approx(np.percentile(calibration.near_copy_correlations, 1))
     summary = calibration.summary()
     assert summary["n_texture"] == 400 and summary["n_appearance"] == 200
 
