@@ -75,9 +75,9 @@ class SearchModel:
 
     Attributes
     ----------
-    encoder : iss.models.lite.LiteEncoder or keras.Model
-        uint8 pixels (n, h, w, c) -> latent: the LiteRT export (no TensorFlow), or the Keras
-        encoder when ``ai-edge-litert`` is not installed.
+    encoder : iss.models.lite.LiteEncoder or KerasEncoder
+        ``input_shape`` and ``encode(uint8 (n, h, w, c)) -> float32 (n, d)``: the LiteRT export
+        (no TensorFlow), or the Keras encoder when ``ai-edge-litert`` is not installed.
     model_type, model_name : str
     """
 
@@ -87,18 +87,24 @@ class SearchModel:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        if hasattr(self.encoder, "input_shape") and not hasattr(self.encoder, "inputs"):
-            return tuple(self.encoder.input_shape)
-        return tuple(int(s) for s in self.encoder.inputs[0].shape[1:])
+        return tuple(self.encoder.input_shape)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         """Latents of uint8 pictures (n, h, w, c) -> float32 (n, d), as the encode step makes them."""
-        images = np.asarray(images, dtype=np.uint8)
-        if hasattr(self.encoder, "inputs"):  # a Keras model: the encode step's own function
-            from iss.models.encode import encode_images
+        return self.encoder.encode(np.asarray(images, dtype=np.uint8))
 
-            return encode_images(self.encoder, images, batch_size=1024)
-        return self.encoder.encode(images)
+
+class KerasEncoder:
+    """The Keras encoder behind the LiteEncoder interface (imports TensorFlow)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.input_shape = tuple(int(s) for s in model.inputs[0].shape[1:])
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        from iss.models.encode import encode_images
+
+        return encode_images(self.model, images, batch_size=1024)
 
 
 def load_search_model(cfg: Config, model_type: str | None = None, model_name: str | None = None) -> SearchModel:
@@ -122,7 +128,7 @@ def load_search_model(cfg: Config, model_type: str | None = None, model_name: st
                     "start (pip install ai-edge-litert)", exc)
         from iss.models.encode import load_encoder
 
-        encoder = load_encoder(cfg, model_type, model_name)
+        encoder = KerasEncoder(load_encoder(cfg, model_type, model_name))
     return SearchModel(encoder, model_type, model_name)
 
 

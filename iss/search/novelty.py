@@ -60,8 +60,8 @@ NOVELTY_VERSION = 2  # 2: appearance check, no reconstruction check
 
 CONFIDENCE_MEANS = ("A confidence of 80 % means the query is at least as close to that picture, and looks at least "
                     "as much like the collection, as 80 % of the collection's own pictures are to their nearest "
-                    "neighbour: a new picture of the collection's kind scores about 50 % on average, and under "
-                    "{alpha:.0%} is no match.")
+                    "neighbour: a typical new picture of the collection's kind scores about 30 % (the smaller of two "
+                    "such shares), and under {alpha:.0%} is no match.")
 
 
 def confidence_means(percentile: float) -> str:

@@ -63,3 +63,15 @@ def test_the_runtime_does_not_import_tensorflow(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"shape": [2, 288], "tensorflow": False}
+
+
+def test_the_keras_fallback_encodes_alike(tmp_path):
+    """Without ai-edge-litert the search encodes with TensorFlow, through the same interface."""
+    from iss.search.build import KerasEncoder
+
+    ae = build_autoencoder("simple_conv", (27, 48, 3))
+    export_encoder(ae.encoder, tmp_path)
+    lite, keras_encoder = LiteEncoder(tmp_path / LITE_ENCODER_FILE), KerasEncoder(ae.encoder)
+    assert keras_encoder.input_shape == lite.input_shape == (27, 48, 3)
+    x = structured_pictures(5)
+    np.testing.assert_allclose(keras_encoder.encode(x), lite.encode(x), rtol=1e-4, atol=1e-5)
