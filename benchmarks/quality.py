@@ -16,7 +16,6 @@ Data: ``fashion_mnist.npz`` and ``mnist_10k.npz`` (``x`` uint8 (n, 28, 28), ``y`
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time

@@ -1,22 +1,41 @@
-"""Similar-picture search: a bounded local load test of ``POST /search`` on a 14,000-picture index,
-and exact brute force against scikit-learn and pynndescent at that size.
+"""Similar-picture search: how often "no good match" is right, how fast ``iss similar`` answers, a
+bounded local load test of ``POST /search`` on a 14,000-picture index, and exact brute force
+against scikit-learn and pynndescent at that size.
 
     python -m benchmarks.search                          # 300 requests, 4 at a time
     BENCH_SEARCH_REQUESTS=1000 BENCH_SEARCH_CONCURRENCY=8 python -m benchmarks.search
 
-Setup (in a temporary project folder, deleted at the end): 300 demo frames (640x360) generated,
-ingested and encoded by a really trained ``simple_conv`` autoencoder (a few epochs: speed, not
-quality, is measured); its search index and calibration are built the normal way. The index is
-then grown to 14,000 pictures (the size of the real ISS collection) with synthetic latents of the
-real latent size (288): real latents plus Gaussian noise of half the collection's per-dimension
-spread, with database rows (``pictures``, a clustering run) for every one of them, so the server
-reads a 14,000-row database too.
+Setup (in a temporary project folder, deleted at the end): ``BENCH_SEARCH_COLLECTION`` (800)
+demo frames (1280x720) generated; the last ``BENCH_SEARCH_HELD_OUT`` (200) are moved out of the
+collection before ingest, never indexed; the rest are ingested and encoded by a really trained
+``simple_conv`` autoencoder (a few epochs: speed, not quality, is measured), and their search
+index and calibration are built the normal way (:func:`iss.search.build.sync_index`).
+
+Verdict evaluation, against that real index:
+
+- ``accept_rate_in_collection``: held-out demo frames called "good match";
+- ``reject_rate_unrelated``: real photographs (:func:`tests.search.photographs.real_photographs`:
+  scikit-learn's, matplotlib's and scikit-image's, as shipped) called "no good match";
+- ``reject_rate_generated``: synthetic pictures (noise, flat colours, gradients, text,
+  checkerboard, Fashion-MNIST) called "no good match";
+- also: near copies of collection pictures (re-encoded, cropped, brightened) still "good match",
+  and what the real ISS frames of ``shared/real/iss_frames`` get (reported, not a target: the
+  demo collection only imitates them).
+
+Then the index is grown to 14,000 pictures (the size of the real ISS collection) with synthetic
+latents of the real latent size (288): real latents plus Gaussian noise of half the collection's
+per-dimension spread, written to ``latents.npz`` and added to the index by ``sync_index``
+(incremental), with database rows (``pictures``, a clustering run) for every one of them.
+
+``cli_s``: wall time of ``python -m iss.cli similar QUERY`` in a fresh process against that
+14,000-picture index, the first call and ``BENCH_SEARCH_CLI_RUNS`` (3) more; for scale, the
+wall time of ``import tensorflow`` alone in a fresh process (what the command paid before).
 
 Load test: the server (uvicorn, the same app as ``iss serve``) runs in a separate process on
 127.0.0.1; after 10 warm-up requests, ``BENCH_SEARCH_REQUESTS`` (300) requests upload the same
 1280x720 JPEG (a generated frame, ~150 kB) from ``BENCH_SEARCH_CONCURRENCY`` (4) client threads,
 JSON answers. Reported: p50 / p95 latency, requests per second, and the server-side split
-(decode / encode / search / judge) from the answers' ``milliseconds``.
+(decode / encode / search / appearance / metadata) from the answers' ``milliseconds``.
 
 Index comparison, in-process on the same 14,000 x 288 float32 latents, k = 12: one query and a
 batch of 100 (median of repeats), build time, and recall@12 against the exact answer, for
@@ -25,7 +44,8 @@ batch of 100 (median of repeats), build time, and recall@12 against the exact an
 run includes numba compilation). Also the exact index's own build (with leave-one-out
 calibration) and an incremental add of 100 pictures.
 
-Writes ``reports/bench/search.json`` with ``p50_ms``, ``p95_ms``, ``rps``, ``n_index`` and the details.
+Writes ``reports/bench/search.json`` with ``accept_rate_in_collection``, ``reject_rate_unrelated``,
+``reject_rate_generated``, ``cli_s``, ``p50_ms``, ``p95_ms``, ``rps``, ``n_index`` and the details.
 """
 
 from __future__ import annotations
@@ -51,7 +71,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from benchmarks.common import ROOT, write_report  # noqa: E402
 
 N_INDEX = int(os.environ.get("BENCH_SEARCH_N", 14_000))
-N_REAL = 300
+N_COLLECTION = int(os.environ.get("BENCH_SEARCH_COLLECTION", 800))
+N_HELD_OUT = int(os.environ.get("BENCH_SEARCH_HELD_OUT", 200))
+N_REAL = N_COLLECTION - N_HELD_OUT
+CLI_RUNS = int(os.environ.get("BENCH_SEARCH_CLI_RUNS", 3))
 N_REQUESTS = int(os.environ.get("BENCH_SEARCH_REQUESTS", 300))
 CONCURRENCY = int(os.environ.get("BENCH_SEARCH_CONCURRENCY", 4))
 K = 12
@@ -72,7 +95,8 @@ def bench_config(root: Path):
 # --------------------------------------------------------------------------------------------
 
 def setup(root: Path) -> dict:
-    """Build everything the server needs under ``root``; returns timings and sizes."""
+    """Build the real collection, its model and index under ``root``; evaluate the verdict; then grow
+    the index to ``N_INDEX`` pictures. Returns timings, sizes and the verdict evaluation."""
     import keras
 
     from iss.data.cache import ImageCache
@@ -81,15 +105,19 @@ def setup(root: Path) -> dict:
     from iss.db.engine import get_engine
     from iss.models.autoencoders import build_autoencoder
     from iss.models.dataset import make_dataset
-    from iss.models.encode import encode_collection, load_latents
+    from iss.models.encode import encode_collection
+    from iss.models.store import latents_path, load_latents
     from iss.models.training import model_dir, save_model
-    from iss.search.build import index_dir, load_search_model, sync_index
-    from iss.search.index import SimilarityIndex
+    from iss.search.build import load_search_model, sync_index
 
     timings = {}
     cfg = bench_config(root)
     started = time.perf_counter()
-    generate_collection(root / "data" / "raw", n=N_REAL, seed=0, size=(640, 360), progress=False)
+    generate_collection(root / "data" / "raw", n=N_COLLECTION, seed=0, progress=False)
+    held_out = root / "held_out"
+    held_out.mkdir()
+    for path in sorted(cfg.path("collections").glob("*.jpg"))[N_REAL:]:  # never ingested, never indexed
+        path.rename(held_out / path.name)
     engine = get_engine(cfg.database_url)
     populate_db(cfg, engine, progress=False)
     cache = ImageCache(cfg.path("cache"))
@@ -102,10 +130,13 @@ def setup(root: Path) -> dict:
     timings["real_collection_s"] = time.perf_counter() - started
 
     model = load_search_model(cfg, MODEL_TYPE, MODEL_NAME)
-    _, calibration, _ = sync_index(cfg, model, cache)  # the real calibration (300 pictures)
-    ids, latents = load_latents(cfg, MODEL_TYPE, MODEL_NAME)
+    started = time.perf_counter()
+    index, calibration, _ = sync_index(cfg, model, cache)
+    timings["real_index_build_s"] = time.perf_counter() - started
+    verdicts = evaluate_verdicts(cfg, engine, model, index, calibration, cache, held_out)
 
-    # grow to N_INDEX with synthetic latents around the real ones
+    # grow to N_INDEX with synthetic latents around the real ones, through the normal incremental update
+    ids, latents = load_latents(cfg, MODEL_TYPE, MODEL_NAME)
     rng = np.random.default_rng(0)
     n_new = N_INDEX - len(ids)
     base = rng.integers(0, len(ids), n_new)
@@ -114,16 +145,60 @@ def setup(root: Path) -> dict:
     start = dt.datetime(2018, 1, 1)
     new_ids = np.array([(start + dt.timedelta(minutes=20 * i)).strftime("%Y%m%d-%H%M%S") for i in range(n_new)])
     all_ids, all_latents = np.concatenate([ids, new_ids]), np.concatenate([latents, synthetic])
+    path = latents_path(cfg, MODEL_TYPE, MODEL_NAME)
+    with np.load(path) as data:
+        encoder_sha = data["encoder_sha256"]
+    with open(path, "wb") as f:
+        np.savez(f, ids=all_ids, latents=all_latents, encoder_sha256=encoder_sha)
     write_database_rows(engine, ids, new_ids, base, all_latents)
-
     started = time.perf_counter()
-    index = SimilarityIndex().build(all_ids, all_latents)
-    timings["index_build_s"] = time.perf_counter() - started
-    folder = index_dir(cfg, MODEL_TYPE, MODEL_NAME)
-    index.save(folder, extra_meta={"benchmark": "synthetic 14k"})
-    calibration.save(folder)
+    index, _, summary = sync_index(cfg, model, cache)
+    timings["grow_to_n_index_s"] = time.perf_counter() - started
+    assert summary.action == "added" and len(index) == N_INDEX, summary
     engine.dispose()
-    return {"timings": timings, "latent_dim": int(all_latents.shape[1]), "latents": all_latents, "ids": all_ids}
+    return {"timings": timings, "latent_dim": int(all_latents.shape[1]), "latents": all_latents, "ids": all_ids,
+            "verdicts": verdicts, "cfg": cfg}
+
+
+def evaluate_verdicts(cfg, engine, model, index, calibration, cache, held_out: Path) -> dict:
+    """Verdict rates of the real index on held-out frames, real photographs, generated pictures, copies."""
+    from iss.config import datasets_dir
+    from iss.search.service import SearchService
+    from tests.search.conftest import near_copies
+    from tests.search.photographs import generated_negatives, real_photographs
+
+    service = SearchService(cfg, engine, model, index, calibration, cache)
+
+    def verdicts(queries: dict) -> dict:
+        return {name: service.search(data, k=K) for name, data in queries.items()}
+
+    held = verdicts({p.stem: p.read_bytes() for p in sorted(held_out.glob("*.jpg"))})
+    photos = verdicts(real_photographs())
+    generated = verdicts(generated_negatives())
+    originals = sorted(cfg.path("collections").glob("*.jpg"))[::20]
+    copies = verdicts({f"{p.stem}_{edit}": data for p in originals for edit, data in near_copies(p).items()})
+    real_folder = datasets_dir().parent / "real" / "iss_frames"  # shared/real beside shared/datasets
+    real = verdicts({p.stem: p.read_bytes() for p in sorted(real_folder.glob("*.jpg"))})
+
+    def rate(results: dict, good: bool) -> float | None:
+        return round(float(np.mean([r.good_match == good for r in results.values()])), 4) if results else None
+
+    def failed(results: dict, good: bool) -> dict:
+        return {name: r.verdict_text if good else [c.name for c in r.verdict.checks if not c.passed]
+                for name, r in results.items() if r.good_match == good}
+
+    consistent = all(r.hits[0].confidence >= calibration.alpha for group in (held, photos, generated, copies, real)
+                     for r in group.values() if r.good_match)
+    return {"accept_rate_in_collection": rate(held, True), "n_held_out": len(held),
+            "reject_rate_unrelated": rate(photos, False), "n_unrelated": len(photos),
+            "reject_rate_generated": rate(generated, False), "n_generated": len(generated),
+            "accept_rate_near_copies": rate(copies, True), "n_near_copies": len(copies),
+            "real_iss_frames_accepted": rate(real, True), "n_real_iss_frames": len(real),
+            "good_matches_have_confidence_at_least_alpha": consistent,
+            "held_out_rejected": failed(held, False), "unrelated_accepted": failed(photos, True),
+            "generated_accepted": failed(generated, True), "near_copies_rejected": failed(copies, False),
+            "median_confidence_held_out": round(float(np.median([r.hits[0].confidence for r in held.values()])), 4),
+            "calibration": calibration.summary()}
 
 
 def write_database_rows(engine, real_ids, new_ids, base, latents) -> None:
@@ -158,24 +233,41 @@ def write_database_rows(engine, real_ids, new_ids, base, latents) -> None:
 # --------------------------------------------------------------------------------------------
 
 def serve(root: Path, port: int) -> None:
-    """Server process: the explorer app over the saved 14,000-picture index (like ``iss serve``)."""
+    """Server process: the explorer app over the saved 14,000-picture index, loaded as ``iss serve`` does."""
     import uvicorn
 
-    from iss.data.cache import ImageCache
-    from iss.db.engine import get_engine
-    from iss.search.build import index_dir, load_search_model
-    from iss.search.index import SimilarityIndex
-    from iss.search.novelty import NoveltyCalibration
     from iss.search.server import create_app
     from iss.search.service import SearchService
 
     cfg = bench_config(root)
-    folder = index_dir(cfg, MODEL_TYPE, MODEL_NAME)
-    service = SearchService(cfg, get_engine(cfg.database_url), load_search_model(cfg, MODEL_TYPE, MODEL_NAME),
-                            SimilarityIndex.load(folder), NoveltyCalibration.load(folder),
-                            ImageCache(cfg.path("cache")))
-    service.warm_up()
+    service = SearchService.from_config(cfg)
     uvicorn.run(create_app(cfg, service), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def time_cli(root: Path, query: bytes) -> dict:
+    """Wall time of ``iss similar QUERY`` in fresh processes (the first call and ``CLI_RUNS`` more), and of
+    ``import tensorflow`` alone, for scale."""
+    import yaml
+
+    config = root / "config_bench.yaml"
+    config.write_text(yaml.safe_dump(bench_config(root).data))
+    picture = root / "query.jpg"
+    picture.write_bytes(query)
+    env = {**os.environ, "ISS_CONFIG": str(config), "ISS_ROOT": str(root), "MODE": "bench"}
+
+    def wall(command) -> float:
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        elapsed = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"{command} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        return elapsed
+
+    command = [sys.executable, "-m", "iss.cli", "similar", str(picture), "--k", str(K)]
+    runs = [wall(command) for _ in range(1 + CLI_RUNS)]
+    tensorflow_s = wall([sys.executable, "-c", "import tensorflow"])
+    return {"cli_s": round(runs[0], 3), "cli_s_runs": [round(r, 3) for r in runs],
+            "cli_s_median": round(statistics.median(runs), 3), "import_tensorflow_s": round(tensorflow_s, 3)}
 
 
 def free_port() -> int:
@@ -299,11 +391,26 @@ def main() -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="iss-bench-search-"))
     process = None
     try:
-        print(f"setting up a {N_INDEX}-picture search index in {workdir} ...", flush=True)
+        print(f"setting up: {N_COLLECTION} demo frames, {N_HELD_OUT} held out, then a {N_INDEX}-picture index in "
+              f"{workdir} ...", flush=True)
         built = setup(workdir)
-        print(f"  real 300-picture collection + model: {built['timings']['real_collection_s']:.1f} s; "
-              f"{N_INDEX}-picture index with leave-one-out calibration: {built['timings']['index_build_s']:.1f} s",
-              flush=True)
+        timings, verdicts = built["timings"], built["verdicts"]
+        print(f"  real {N_REAL}-picture collection + model: {timings['real_collection_s']:.1f} s; its index and "
+              f"calibration: {timings['real_index_build_s']:.1f} s; grown to {N_INDEX}: "
+              f"{timings['grow_to_n_index_s']:.1f} s", flush=True)
+        print(f"verdicts: held-out frames accepted {verdicts['accept_rate_in_collection']:.1%} "
+              f"(of {verdicts['n_held_out']}), real photographs rejected {verdicts['reject_rate_unrelated']:.1%} "
+              f"(of {verdicts['n_unrelated']}), generated pictures rejected {verdicts['reject_rate_generated']:.1%} "
+              f"(of {verdicts['n_generated']}), near copies accepted {verdicts['accept_rate_near_copies']:.1%}; "
+              f"real ISS frames accepted {verdicts['real_iss_frames_accepted']}", flush=True)
+        for key in ("held_out_rejected", "unrelated_accepted", "generated_accepted", "near_copies_rejected"):
+            if verdicts[key]:
+                print(f"  {key}: {verdicts[key]}", flush=True)
+
+        data = query_jpeg()
+        cli = time_cli(workdir, data)
+        print(f"iss similar against {N_INDEX} pictures, fresh process: first call {cli['cli_s']:.2f} s, runs "
+              f"{cli['cli_s_runs']} (import tensorflow alone: {cli['import_tensorflow_s']:.2f} s)", flush=True)
 
         port = free_port()
         log = open(workdir / "server.log", "w")
@@ -311,7 +418,6 @@ def main() -> dict:
                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         wait_for(url, process, workdir / "server.log")
-        data = query_jpeg()
         print(f"load test: {N_REQUESTS} x POST /search ({len(data) / 1024:.0f} kB JPEG, k={K}), "
               f"{CONCURRENCY} concurrent clients ...", flush=True)
         load = load_test(url, data)
@@ -336,10 +442,15 @@ def main() -> dict:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    result = {"p50_ms": load["p50_ms"], "p95_ms": load["p95_ms"], "rps": load["rps"], "n_index": N_INDEX,
+    result = {"accept_rate_in_collection": verdicts["accept_rate_in_collection"],
+              "reject_rate_unrelated": verdicts["reject_rate_unrelated"],
+              "reject_rate_generated": verdicts["reject_rate_generated"],
+              **cli, "p50_ms": load["p50_ms"], "p95_ms": load["p95_ms"], "rps": load["rps"], "n_index": N_INDEX,
               "latent_dim": built["latent_dim"], "requests": N_REQUESTS, "concurrency": CONCURRENCY,
               "max_ms": load["max_ms"], "server_median_ms": load["server_median_ms"],
-              "index_build_s": round(built["timings"]["index_build_s"], 2), "indexes": indexes}
+              "index_build_s": indexes["numpy_exact"]["build_s"],
+              "timings_s": {k: round(v, 2) for k, v in timings.items()},
+              "verdicts": verdicts, "indexes": indexes}
     write_report("search", result)
     return result
 

@@ -57,7 +57,7 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from iss.config import ConfigError
     from iss.data.cache import CacheError
     from iss.db.engine import DatabaseError
-    from iss.models.encode import EncodeError
+    from iss.models.store import EncodeError
     from iss.search.index import SearchIndexError
 
     return ConfigError, DatabaseError, CacheError, SearchIndexError, EncodeError
@@ -113,6 +113,7 @@ def similar(
         typer.secho("no good match:", fg=typer.colors.YELLOW)
         for reason in result.verdict.reasons:
             typer.echo(f"  - {reason}")
+    typer.echo(result.confidence_means)
 
 
 @app.command()

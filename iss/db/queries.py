@@ -94,3 +94,15 @@ def select_close_embedding(engine: Engine, run_id: int, x: float, y: float, limi
     with engine.connect() as conn:
         return [dict(pictures_id=r.pictures_id, pictures_x=r.pictures_x, pictures_y=r.pictures_y,
                      label=r.label, distance=float(r.d2) ** 0.5) for r in conn.execute(stmt)]
+
+
+def filenames_of(engine: Engine, ids) -> dict[str, str]:
+    """``{pictures_id: filename}`` (relative to ``paths.collections``) for the ids present in ``pictures``."""
+    ids = sorted(set(ids))
+    p = schema.pictures
+    found: dict[str, str] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):  # keep IN lists short on both backends
+            chunk = ids[start:start + 500]
+            found.update(conn.execute(select(p.c.pictures_id, p.c.filename).where(p.c.pictures_id.in_(chunk))).all())
+    return found

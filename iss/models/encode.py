@@ -16,7 +16,6 @@ Speed: one traced ``tf.function`` over large uint8 batches (no per-batch retraci
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -32,15 +31,10 @@ from iss.config import Config
 from iss.data.cache import ImageCache
 from iss.db import schema
 from iss.models import autoencoders  # noqa: F401 - registers the custom layers needed to load encoders
+from iss.models.store import LATENTS_FILE, EncodeError, file_sha256, latents_path, load_latents  # noqa: F401
 from iss.models.training import ENCODER_FILE, available_models, model_dir
 
 log = logging.getLogger(__name__)
-
-LATENTS_FILE = "latents.npz"
-
-
-class EncodeError(Exception):
-    """No encoder to load, or latents that cannot be merged."""
 
 
 def load_encoder(cfg: Config, model_type: str, model_name: str | None = None) -> keras.Model:
@@ -120,29 +114,6 @@ def encode_images(encoder: keras.Model, images: np.ndarray, batch_size: int = 10
     return out
 
 
-def latents_path(cfg: Config, model_type: str, model_name: str | None = None) -> Path:
-    """``cfg.path("latents") / model_type / model_name / "latents.npz"``."""
-    model_name = model_name or str(cfg.get("training.model_name"))
-    return cfg.path("latents") / model_type / model_name / LATENTS_FILE
-
-
-def load_latents(cfg: Config, model_type: str, model_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, latents)`` written by the encode step: str ``(n,)`` and float32 ``(n, d)``."""
-    path = latents_path(cfg, model_type, model_name)
-    if not path.is_file():
-        raise EncodeError(f"no latents at {path}; run `make encode MODEL_TYPE={model_type}` first")
-    with np.load(path, allow_pickle=False) as data:
-        return data["ids"].astype(str), data["latents"].astype(np.float32, copy=False)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_latents(path: Path, ids: np.ndarray, latents: np.ndarray, encoder_sha: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"tmp-{path.name}")
@@ -177,7 +148,7 @@ def encode_collection(cfg: Config, engine: Engine | None, model_type: str, model
     model_name = model_name or str(cfg.get("training.model_name"))
     encoder_file = model_dir(cfg, model_type, model_name) / ENCODER_FILE
     encoder = load_encoder(cfg, model_type, model_name)
-    encoder_sha = _file_sha256(encoder_file)
+    encoder_sha = file_sha256(encoder_file)
     cache = ImageCache(cfg.path("cache"))
     path = latents_path(cfg, model_type, model_name)
     ids = np.array(cache.ids, dtype=str)

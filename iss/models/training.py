@@ -46,12 +46,11 @@ from iss.models import callbacks as cb
 from iss.models.autoencoders import (MODEL_TYPES, Autoencoder, assemble, build_autoencoder, compile_model,
                                      from_training_model)
 from iss.models.dataset import load_split_datasets
+from iss.models.lite import export_encoder
+from iss.models.store import DECODER_FILE, ENCODER_FILE, RECORD_FILE, model_dir  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
-RECORD_FILE = "record.json"
-ENCODER_FILE = "encoder.keras"
-DECODER_FILE = "decoder.keras"
 CSV_FILE = "training.csv"
 LOGS_DIR = "logs"
 
@@ -263,11 +262,6 @@ def fit(ae: Autoencoder, train_ds: tf.data.Dataset, valid_ds: tf.data.Dataset | 
 # Models on disk and in the database
 # --------------------------------------------------------------------------------------------
 
-def model_dir(cfg: Config, model_type: str, model_name: str) -> Path:
-    """``cfg.path("models") / model_type / model_name``."""
-    return cfg.path("models") / model_type / model_name
-
-
 def available_models(cfg: Config, model_type: str) -> list[str]:
     """Names of the saved models of a type (folders holding an encoder or a checkpoint)."""
     root = cfg.path("models") / model_type
@@ -285,10 +279,15 @@ def _save_keras(model: keras.Model, path: Path) -> None:
 
 
 def save_model(ae: Autoencoder, folder: Path, record: dict) -> Path:
-    """Write ``encoder.keras``, ``decoder.keras`` and ``record.json`` into ``folder``."""
+    """Write ``encoder.keras``, ``decoder.keras``, ``record.json`` and the LiteRT export of the encoder
+    (``encoder.tflite``, what ``iss similar`` runs without TensorFlow) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     _save_keras(ae.encoder, folder / ENCODER_FILE)
     _save_keras(ae.decoder, folder / DECODER_FILE)
+    try:
+        export_encoder(ae.encoder, folder)
+    except Exception as exc:  # noqa: BLE001 - the search re-exports on first use; the model itself is saved
+        log.warning("could not export the encoder to LiteRT (%s); the search will retry on first use", exc)
     tmp = folder / f"tmp-{RECORD_FILE}"
     tmp.write_text(json.dumps(_jsonable(record), indent=2))
     os.replace(tmp, folder / RECORD_FILE)

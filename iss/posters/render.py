@@ -37,8 +37,8 @@ from sqlalchemy.engine import Engine
 
 from iss.data.images import PictureError, open_picture
 from iss.db import schema
-from iss.db.queries import replace_rows
-from iss.posters.selection import Selection, SlotChoice, filenames_of, select_pictures
+from iss.db.queries import filenames_of, replace_rows
+from iss.posters.selection import Selection, SlotChoice, select_pictures
 from iss.posters.templates import PosterError, Template, load_template, parse_template, template_path
 from iss.posters.upscale import Upscaler, get_upscaler, lanczos
 

@@ -27,6 +27,7 @@ from sqlalchemy import desc, select
 from sqlalchemy.engine import Engine
 
 from iss.db import schema
+from iss.db.queries import filenames_of
 from iss.posters import quality
 from iss.posters.templates import PosterTemplateError, Slot, Template
 
@@ -153,18 +154,6 @@ def load_run_pictures(engine: Engine, run: RunInfo) -> RunPictures:
     silhouettes = np.array([np.nan if r.silhouette is None else r.silhouette for r in rows], dtype=np.float64)
     return RunPictures(run=run, ids=ids, labels=labels, silhouettes=silhouettes,
                        filenames={r.pictures_id: r.filename for r in rows})
-
-
-def filenames_of(engine: Engine, ids) -> dict[str, str]:
-    """``{pictures_id: filename}`` for the ids present in ``pictures``."""
-    ids = sorted(set(ids))
-    p = schema.pictures
-    found: dict[str, str] = {}
-    with engine.connect() as conn:
-        for start in range(0, len(ids), 500):  # keep IN lists short on both backends
-            chunk = ids[start:start + 500]
-            found.update(conn.execute(select(p.c.pictures_id, p.c.filename).where(p.c.pictures_id.in_(chunk))).all())
-    return found
 
 
 # --- what pictures look like ----------------------------------------------------------

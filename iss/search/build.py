@@ -1,9 +1,10 @@
 """Building, saving and updating the search index of a trained model.
 
 Reads
-    ``latents.npz`` of the model (the encode step), its ``encoder.keras`` / ``decoder.keras``,
-    the ingest cache (model inputs for reconstruction errors, thumbnails for near-copy
-    calibration) and a sample of the original pictures in ``cfg.path("collections")`` (texture).
+    ``latents.npz`` of the model (the encode step), its encoder (the LiteRT export
+    ``encoder.tflite``, see :mod:`iss.models.lite`), the ingest cache (thumbnails for the
+    near-copy calibration) and a sample of the original pictures in ``cfg.path("collections")``
+    (appearance and texture).
 Writes
     ``cfg.path("processed") / "search" / <model_type> / <model_name> /``: ``index.npz`` +
     ``index.json`` (:class:`~iss.search.index.SimilarityIndex`) and ``novelty.npz`` +
@@ -11,7 +12,8 @@ Writes
 
 The index is built once and then kept in step with ``latents.npz``: new pictures are added
 incrementally (exact, see :meth:`SimilarityIndex.add`); a different encoder, removed pictures
-or changed latents trigger a rebuild.
+or changed latents trigger a rebuild. Nothing here imports TensorFlow unless the encoder has
+no current LiteRT export (it is then exported once) or ``ai-edge-litert`` is not installed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import io
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +31,10 @@ from PIL import Image, ImageEnhance
 
 from iss.config import Config
 from iss.data.cache import ImageCache
+from iss.models.store import ENCODER_FILE, EncodeError, latents_path, load_latents, model_dir
+from iss.search.appearance import describe_files
 from iss.search.index import SearchIndexError, SimilarityIndex
-from iss.search.novelty import NoveltyCalibration, jpeg_bytes, texture_score
+from iss.search.novelty import NOVELTY_VERSION, NoveltyCalibration, thumb_correlation
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,7 @@ SEARCH_DEFAULTS = {
     "threshold_percentile": 99.0,
     "margin": 1.5,
     "n_stored": 10,
-    "texture_sample": 500,
+    "texture_sample": 2000,
     "texture_size": [320, 180],
     "near_copy_sample": 200,
     "seed": 0,
@@ -66,83 +71,65 @@ def index_dir(cfg: Config, model_type: str, model_name: str) -> Path:
 
 @dataclass
 class SearchModel:
-    """A trained encoder (and its decoder, when saved) for encoding queries.
+    """A trained encoder for encoding queries.
 
     Attributes
     ----------
-    encoder : keras.Model
-        uint8 pixels (n, h, w, c) -> latent.
-    decoder : keras.Model or None
-        Latent -> pixels in [0, 1]; None turns the reconstruction check off.
+    encoder : iss.models.lite.LiteEncoder or KerasEncoder
+        ``input_shape`` and ``encode(uint8 (n, h, w, c)) -> float32 (n, d)``: the LiteRT export
+        (no TensorFlow), or the Keras encoder when ``ai-edge-litert`` is not installed.
     model_type, model_name : str
     """
 
     encoder: object
-    decoder: object
     model_type: str
     model_name: str
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.encoder.inputs[0].shape[1:])
+        return tuple(self.encoder.input_shape)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
-        """Latents of uint8 pictures (n, h, w, c) -> float32 (n, d), exactly as the encode step makes them."""
+        """Latents of uint8 pictures (n, h, w, c) -> float32 (n, d), as the encode step makes them."""
+        return self.encoder.encode(np.asarray(images, dtype=np.uint8))
+
+
+class KerasEncoder:
+    """The Keras encoder behind the LiteEncoder interface (imports TensorFlow)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.input_shape = tuple(int(s) for s in model.inputs[0].shape[1:])
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
         from iss.models.encode import encode_images
 
-        return encode_images(self.encoder, np.asarray(images, dtype=np.uint8), batch_size=1024)
-
-    def _decode_function(self):
-        fn = self.__dict__.get("_decode_fn")
-        if fn is None:
-            import tensorflow as tf
-
-            latent_shape = tuple(int(s) for s in self.decoder.inputs[0].shape[1:])
-            decoder = self.decoder
-
-            @tf.function(reduce_retracing=True, autograph=False)
-            def errors(latents, pixels):
-                out = decoder(tf.reshape(latents, (-1, *latent_shape)), training=False)
-                target = tf.cast(pixels, tf.float32) / 255.0
-                return tf.reduce_mean(tf.square(tf.cast(out, tf.float32) - target), axis=[1, 2, 3])
-
-            fn = errors
-            self.__dict__["_decode_fn"] = fn
-        return fn
-
-    def reconstruction_errors(self, images: np.ndarray, latents: np.ndarray | None = None,
-                              batch_size: int = 1024) -> np.ndarray | None:
-        """Per-picture MSE between pixels/255 and the decoder's reconstruction, float32 (n,); None without decoder."""
-        if self.decoder is None:
-            return None
-        import tensorflow as tf
-
-        images = np.asarray(images, dtype=np.uint8) if not isinstance(images, np.memmap) else images
-        if latents is None:
-            latents = self.encode(images)
-        fn = self._decode_function()
-        out = np.empty(len(images), np.float32)
-        for start in range(0, len(images), batch_size):
-            stop = min(start + batch_size, len(images))
-            out[start:stop] = fn(tf.constant(latents[start:stop]),
-                                 tf.constant(np.ascontiguousarray(images[start:stop]))).numpy()
-        return out
+        return encode_images(self.model, images, batch_size=1024)
 
 
 def load_search_model(cfg: Config, model_type: str | None = None, model_name: str | None = None) -> SearchModel:
-    """The trained encoder (``iss.models.encode.load_encoder``) and, when saved, its decoder."""
-    import keras
+    """The trained encoder of a model, as its LiteRT export (exported first when missing or stale).
 
-    from iss.models.encode import load_encoder
-    from iss.models.training import DECODER_FILE, model_dir
-
+    Raises :class:`iss.models.store.EncodeError` when the model has no trained encoder.
+    """
     model_type, model_name = model_names(cfg, model_type, model_name)
-    encoder = load_encoder(cfg, model_type, model_name)
-    decoder_path = model_dir(cfg, model_type, model_name) / DECODER_FILE
-    decoder = keras.models.load_model(decoder_path) if decoder_path.is_file() else None
-    if decoder is None:
-        log.warning("no decoder at %s: the reconstruction check of the search is off", decoder_path)
-    return SearchModel(encoder, decoder, model_type, model_name)
+    folder = model_dir(cfg, model_type, model_name)
+    if not (folder / ENCODER_FILE).is_file():
+        root = folder.parent
+        names = sorted(p.name for p in root.iterdir() if (p / ENCODER_FILE).is_file()) if root.is_dir() else []
+        raise EncodeError(f"no trained encoder at {folder / ENCODER_FILE}; trained {model_type} models: "
+                          f"{', '.join(names) or 'none'} (train one with `make training MODEL_TYPE={model_type}`)")
+    try:
+        from iss.models.lite import LiteEncoder, ensure_lite_encoder
+
+        encoder = LiteEncoder(ensure_lite_encoder(folder))
+    except ImportError as exc:
+        log.warning("ai-edge-litert is not installed (%s): queries encode with TensorFlow, seconds slower to "
+                    "start (pip install ai-edge-litert)", exc)
+        from iss.models.encode import load_encoder
+
+        encoder = KerasEncoder(load_encoder(cfg, model_type, model_name))
+    return SearchModel(encoder, model_type, model_name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,37 +137,48 @@ def load_search_model(cfg: Config, model_type: str | None = None, model_name: st
 # --------------------------------------------------------------------------------------------
 
 def _original_paths(cfg: Config, ids: np.ndarray) -> dict[str, Path]:
-    """Original picture files of ``ids`` found in ``cfg.path("collections")`` (by file stem)."""
+    """Original picture files of ``ids``: ``pictures.filename`` under ``cfg.path("collections")``, where present."""
+    from iss.db.engine import get_engine
+    from iss.db.queries import filenames_of
+
     folder = cfg.path("collections")
-    if not folder.is_dir():
-        return {}
-    wanted = set(ids.tolist())
-    found = {}
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            stem = entry.name.rsplit(".", 1)[0]
-            if stem in wanted and entry.is_file():
-                found[stem] = Path(entry.path)
-    return found
+    engine = get_engine(cfg.database_url)
+    try:
+        filenames = filenames_of(engine, ids.tolist())
+    finally:
+        engine.dispose()
+    return {picture_id: folder / name for picture_id, name in filenames.items() if (folder / name).is_file()}
 
 
-def texture_sample(cfg: Config, ids: np.ndarray, n: int, size, seed: int = 0) -> np.ndarray:
-    """:func:`texture_score` of up to ``n`` originals (seeded sample); empty when none are readable."""
+def appearance_sample(cfg: Config, ids: np.ndarray, n: int, size, seed: int = 0,
+                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Appearance descriptors and textures of up to ``n`` originals of ``ids`` (a seeded sample).
+
+    Originals are decoded at ``size`` on all cores (PIL releases the GIL while decoding).
+
+    Returns
+    -------
+    descriptors : float32 (m, appearance.DIM)
+    textures : float32 (m,)
+    read_ids : list of str
+        Empty arrays when no original is readable (the checks are then off, with a warning).
+    """
     paths = _original_paths(cfg, ids)
-    if not paths:
-        log.warning("no original pictures of the index in %s: the texture check of the search is off",
-                    cfg.path("collections"))
-        return np.zeros(0, np.float32)
     names = sorted(paths)
+    if not names or n <= 0:
+        descriptors, textures, _ = describe_files([], size)
+        return descriptors, textures, []
     rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(names), size=min(n, len(names)), replace=False)
-    scores = []
-    for i in sorted(chosen):
-        try:
-            scores.append(texture_score(paths[names[i]], tuple(size)))
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:  # a vanished or broken file
-            log.warning("texture calibration skips %s: %s", paths[names[i]], exc)
-    return np.asarray(scores, np.float32)
+    chosen = [names[i] for i in sorted(rng.choice(len(names), size=min(n, len(names)), replace=False))]
+    workers = max(1, min(os.cpu_count() or 1, 8))
+    parts = [chosen[i::workers] for i in range(workers)]
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(lambda part: describe_files([paths[name] for name in part], size, log), parts))
+    descriptors = np.concatenate([r[0] for r in results])
+    textures = np.concatenate([r[1] for r in results])
+    ids_of = {path: picture_id for picture_id, path in paths.items()}
+    read = [ids_of[path] for r in results for path in r[2]]
+    return descriptors, textures, read
 
 
 def edited_copy(thumb: np.ndarray, rng: np.random.Generator) -> io.BytesIO:
@@ -192,28 +190,37 @@ def edited_copy(thumb: np.ndarray, rng: np.random.Generator) -> io.BytesIO:
     left, top = int(rng.integers(0, dx + 1)), int(rng.integers(0, dy + 1))
     image = image.crop((left, top, width - dx + left, height - dy + top))
     image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.9, 1.1))
-    return jpeg_bytes(np.asarray(image), quality=int(rng.integers(50, 91)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=int(rng.integers(50, 91)))
+    buffer.seek(0)
+    return buffer
 
 
 def near_copy_distances(model: SearchModel, cache: ImageCache, ids: np.ndarray, latents: np.ndarray, n: int,
-                        input_size, thumb_size, seed: int = 0) -> np.ndarray:
-    """Latent distances between edited copies of ``n`` collection thumbnails and their pictures.
+                        input_size, thumb_size, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Latent distances and thumbnail correlations between edited copies of ``n`` collection
+    thumbnails and their pictures.
 
     The copies go through :func:`iss.data.images.decode_picture`, the query path, so the
     distances are what an edited copy uploaded to the search would see.
+
+    Returns
+    -------
+    distances, correlations : float32 arrays, shape (m,)
     """
     from iss.data.images import decode_picture
 
     cached = np.array([pid in cache for pid in ids])
     rows = np.flatnonzero(cached)
     if len(rows) == 0:
-        return np.zeros(0, np.float32)
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(rows, size=min(n, len(rows)), replace=False))
     thumbs = cache.get_thumbs(ids[rows].tolist())
-    inputs = np.stack([decode_picture(edited_copy(t, rng), input_size, thumb_size).input for t in thumbs])
-    copies = model.encode(inputs)
-    return np.sqrt(((copies - latents[rows]) ** 2).sum(axis=1)).astype(np.float32)
+    decoded = [decode_picture(edited_copy(t, rng), input_size, thumb_size) for t in thumbs]
+    copies = model.encode(np.stack([d.input for d in decoded]))
+    correlations = np.array([thumb_correlation(d.thumb, t) for d, t in zip(decoded, thumbs)], np.float32)
+    return np.sqrt(((copies - latents[rows]) ** 2).sum(axis=1)).astype(np.float32), correlations
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,25 +244,28 @@ def _latents_file_state(path: Path) -> dict:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _read_latents(cfg: Config, model_type: str, model_name: str) -> tuple[np.ndarray, np.ndarray, str, Path]:
-    from iss.models.encode import latents_path, load_latents
-
-    path = latents_path(cfg, model_type, model_name)
-    ids, latents = load_latents(cfg, model_type, model_name)
+def _latents_encoder_sha(path: Path) -> str:
+    """The ``encoder_sha256`` recorded in ``latents.npz`` (reads that member only)."""
     with np.load(path, allow_pickle=False) as data:
-        sha = str(data["encoder_sha256"]) if "encoder_sha256" in data else ""
-    return np.asarray(ids, dtype=str), np.asarray(latents, dtype=np.float32), sha, path
+        return str(data["encoder_sha256"]) if "encoder_sha256" in data else ""
+
+
+def _sample_calibration(cfg: Config, settings: dict, ids: np.ndarray, n: int):
+    return appearance_sample(cfg, ids, n, settings["texture_size"], int(settings["seed"]))
 
 
 def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None, force: bool = False,
                ) -> tuple[SimilarityIndex, NoveltyCalibration, SyncSummary]:
     """Load the saved search index of ``model``, bring it up to date with ``latents.npz``, or build it.
 
+    A saved index whose ``latents.npz`` has not changed since (same size and modification time,
+    same encoder, same settings) is loaded without reading the latents file.
+
     Parameters
     ----------
     cfg : Config
     model : SearchModel
-        Encoder (near-copy calibration) and decoder (reconstruction errors).
+        Encoder (near-copy calibration).
     cache : ImageCache, optional
         Default ``ImageCache(cfg.path("cache"))``.
     force : bool, default=False
@@ -267,14 +277,19 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
     """
     started = time.perf_counter()
     settings = search_settings(cfg)
-    ids, latents, encoder_sha, lat_path = _read_latents(cfg, model.model_type, model.model_name)
+    lat_path = latents_path(cfg, model.model_type, model.model_name)
+    if not lat_path.is_file():
+        raise EncodeError(f"no latents at {lat_path}; run `make encode MODEL_TYPE={model.model_type}` first")
+    encoder_sha, state = _latents_encoder_sha(lat_path), _latents_file_state(lat_path)
     cache = cache or ImageCache(cfg.path("cache"))
     folder = index_dir(cfg, model.model_type, model.model_name)
-    params = {"threshold_percentile": float(settings["threshold_percentile"]), "margin": float(settings["margin"]),
+    # the distance check is a plain percentile of the leave-one-out distances (a conformal p-value):
+    # no margin; search.margin widens the texture guards only
+    params = {"threshold_percentile": float(settings["threshold_percentile"]), "margin": 1.0,
               "n_stored": int(settings["n_stored"])}
-    calib_params = {"percentile": float(settings["threshold_percentile"]), "margin": float(settings["margin"]),
-                    "texture_size": [int(v) for v in settings["texture_size"]]}
-    state = _latents_file_state(lat_path)
+    calib_params = {"version": NOVELTY_VERSION, "percentile": float(settings["threshold_percentile"]),
+                    "margin": float(settings["margin"]), "texture_size": [int(v) for v in settings["texture_size"]],
+                    "texture_sample": int(settings["texture_sample"])}
 
     reason = "forced" if force else ""
     index = calibration = None
@@ -292,8 +307,10 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
             reason, index = "the latents come from another encoder", None
         elif saved_params != params or meta.get("calibration") != calib_params:
             reason, index = "search settings changed", None
-        elif meta.get("latents_file") == state and len(index) == len(ids):
+        elif meta.get("latents_file") == state:
             return index, calibration, SyncSummary("loaded", len(index), 0, time.perf_counter() - started, folder)
+    ids, latents = load_latents(cfg, model.model_type, model.model_name)
+    ids, latents = np.asarray(ids, dtype=str), np.asarray(latents, dtype=np.float32)
     if index is not None:
         position = {pid: i for i, pid in enumerate(ids)}
         known = [position.get(pid) for pid in index.ids_]
@@ -303,47 +320,35 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
             reason, index = "latents of indexed pictures changed", None
     if index is not None:
         new = np.setdiff1d(np.arange(len(ids)), np.asarray(known, dtype=np.int64))
-        if len(new) == 0:  # latents.npz rewritten with the same content (an encode with nothing new)
-            return index, calibration, SyncSummary("loaded", len(index), 0, time.perf_counter() - started, folder)
-        added = index.add(ids[new], latents[new])
-        if added:
-            errors = model.reconstruction_errors(_cached_inputs(cache, ids[new], lat_path), latents[new])
-            if errors is not None:
-                calibration = NoveltyCalibration(
-                    calibration.percentile, calibration.margin,
-                    np.concatenate([calibration.reconstruction_errors, errors]), calibration.texture_scores,
-                    calibration.near_copy_distances, calibration.texture_size, calibration.min_texture_sample)
+        added = index.add(ids[new], latents[new]) if len(new) else 0
+        room = calib_params["texture_sample"] - calibration.n_sampled
+        if added and room > 0:  # the calibration sample grows with the collection up to texture_sample
+            descriptors, textures, _ = _sample_calibration(cfg, settings, ids[new], room)
+            calibration = calibration.with_samples(descriptors, textures)
         _save(folder, index, calibration, encoder_sha, state, calib_params, model)
-        summary = SyncSummary("added", len(index), added, time.perf_counter() - started, folder)
-        log.info("search index %s: added %d pictures (now %d) in %.1f s", folder, added, len(index), summary.seconds)
+        summary = SyncSummary("added" if added else "loaded", len(index), added, time.perf_counter() - started, folder)
+        if added:
+            log.info("search index %s: added %d pictures (now %d) in %.1f s", folder, added, len(index),
+                     summary.seconds)
         return index, calibration, summary
 
     log.info("building the search index of %s/%s over %d pictures (%s)", model.model_type, model.model_name,
              len(ids), reason or "first build")
     index = SimilarityIndex(**params).build(ids, latents)
-    input_size, thumb_size = cache.input_size, cache.thumb_size
-    errors = model.reconstruction_errors(_cached_inputs(cache, ids, lat_path), latents)
-    textures = texture_sample(cfg, ids, int(settings["texture_sample"]), settings["texture_size"],
-                              int(settings["seed"]))
-    copies = near_copy_distances(model, cache, ids, latents, int(settings["near_copy_sample"]), input_size,
-                                 thumb_size, int(settings["seed"]))
+    descriptors, textures, _ = _sample_calibration(cfg, settings, ids, calib_params["texture_sample"])
+    copies, correlations = near_copy_distances(model, cache, ids, latents, int(settings["near_copy_sample"]),
+                                               cache.input_size, cache.thumb_size, int(settings["seed"]))
     calibration = NoveltyCalibration(percentile=calib_params["percentile"], margin=calib_params["margin"],
-                                     reconstruction_errors=errors if errors is not None else np.zeros(0),
-                                     texture_scores=textures, near_copy_distances=copies,
-                                     texture_size=tuple(calib_params["texture_size"]))
+                                     near_copy_distances=copies, near_copy_correlations=correlations,
+                                     texture_size=tuple(calib_params["texture_size"])).with_samples(descriptors, textures)
+    if not calibration.appearance_enabled:
+        log.warning("only %d original pictures of the index readable in %s: the appearance and texture checks of "
+                    "the search are off", calibration.n_sampled, cfg.path("collections"))
     _save(folder, index, calibration, encoder_sha, state, calib_params, model)
     summary = SyncSummary("built", len(index), len(index), time.perf_counter() - started, folder, reason)
     log.info("search index %s: %d pictures, distance threshold %.4g, %s; built in %.1f s", folder, len(index),
              index.threshold_, calibration.summary(), summary.seconds)
     return index, calibration, summary
-
-
-def _cached_inputs(cache: ImageCache, ids: np.ndarray, lat_path: Path) -> np.ndarray:
-    try:
-        return cache.get_inputs(ids.tolist())
-    except KeyError as exc:
-        raise SearchIndexError(f"{lat_path} and the ingest cache disagree: {exc.args[0]}; "
-                               f"re-run `make encode`") from None
 
 
 def _save(folder, index, calibration, encoder_sha, state, calib_params, model) -> None:

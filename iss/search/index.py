@@ -13,8 +13,9 @@ The leave-one-out nearest-neighbour distance of picture ``i`` is exactly what a 
 see if ``i`` were a new picture taken from the same source: so the distribution of these
 distances is the collection's own answer to "how far is a genuine new picture from its
 closest match?". A query whose nearest match is farther than a high percentile of that
-distribution (times a safety margin) has no good match; the per-result confidence is the
-share of collection pictures whose own nearest neighbour is at least that far.
+distribution has no good match; the per-result confidence is the share of collection pictures
+whose own nearest neighbour is at least that far (a conformal p-value: for a genuine new
+picture it is uniform on [0, 1], so the 99th percentile rejects about 1 % of them).
 """
 
 from __future__ import annotations
@@ -83,10 +84,10 @@ class SimilarityIndex:
     threshold_percentile : float, default=99.0
         Percentile of the leave-one-out nearest-neighbour distances that a good match must not
         exceed (before ``margin``).
-    margin : float, default=1.5
-        Multiplies the percentile: the threshold is ``percentile * margin``. A margin above 1
-        keeps genuine new pictures from a region sparser than anything seen so far (their
-        distances are the top 1% by construction) from being called "no good match".
+    margin : float, default=1.0
+        Multiplies the percentile: the threshold is ``percentile * margin``. The search uses 1
+        (the threshold is then where :meth:`confidence` falls to ``1 - threshold_percentile /
+        100``); a margin above 1 would call pictures farther than any seen so far good matches.
     n_stored : int, default=10
         Leave-one-out neighbours kept per picture (for calibration, near-duplicates, outliers
         and the neighbours on a picture page).
@@ -110,7 +111,7 @@ class SimilarityIndex:
         "No good match" distance threshold.
     """
 
-    def __init__(self, threshold_percentile: float = 99.0, margin: float = 1.5, n_stored: int = 10,
+    def __init__(self, threshold_percentile: float = 99.0, margin: float = 1.0, n_stored: int = 10,
                  block_size: int = 2048):
         self.threshold_percentile = threshold_percentile
         self.margin = margin
@@ -122,7 +123,7 @@ class SimilarityIndex:
         if not 0 < float(self.threshold_percentile) <= 100:
             raise SearchIndexError(f"threshold_percentile={self.threshold_percentile!r}: expected a percentile in (0, 100]")
         if not float(self.margin) > 0:
-            raise SearchIndexError(f"margin={self.margin!r}: expected a positive factor (1.5 is typical)")
+            raise SearchIndexError(f"margin={self.margin!r}: expected a positive factor (1 is typical)")
         if int(self.n_stored) < 1:
             raise SearchIndexError(f"n_stored={self.n_stored!r}: expected at least 1")
 

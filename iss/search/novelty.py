@@ -1,98 +1,107 @@
-"""Deciding "no good match": checks calibrated on the collection itself.
+"""Deciding "no good match": checks calibrated on the collection itself, and what a confidence means.
 
 A nearest-neighbour search always returns its closest guess. Whether that guess is a good
-match is decided here by checks, each with a threshold taken from the collection's own
-statistics (a high percentile times a margin), so the same rule works for any collection:
+match is decided here. Every threshold comes from the collection's own pictures, so the same
+rule works for any collection and nothing but the collection is needed:
 
 ``distance``
-    The nearest picture is farther than ``percentile(leave-one-out NN distances) * margin``
-    (:class:`iss.search.index.SimilarityIndex` computes it). A query far from everything.
-``reconstruction``
-    The autoencoder reconstructs the query worse than ``percentile(collection errors) *
-    margin``: the model cannot represent it (e.g. coarse colour noise).
-``texture`` (two-sided)
-    Fine texture at ``texture_size`` (320x180 by default, finer than anything the model sees)
-    outside the collection's range: ``median |Laplacian|`` of the luminance above
-    ``percentile_high * margin`` (pixel noise, "TV static") or below ``percentile_low / margin``
-    (a tiny picture blown up, a flat synthetic fill).
+    The nearest picture in the autoencoder's latent space is farther than the collection's
+    ``percentile`` (99th) of leave-one-out nearest-neighbour distances: fewer than 1 % of the
+    collection's pictures are that far from their own nearest neighbour
+    (:class:`iss.search.index.SimilarityIndex` keeps those distances).
+``appearance``
+    The query's colours and gradients, at two scales, are farther from every collection picture
+    than the collection's own pictures are from each other
+    (:class:`iss.search.appearance.AppearanceModel`: a conformal p-value below ``1 - percentile /
+    100``). This is the check that rejects everyday photographs: the 48x27 autoencoder maps a
+    temple, a cat or a page of text among its latents as close as a new frame lands (measured:
+    every hit of scikit-learn's ``china.jpg`` within the distance threshold), but their hues,
+    saturations and edges are nothing like sky, clouds, land and space.
+``texture_noise`` / ``texture_smooth``
+    Fine texture (median absolute Laplacian at ``texture_size``) above ``percentile * margin``
+    or below ``(100 - percentile) percentile / margin`` of the collection's: pixel noise ("TV
+    static") and blown-up small or synthetic pictures, which the 48x27 model cannot tell from
+    flat slates or night frames.
 
-Why the texture check exists (measured, see the search README section): at the model's 48x27
-input, i.i.d. pixel noise averages to flat grey and lands on the collection's grey "live is
-off" slates, closer than a re-encoded copy is to its original; and a Fashion-MNIST garment
-scaled up to a frame is as close to a night or glare frame, in latent and in pixel space, as
-demo frames are to each other, and the autoencoder reconstructs it as well as its own
-pictures. No threshold on latent distance or reconstruction error separates them from
-genuine new frames. What gives both away is texture the model never sees.
+Both p-value checks wrongly reject about ``1 - percentile / 100`` of genuinely new pictures of
+the collection's kind each (the guarantee of a conformal p-value under exchangeability), so
+held-out frames are accepted at about 98 % (see ``make bench``, ``accept_rate_in_collection``).
 
-Near-copy exemption: when the query is as close to a collection picture as a slightly edited
-copy of a picture is to the original (``near_copy_distance``, calibrated by editing
-collection thumbnails: brightness, crop, JPEG re-encoding), the ``reconstruction`` and
-``too smooth`` checks are skipped: an edited copy of an unusual picture is as unusual as the
-original, and re-encoding legitimately removes fine detail. ``too noisy`` is never exempt:
-noise sits on flat slates closer than any copy.
+Near copies: when the query is as close to a collection picture as a slightly edited copy of a
+picture is to the original, both in latent distance (``near_copy_distance``) and in the
+correlation of their thumbnails (``near_copy_correlation``, :func:`thumb_correlation`), both
+calibrated by editing collection thumbnails (brightness, crop, JPEG re-encoding), the
+``appearance`` and ``texture_smooth`` checks are skipped: re-encoding at low quality changes the
+fine texture and its histograms, and an edited copy of an unusual picture is as unusual as the
+original. The correlation matters: at 48x27 every dark picture is near every other, and a photograph
+of deep space lands within an edited copy's latent distance of a night frame, while its
+thumbnail does not correlate with it. ``texture_noise`` is never exempt: pixel noise sits on
+flat slates closer than any copy.
+
+Confidence (:meth:`NoveltyCalibration.confidences`): for a good match, a hit's confidence is the
+smaller of its distance p-value and the query's appearance p-value, so a good match's first hit
+is always at least ``1 - percentile / 100`` and a confidence reads the same way whichever check
+limits it (:data:`CONFIDENCE_MEANS`); with no good match every confidence is 0.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
-from PIL import Image
 
-DEFAULT_TEXTURE_SIZE = (320, 180)
+from iss.search.appearance import DEFAULT_SIZE, AppearanceModel, texture_of, working_rgb
+
+DEFAULT_TEXTURE_SIZE = DEFAULT_SIZE
+NOVELTY_VERSION = 2  # 2: appearance check, no reconstruction check
+
+CONFIDENCE_MEANS = ("A confidence of 80 % means the query is at least as close to that picture, and looks at least "
+                    "as much like the collection, as 80 % of the collection's own pictures are to their nearest "
+                    "neighbour: a typical new picture of the collection's kind scores about 30 % (the smaller of two "
+                    "such shares), and under {alpha:.0%} is no match.")
 
 
-def texture_score(source: str | os.PathLike | BinaryIO | Image.Image,
-                  size: tuple[int, int] = DEFAULT_TEXTURE_SIZE) -> float:
+def confidence_means(percentile: float) -> str:
+    """:data:`CONFIDENCE_MEANS` for a ``threshold_percentile``: one sentence, for the page and the JSON."""
+    return CONFIDENCE_MEANS.format(alpha=1.0 - float(percentile) / 100.0)
+
+
+def texture_score(source, size: tuple[int, int] = DEFAULT_TEXTURE_SIZE) -> float:
     """Median absolute Laplacian of the luminance at ``size``: fine-texture strength.
 
-    The picture is decoded (JPEG at a reduced scale through ``draft``), converted to
-    luminance, resized to ``size`` in floating point (no 8-bit rounding, so the statistic is
-    continuous) and filtered by the 4-neighbour Laplacian. The median ignores edges and
-    sparse points (stars, city lights) and measures texture spread over the frame.
-
-    Only call this on data that :func:`iss.data.images.decode_picture` accepted (it checks
-    the decompression-bomb limit before decoding).
-
-    Parameters
-    ----------
-    source : path, binary file or PIL image
-    size : (int, int), default=(320, 180)
-        ``(width, height)`` of the working resolution.
+    The picture is decoded at ``size`` (:func:`iss.search.appearance.working_rgb`: a JPEG at a
+    reduced scale through ``draft``) and its luminance filtered by the 4-neighbour Laplacian. The
+    median ignores edges and sparse points (stars, city lights) and measures texture spread over
+    the frame.
 
     Returns
     -------
     float
         In grey levels (0 for a flat picture, about 20 for uniform pixel noise).
     """
-    if isinstance(source, Image.Image):
-        image = source
-        image.load()
-    else:
-        from iss.data.images import open_picture  # the one decoder: upright, transparency on black
-
-        if hasattr(source, "seek"):
-            source.seek(0)
-        # decode at >= 2x the working size, then resize in float: no 8-bit steps
-        image = open_picture(source, min_size=(2 * size[0], 2 * size[1])).image
-    grey = image.convert("L").convert("F").resize(tuple(size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    g = np.asarray(grey, dtype=np.float32)
-    lap = 4.0 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
-    return float(np.median(np.abs(lap)))
+    return texture_of(working_rgb(source, size))
 
 
-def upper_tail(reference_sorted: np.ndarray, values) -> np.ndarray:
-    """Share of the reference values at least as large as each value (an empirical p-value)."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(reference_sorted) == 0:
-        return np.ones_like(values)
-    below = np.searchsorted(reference_sorted, values, side="left")
-    return 1.0 - below / len(reference_sorted)
+def thumb_correlation(a: np.ndarray, b: np.ndarray, pool: int = 4) -> float:
+    """Normalised cross-correlation of two thumbnails (uint8 (h, w, 3), same shape), pooled by ``pool``.
+
+    Pooling (96x54 -> 24x13) makes it tolerate the shifts of a 2-5 % crop; each channel is taken
+    about its own mean, so brightness, contrast and colour casts do not count. A picture flatter
+    than 2 grey levels of spread correlates with nothing (0), not even another flat one: whether
+    a flat picture is like the collection is left to the appearance check.
+    """
+    def pooled(x):
+        x = np.asarray(x, np.float32)
+        h, w = x.shape[0] // pool * pool, x.shape[1] // pool * pool
+        x = x[:h, :w].reshape(h // pool, pool, w // pool, pool, -1).mean(axis=(1, 3))
+        return (x - x.mean(axis=(0, 1))).ravel()
+
+    x, y = pooled(a), pooled(b)
+    floor = len(x) * 2.0 ** 2  # sum of squares of a spread of 2 grey levels
+    return float(x @ y / np.sqrt(max(float(x @ x), floor) * max(float(y @ y), floor)))
 
 
 @dataclass
@@ -116,6 +125,8 @@ class Verdict:
     good_match : bool
     near_copy : bool
         The nearest picture is as close as an edited copy would be.
+    appearance_p : float or None
+        The query's appearance p-value (1 for a near copy, None when the check is off).
     checks : list of Check
     reasons : list of str
         One sentence per failed check (empty for a good match).
@@ -123,6 +134,7 @@ class Verdict:
 
     good_match: bool
     near_copy: bool
+    appearance_p: float | None = None
     checks: list[Check] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
@@ -138,44 +150,52 @@ class NoveltyCalibration:
     Parameters
     ----------
     percentile : float
-        High percentile used for the upper thresholds (the low one uses ``100 - percentile``).
+        The p-value checks reject below ``1 - percentile / 100``; the texture guards use this
+        percentile (and ``100 - percentile``) of the collection's textures.
     margin : float
-        Factor applied away from the collection (upper thresholds times it, the lower one
-        divided by it).
-    reconstruction_errors : float array, shape (n,)
-        Per-picture MSE (pixels in [0, 1]) of the collection, or empty when no decoder.
+        Factor applied away from the collection by the texture guards only (upper threshold
+        times it, lower one divided by it).
+    appearance : AppearanceModel or None
+        Appearance descriptors of a sample of collection originals (None: the check is off).
     texture_scores : float array, shape (s,)
         :func:`texture_score` of a sample of collection originals, or empty when they are not
-        readable (the texture check is then off).
+        readable (the texture checks are then off).
     near_copy_distances : float array, shape (c,)
         Latent distances between edited copies of collection pictures and their originals.
+    near_copy_correlations : float array, shape (c,)
+        :func:`thumb_correlation` between the same copies and their originals.
     texture_size : (int, int)
+        Working size ``(width, height)`` of the appearance and texture checks.
     """
 
     percentile: float = 99.0
     margin: float = 1.5
-    reconstruction_errors: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    appearance: AppearanceModel | None = None
     texture_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     near_copy_distances: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    near_copy_correlations: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     texture_size: tuple[int, int] = DEFAULT_TEXTURE_SIZE
     min_texture_sample: int = 30
 
     def __post_init__(self):
-        self.reconstruction_errors = np.sort(np.asarray(self.reconstruction_errors, np.float32))
         self.texture_scores = np.sort(np.asarray(self.texture_scores, np.float32))
         self.near_copy_distances = np.sort(np.asarray(self.near_copy_distances, np.float32))
+        self.near_copy_correlations = np.sort(np.asarray(self.near_copy_correlations, np.float32))
         self.texture_size = (int(self.texture_size[0]), int(self.texture_size[1]))
 
     # --- thresholds -----------------------------------------------------------------------------
     @property
-    def reconstruction_threshold(self) -> float | None:
-        if len(self.reconstruction_errors) == 0:
-            return None
-        return float(np.percentile(self.reconstruction_errors, self.percentile) * self.margin)
+    def alpha(self) -> float:
+        """Smallest p-value (and confidence) of a good match: ``1 - percentile / 100``."""
+        return 1.0 - self.percentile / 100.0
 
     @property
     def texture_enabled(self) -> bool:
         return len(self.texture_scores) >= self.min_texture_sample
+
+    @property
+    def appearance_enabled(self) -> bool:
+        return self.appearance is not None and len(self.appearance) >= self.min_texture_sample
 
     @property
     def texture_high(self) -> float | None:
@@ -190,52 +210,95 @@ class NoveltyCalibration:
         return float(np.percentile(self.texture_scores, 100.0 - self.percentile) / self.margin)
 
     @property
+    def appearance_threshold(self) -> float | None:
+        return self.appearance.threshold(self.percentile) if self.appearance_enabled else None
+
+    @property
     def near_copy_distance(self) -> float:
         """Distance under which a query counts as an edited copy: 95th percentile of the calibration edits."""
         if len(self.near_copy_distances) == 0:
             return 0.0
         return float(np.percentile(self.near_copy_distances, 95))
 
+    @property
+    def near_copy_correlation(self) -> float:
+        """Thumbnail correlation above which a query can be an edited copy: 1st percentile of the edits."""
+        if len(self.near_copy_correlations) == 0:
+            return 1.0
+        return float(np.percentile(self.near_copy_correlations, 1))
+
+    def is_near_copy(self, nearest_distance: float, correlation: float | None) -> bool:
+        """As close to its nearest picture as an edited copy, in latent distance and thumbnail correlation."""
+        return bool(nearest_distance <= self.near_copy_distance
+                    and (correlation is None or correlation >= self.near_copy_correlation))
+
     def summary(self) -> dict:
         """Thresholds and sample sizes, for logs, ``/health`` and the index metadata."""
-        return {"percentile": self.percentile, "margin": self.margin,
-                "reconstruction_threshold": self.reconstruction_threshold,
-                "n_reconstruction": int(len(self.reconstruction_errors)),
+        return {"percentile": self.percentile, "margin": self.margin, "alpha": round(self.alpha, 6),
+                "appearance_threshold": self.appearance_threshold,
+                "n_appearance": 0 if self.appearance is None else len(self.appearance),
                 "texture_low": self.texture_low, "texture_high": self.texture_high,
                 "n_texture": int(len(self.texture_scores)), "texture_size": list(self.texture_size),
-                "near_copy_distance": self.near_copy_distance, "n_near_copy": int(len(self.near_copy_distances))}
+                "near_copy_distance": self.near_copy_distance, "near_copy_correlation": self.near_copy_correlation,
+                "n_near_copy": int(len(self.near_copy_distances))}
+
+    @property
+    def n_sampled(self) -> int:
+        """Collection originals sampled for the appearance and texture checks."""
+        return int(len(self.texture_scores))
+
+    def with_samples(self, descriptors: np.ndarray, textures: np.ndarray) -> "NoveltyCalibration":
+        """This calibration with more sampled originals (appearance descriptors and their textures)."""
+        descriptors = np.asarray(descriptors, np.float32)
+        if self.appearance is not None:
+            descriptors = np.concatenate([self.appearance.descriptors, descriptors])
+        appearance = AppearanceModel(descriptors) if len(descriptors) >= 2 else None
+        return NoveltyCalibration(self.percentile, self.margin, appearance,
+                                  np.concatenate([self.texture_scores, np.asarray(textures, np.float32)]),
+                                  self.near_copy_distances, self.near_copy_correlations, self.texture_size,
+                                  self.min_texture_sample)
 
     # --- judging --------------------------------------------------------------------------------
-    def judge(self, nearest_distance: float, distance_threshold: float, reconstruction_error: float | None,
-              texture: float | None) -> Verdict:
+    def judge(self, nearest_distance: float, distance_confidence: float, distance_threshold: float,
+              appearance_score: float | None, texture: float | None, correlation: float | None = None) -> Verdict:
         """Apply every check to one query.
 
         Parameters
         ----------
         nearest_distance : float
             Latent distance to the nearest collection picture.
+        distance_confidence : float
+            Its p-value: ``SimilarityIndex.confidence(nearest_distance)``.
         distance_threshold : float
-            The index's calibrated threshold (``SimilarityIndex.threshold_``).
-        reconstruction_error : float or None
-            MSE of the query's reconstruction (None: no decoder).
+            The distance at which that p-value falls to ``alpha`` (``SimilarityIndex.threshold_``),
+            for the message.
+        appearance_score : float or None
+            :meth:`AppearanceModel.score` of the query (None: not computed).
         texture : float or None
             :func:`texture_score` of the query (None: not computed).
+        correlation : float or None
+            :func:`thumb_correlation` of the query and its nearest picture (None: not computed).
         """
-        near_copy = bool(nearest_distance <= self.near_copy_distance)
+        near_copy = self.is_near_copy(nearest_distance, correlation)
+        alpha = self.alpha
         checks = []
-        far = nearest_distance > distance_threshold
+        far = distance_confidence < alpha
         checks.append(Check("distance", float(nearest_distance), float(distance_threshold), not far, False,
                             f"the nearest picture is at distance {nearest_distance:.3g}, beyond the threshold "
-                            f"{distance_threshold:.3g} ({self.percentile:g}th percentile of the collection's "
-                            f"nearest-neighbour distances x {self.margin:g})" if far else ""))
-        threshold = self.reconstruction_threshold
-        if threshold is not None and reconstruction_error is not None:
-            bad = reconstruction_error > threshold
-            checks.append(Check("reconstruction", float(reconstruction_error), threshold, not (bad and not near_copy),
-                                bool(bad and near_copy),
-                                f"the autoencoder reconstructs it with error {reconstruction_error:.3g}, above "
-                                f"{threshold:.3g} (collection {self.percentile:g}th percentile x {self.margin:g}): "
-                                f"the model cannot represent it" if bad and not near_copy else ""))
+                            f"{distance_threshold:.3g}: fewer than {alpha:.0%} of the collection's pictures are "
+                            f"that far from their own nearest neighbour" if far else ""))
+        appearance_p = None
+        if self.appearance_enabled and appearance_score is not None:
+            appearance_p = float(self.appearance.p_value(appearance_score)[0])
+            unlike = appearance_p < alpha
+            checks.append(Check("appearance", float(appearance_score), self.appearance_threshold,
+                                not (unlike and not near_copy), bool(unlike and near_copy),
+                                f"its colours and textures (score {appearance_score:.3g}) are farther from every "
+                                f"collection picture than {self.percentile:g}% of the collection's pictures are "
+                                f"from each other (threshold {self.appearance_threshold:.3g}): it does not look "
+                                f"like this collection" if unlike and not near_copy else ""))
+            if near_copy:
+                appearance_p = 1.0
         if self.texture_enabled and texture is not None:
             high, low = self.texture_high, self.texture_low
             noisy, smooth = texture > high, texture < low
@@ -248,37 +311,50 @@ class NoveltyCalibration:
                                 f"(threshold {low:.3g}): a small or synthetic picture blown up"
                                 if smooth and not near_copy else ""))
         reasons = [c.message for c in checks if not c.passed]
-        return Verdict(good_match=not reasons, near_copy=near_copy, checks=checks, reasons=reasons)
+        return Verdict(good_match=not reasons, near_copy=near_copy, appearance_p=appearance_p, checks=checks,
+                       reasons=reasons)
+
+    def confidences(self, verdict: Verdict, distance_confidences) -> np.ndarray:
+        """Confidence of each hit: ``min(distance p-value, appearance p-value)``; all 0 without a good match.
+
+        With the verdict's own thresholds, a good match's first hit is at least ``alpha``.
+        """
+        distance_confidences = np.asarray(distance_confidences, np.float32)
+        if not verdict.good_match:
+            return np.zeros_like(distance_confidences)
+        cap = 1.0 if verdict.appearance_p is None else verdict.appearance_p
+        return np.minimum(distance_confidences, np.float32(cap))
 
     # --- persistence ----------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        arrays = {"texture_scores": self.texture_scores, "near_copy_distances": self.near_copy_distances,
+                  "near_copy_correlations": self.near_copy_correlations}
+        if self.appearance is not None:
+            arrays.update(self.appearance.state())
         partial = folder / ".novelty.npz.partial"
         with open(partial, "wb") as f:
-            np.savez(f, reconstruction_errors=self.reconstruction_errors, texture_scores=self.texture_scores,
-                     near_copy_distances=self.near_copy_distances)
+            np.savez(f, **arrays)
         os.replace(partial, folder / "novelty.npz")
-        meta = {"percentile": self.percentile, "margin": self.margin, "texture_size": list(self.texture_size),
-                "min_texture_sample": self.min_texture_sample, "summary": self.summary()}
+        meta = {"version": NOVELTY_VERSION, "percentile": self.percentile, "margin": self.margin,
+                "texture_size": list(self.texture_size), "min_texture_sample": self.min_texture_sample,
+                "summary": self.summary()}
         partial = folder / ".novelty.json.partial"
         partial.write_text(json.dumps(meta, indent=2))
         os.replace(partial, folder / "novelty.json")
 
     @classmethod
     def load(cls, folder: str | Path) -> "NoveltyCalibration":
+        """Read what :meth:`save` wrote; ValueError for a calibration of an older version (rebuild it)."""
         folder = Path(folder)
         meta = json.loads((folder / "novelty.json").read_text())
+        if meta.get("version") != NOVELTY_VERSION:
+            raise ValueError(f"{folder / 'novelty.json'} is version {meta.get('version')}, this code reads "
+                             f"{NOVELTY_VERSION}")
         with np.load(folder / "novelty.npz", allow_pickle=False) as arrays:
-            return cls(percentile=meta["percentile"], margin=meta["margin"],
-                       reconstruction_errors=arrays["reconstruction_errors"],
+            appearance = AppearanceModel.from_state(arrays) if "appearance_descriptors" in arrays else None
+            return cls(percentile=meta["percentile"], margin=meta["margin"], appearance=appearance,
                        texture_scores=arrays["texture_scores"], near_copy_distances=arrays["near_copy_distances"],
+                       near_copy_correlations=arrays["near_copy_correlations"],
                        texture_size=tuple(meta["texture_size"]), min_texture_sample=meta["min_texture_sample"])
-
-
-def jpeg_bytes(pixels: np.ndarray, quality: int = 90) -> io.BytesIO:
-    """A uint8 (h, w, 3) array as an in-memory JPEG file."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, format="JPEG", quality=int(quality))
-    buffer.seek(0)
-    return buffer

@@ -50,6 +50,7 @@ from starlette.exceptions import HTTPException
 
 from iss.config import Config
 from iss.search import pages
+from iss.search.novelty import confidence_means
 from iss.search.service import QueryError, SearchService
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,8 @@ def create_app(cfg: Config, service: SearchService | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def index_page():
         return render("index.html", title="Search", k=service.k, max_k=service.max_k, max_upload_mb=f"{max_upload_mb:g}",
-                    percentile=service.index.threshold_percentile, margin=service.index.margin)
+                    percentile=service.index.threshold_percentile,
+                    confidence_means=confidence_means(service.calibration.percentile))
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon():

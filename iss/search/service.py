@@ -8,9 +8,11 @@ Writes
     Nothing but the search index folder (when it has to be built or updated).
 
 A query picture goes through the same decoding as ingest (:func:`iss.data.images.decode_picture`),
-so a collection picture encodes to exactly its stored latent; then the index gives its nearest
-pictures, and :class:`iss.search.novelty.NoveltyCalibration` decides whether the best of them is
-a good match.
+so a collection picture encodes to its stored latent; the encoder runs as its LiteRT export
+(:mod:`iss.models.lite`), so neither this module nor a query imports TensorFlow. The index gives
+the nearest pictures, and :class:`iss.search.novelty.NoveltyCalibration` decides whether the best
+of them is a good match, from the latent distance and from the query's appearance (colour and
+gradient statistics, :mod:`iss.search.appearance`) and texture.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ from sqlalchemy.engine import Engine
 from iss.config import Config
 from iss.data.cache import ImageCache
 from iss.db import schema
+from iss.search.appearance import describe, working_rgb
 from iss.search.build import SearchModel, load_search_model, model_names, search_settings, sync_index
 from iss.search.index import SimilarityIndex
-from iss.search.novelty import NoveltyCalibration, Verdict, texture_score
+from iss.search.novelty import NoveltyCalibration, Verdict, confidence_means, thumb_correlation
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +95,10 @@ class SearchResult:
     thumb : uint8 array (th, tw, 3)
         The query at thumbnail size (for the result page).
     seconds : dict
-        Time spent decoding, encoding (and reconstructing), searching, measuring the texture,
-        reading the database, and in total.
+        Time spent decoding, encoding, searching, measuring appearance and texture, reading the
+        database, and in total.
+    confidence_means : str
+        One sentence saying what a confidence of, say, 80 % means.
     """
 
     hits: list[Hit]
@@ -103,15 +108,24 @@ class SearchResult:
     thumb: np.ndarray
     model: dict
     seconds: dict = field(default_factory=dict)
+    confidence_means: str = ""
 
     @property
     def good_match(self) -> bool:
         return self.verdict.good_match
 
+    @property
+    def verdict_text(self) -> str:
+        """``good match``, ``good match (a copy)`` or ``no good match``."""
+        if not self.verdict.good_match:
+            return "no good match"
+        return "good match (a copy)" if self.verdict.near_copy else "good match"
+
     def as_dict(self) -> dict:
         return {"good_match": self.verdict.good_match,
-                "verdict": "good match" if self.verdict.good_match else "no good match",
+                "verdict": self.verdict_text,
                 **{k: v for k, v in self.verdict.as_dict().items() if k != "good_match"},
+                "confidence_means": self.confidence_means,
                 "query": {"width": self.width, "height": self.height},
                 "model": self.model, "results": [h.as_dict() for h in self.hits],
                 "milliseconds": {k: round(v * 1000, 2) for k, v in self.seconds.items()}}
@@ -155,8 +169,7 @@ class SearchService:
                     model_name: str | None = None, rebuild: bool = False, warm_up: bool = True) -> "SearchService":
         """Load the model, the ingest cache and the index (built or updated as needed).
 
-        ``warm_up`` runs one query through the model so the first real one does not pay for
-        tracing the TensorFlow functions (a few hundred milliseconds).
+        ``warm_up`` runs one blank picture through the encoder (allocates its buffers).
         """
         from iss.db.engine import get_engine
 
@@ -172,9 +185,8 @@ class SearchService:
         return service
 
     def warm_up(self) -> None:
-        """Trace the encoder and decoder functions on one blank picture."""
-        blank = np.zeros((1, *self.model.input_shape), dtype=np.uint8)
-        self.model.reconstruction_errors(blank, self.model.encode(blank))
+        """Encode one blank picture (first-call set-up of the encoder)."""
+        self.model.encode(np.zeros((1, *self.model.input_shape), dtype=np.uint8))
 
     # --- queries ------------------------------------------------------------------------------
     def decode(self, source: str | os.PathLike | bytes | BinaryIO):
@@ -211,28 +223,37 @@ class SearchService:
         decoded, source = self.decode(source)
         decoded_at = time.perf_counter()
         latent = self.model.encode(decoded.input[None])
-        errors = self.model.reconstruction_errors(decoded.input[None], latent)
         encoded_at = time.perf_counter()
         neighbours = self.index.query(latent, k=k)
         searched_at = time.perf_counter()
-        texture = texture_score(source, self.calibration.texture_size) if self.calibration.texture_enabled else None
-        textured_at = time.perf_counter()
+        calibration = self.calibration
+        appearance = texture = None
+        if calibration.appearance_enabled or calibration.texture_enabled:
+            query_descriptor, texture = describe(working_rgb(source, calibration.texture_size))
+            if calibration.appearance_enabled:
+                appearance = float(calibration.appearance.score(query_descriptor)[0])
+        judged_at = time.perf_counter()
         distances, rows = neighbours.distances[0], neighbours.indices[0]
-        verdict = self.calibration.judge(float(distances[0]), self.index.threshold_,
-                                         None if errors is None else float(errors[0]), texture)
-        confidence = self.index.confidence(distances) if verdict.good_match else np.zeros(len(distances))
+        distance_confidences = self.index.confidence(distances)
+        nearest = str(self.index.ids_[rows[0]])
+        correlation = thumb_correlation(decoded.thumb, self.cache.get_thumbs([nearest])[0]) \
+            if nearest in self.cache and float(distances[0]) <= calibration.near_copy_distance else None
+        verdict = calibration.judge(float(distances[0]), float(distance_confidences[0]), self.index.threshold_,
+                                    appearance, texture, correlation)
+        confidence = calibration.confidences(verdict, distance_confidences)
         ids = [str(self.index.ids_[r]) for r in rows]
         meta = self.picture_rows(ids)
         hits = [Hit(rank=i + 1, pictures_id=pid, distance=float(distances[i]), confidence=float(confidence[i]),
-                    good_match=bool(verdict.good_match and distances[i] <= self.index.threshold_),
+                    good_match=bool(verdict.good_match and confidence[i] >= calibration.alpha),
                     cluster=meta.get(pid, {}).get("label"), run_id=meta.get(pid, {}).get("run_id"),
                     taken_at=_iso(meta.get(pid, {}).get("taken_at")))
                 for i, pid in enumerate(ids)]
         finished = time.perf_counter()
         return SearchResult(hits, verdict, decoded.width, decoded.height, decoded.thumb, self.model_info(),
                             {"decode": decoded_at - started, "encode": encoded_at - decoded_at,
-                             "search": searched_at - encoded_at, "texture": textured_at - searched_at,
-                             "metadata": finished - textured_at, "total": finished - started})
+                             "search": searched_at - encoded_at, "appearance": judged_at - searched_at,
+                             "metadata": finished - judged_at, "total": finished - started},
+                            confidence_means(calibration.percentile))
 
     def model_info(self) -> dict:
         return {"model_type": self.model.model_type, "model_name": self.model.model_name,
@@ -431,7 +452,8 @@ class SearchService:
     def health(self) -> dict:
         """Status, sizes and thresholds (``GET /health``)."""
         return {"status": "ok", **self.model_info(), "threshold_percentile": self.index.threshold_percentile,
-                "margin": self.index.margin, "calibration": self.calibration.summary()}
+                "margin": self.calibration.margin, "calibration": self.calibration.summary(),
+                "confidence_means": confidence_means(self.calibration.percentile)}
 
 
 def write_csv(path: str | Path, text: str) -> Path:

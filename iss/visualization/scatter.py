@@ -41,7 +41,7 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
 from iss.visualization.data import format_location, format_time, thumb_url
-from iss.visualization.style import cluster_color, cluster_name, cluster_title
+from iss.visualization.style import cluster_color, cluster_title
 
 # thumbnails are 96x54 files, shown at 1.67x in the tooltip (still sharp enough, easier to read)
 TOOLTIP_IMAGE_SIZE = (160, 90)

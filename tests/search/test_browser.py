@@ -49,15 +49,18 @@ def test_upload_a_picture_and_see_results(chromium, server_url, search_env):
     assert chromium.console_errors() == []
 
 
-def test_upload_of_a_picture_from_elsewhere_says_no_good_match(chromium, server_url, tmp_path):
+def test_upload_of_a_real_photograph_says_no_good_match(chromium, server_url):
+    """scikit-learn's temple photograph, uploaded as a person would."""
     from selenium.webdriver.common.by import By
 
-    from tests.search.conftest import out_of_collection
+    from tests.search.photographs import real_photograph_files
 
-    query = tmp_path / "white.png"
-    query.write_bytes(out_of_collection(n_fashion=1)["plain_white"])
+    query = real_photograph_files()["china"]
     chromium.open(server_url + "/")
     chromium.driver.find_element(By.ID, "file").send_keys(str(query))
     chromium.driver.find_element(By.ID, "search").click()
     chromium.wait_for("document.querySelector('#verdict') !== null", timeout=30)
     assert "No good match" in chromium.js("return document.querySelector('#verdict').textContent")
+    assert "colours and textures" in chromium.js("return document.querySelector('#verdict ul').textContent")
+    assert "80 %" in chromium.js("return document.querySelector('#confidence-means').textContent")
+    assert chromium.console_errors() == []

@@ -22,7 +22,7 @@ def own_latents(search_env, tmp_path):
         "training": env_cfg.section("training"),
         "paths": {"cache": str(env_cfg.path("cache")), "models": str(env_cfg.path("models")),
                   "collections": str(env_cfg.path("collections"))},
-        "search": {"texture_sample": 60, "near_copy_sample": 40}})
+        "search": {"texture_sample": 250, "near_copy_sample": 40}})
     ids, latents = search_env.service.index.ids_, search_env.service.index.latents_
     source = env_cfg.path("latents") / "simple_conv" / "searchtest" / "latents.npz"
     with np.load(source) as data:
@@ -49,7 +49,7 @@ def test_build_then_load_then_add_then_rebuild(search_env, own_latents):
     index, calibration, summary = sync_index(cfg, model, cache)
     assert summary.action == "built" and len(index) == 200 and summary.folder == index_dir(cfg, "simple_conv",
                                                                                           "searchtest")
-    assert len(calibration.reconstruction_errors) == 200 and calibration.texture_enabled
+    assert calibration.n_sampled == 200 and calibration.texture_enabled and calibration.appearance_enabled
 
     # nothing changed: loaded from disk, not rebuilt
     again, _, summary = sync_index(cfg, model, cache)
@@ -60,7 +60,7 @@ def test_build_then_load_then_add_then_rebuild(search_env, own_latents):
     write_latents(300)
     grown, grown_cal, summary = sync_index(cfg, model, cache)
     assert summary.action == "added" and summary.n_added == 100 and len(grown) == 300
-    assert len(grown_cal.reconstruction_errors) == 300
+    assert grown_cal.n_sampled == 250 and len(grown_cal.appearance) == 250  # sample grows up to texture_sample
     fresh = SimilarityIndex(**{k: grown.params()[k] for k in ("threshold_percentile", "margin", "n_stored")}
                             ).build(grown.ids_, grown.latents_)
     np.testing.assert_array_equal(grown.knn_indices_, fresh.knn_indices_)
@@ -79,14 +79,14 @@ def test_build_then_load_then_add_then_rebuild(search_env, own_latents):
     write_latents(250, encoder_sha="another")
     shrunk, _, summary = sync_index(cfg, model, cache)
     assert summary.action == "built" and len(shrunk) == 250
-    # settings changed: rebuild with the new threshold rule
-    stricter = cfg.with_overrides({"search": {"margin": 1.0}})
-    index, _, summary = sync_index(stricter, model, cache)
-    assert summary.action == "built" and index.margin == 1.0
+    # settings changed: rebuild with the new rule (margin widens the texture guards only)
+    wider = cfg.with_overrides({"search": {"margin": 2.0}})
+    index, calibration, summary = sync_index(wider, model, cache)
+    assert summary.action == "built" and calibration.margin == 2.0 and index.margin == 1.0
 
 
 def test_missing_latents_say_which_step_to_run(search_env, tmp_path):
-    from iss.models.encode import EncodeError
+    from iss.models.store import EncodeError
 
     cfg = load_config(mode="demo", root=tmp_path, overrides={"training": search_env.cfg.section("training")})
     with pytest.raises(EncodeError, match="make encode"):

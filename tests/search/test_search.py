@@ -1,14 +1,16 @@
 """Similar-picture search with a really trained encoder on a generated ISS-like collection:
-collection pictures and edited copies find their original, pictures from elsewhere get
-"no good match", new frames of the same kinds do not, and bad files are refused."""
+collection pictures and edited copies find their original, real photographs and pictures from
+elsewhere get "no good match", new frames of the same kinds do not, confidences agree with the
+verdict, and bad files are refused."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tests.search.conftest import N_PICTURES, bomb_png, near_copies, new_frames, out_of_collection
 from iss.search.service import QueryError
+from tests.search.conftest import N_PICTURES, bomb_png, near_copies, new_frames, out_of_collection
+from tests.search.photographs import real_photographs
 
 pytestmark = pytest.mark.slow  # the shared setup trains a model (about 30-60 s once per session)
 
@@ -20,9 +22,8 @@ def sample_files(env, step=10):
 def test_setup_is_a_real_trained_collection(search_env):
     service = search_env.service
     assert len(service.index) == N_PICTURES
-    assert service.model.decoder is not None
     summary = service.calibration.summary()
-    assert summary["n_texture"] >= 100 and summary["n_near_copy"] >= 100
+    assert summary["n_texture"] == summary["n_appearance"] == N_PICTURES and summary["n_near_copy"] >= 100
     # calibrated scales are ordered: an edited copy is much closer than a typical nearest neighbour
     assert 0 < service.calibration.near_copy_distance < np.median(service.index.loo_sorted_) < service.index.threshold_
 
@@ -48,6 +49,7 @@ def test_near_copies_find_the_original_first(search_env):
             result = service.search(data, k=5)
             ids = [h.pictures_id for h in result.hits]
             assert result.good_match, (path.stem, edit, result.verdict.reasons)
+            assert result.hits[0].confidence >= service.calibration.alpha
             if not has_near_duplicate:
                 assert ids[0] == path.stem, (path.stem, edit, ids)
             else:
@@ -71,6 +73,30 @@ def test_pictures_from_elsewhere_have_no_good_match(search_env):
         assert len(result.hits) == 5  # the closest pictures are still listed, flagged
 
 
+def test_real_photographs_have_no_good_match(search_env):
+    """scikit-learn's temple and flower, and every other real photograph installed packages ship."""
+    service = search_env.service
+    photographs = real_photographs()
+    results = {name: service.search(data, k=5) for name, data in photographs.items()}
+    for name in ("china", "flower"):
+        result = results[name]
+        assert not result.good_match, (name, [(c.name, c.value, c.threshold) for c in result.verdict.checks])
+        assert result.as_dict()["verdict"] == "no good match"
+        assert all(h.confidence == 0.0 and not h.good_match for h in result.hits)
+    passed = [name for name, r in results.items() if r.good_match]
+    assert len(photographs) >= 3 and len(passed) <= 0.05 * len(photographs), passed
+
+
+def test_a_held_out_frame_is_a_good_match_with_a_confidence_that_says_so(search_env):
+    service = search_env.service
+    (name, data), = new_frames(N_PICTURES + 3, 1).items()  # never indexed
+    result = service.search(data, k=5)
+    assert result.good_match and not result.verdict.near_copy, (name, result.verdict.reasons)
+    assert result.as_dict()["verdict"] == "good match"
+    assert result.hits[0].good_match and result.hits[0].confidence >= service.calibration.alpha
+    assert "80 %" in result.as_dict()["confidence_means"]
+
+
 def test_new_frames_of_the_same_kinds_are_good_matches(search_env):
     """The calibration's other side: genuine new pictures from the same source are not rejected."""
     service = search_env.service
@@ -78,7 +104,8 @@ def test_new_frames_of_the_same_kinds_are_good_matches(search_env):
     rejected = {name: r.verdict.reasons for name, r in results.items() if not r.good_match}
     assert len(rejected) <= 2, rejected  # ~1% expected by construction (99th percentile x 1.5)
     confidences = [r.hits[0].confidence for r in results.values() if r.good_match]
-    assert 0.2 < np.median(confidences) < 0.95  # typical, not near-copies
+    assert all(c >= service.calibration.alpha for c in confidences)  # a good match never says "unlike"
+    assert 0.15 < np.median(confidences) < 0.95  # typical, not near-copies
 
 
 def test_results_carry_distance_confidence_cluster_and_time(search_env):
@@ -94,8 +121,10 @@ def test_results_carry_distance_confidence_cluster_and_time(search_env):
     confidences = [h.confidence for h in hits]
     assert confidences == sorted(confidences, reverse=True)
     payload = result.as_dict()
-    assert payload["verdict"] == "good match" and payload["results"][0]["thumb_url"] == f"/thumbs/{path.stem}.jpg"
-    assert set(payload["checks"]) >= {"distance", "reconstruction", "texture_noise", "texture_smooth"}
+    # the picture itself: a copy of a collection picture
+    assert payload["verdict"] == "good match (a copy)" and payload["results"][0]["thumb_url"] == f"/thumbs/{path.stem}.jpg"
+    assert set(payload["checks"]) == {"distance", "appearance", "texture_noise", "texture_smooth"}
+    assert payload["confidence_means"]
 
 
 @pytest.mark.parametrize("data, reason, status", [

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.search.conftest import bomb_png, out_of_collection
+from tests.search.photographs import real_photographs
 
 pytestmark = pytest.mark.slow  # uses the shared trained setup
 
@@ -56,7 +57,8 @@ def test_search_json_finds_the_picture(client, picture):
         answer = client.post(files=upload(picture.read_bytes()), data={"k": "5"}, **kwargs)
         assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
         body = answer.json()
-        assert body["good_match"] is True and body["verdict"] == "good match"
+        assert body["good_match"] is True and body["verdict"] == "good match (a copy)"
+        assert "80 %" in body["confidence_means"]  # one sentence saying what a confidence means
         assert len(body["results"]) == 5
         first = body["results"][0]
         assert first["pictures_id"] == picture.stem and first["distance"] < 1e-3 and first["confidence"] == 1.0
@@ -69,6 +71,7 @@ def test_search_html_shows_thumbnails_and_verdict(client, picture):
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
     html = answer.text
     assert 'id="verdict"' in html and "Good match" in html
+    assert 'id="confidence-means"' in html and "80 %" in html
     assert html.count('src="/thumbs/') == 12 and f'src="/thumbs/{picture.stem}.jpg"' in html
     assert 'src="data:image/png;base64,' in html  # the query itself
 
@@ -80,6 +83,9 @@ def test_out_of_collection_upload_says_no_good_match(client):
     assert all(r["confidence"] == 0 and r["good_match"] is False for r in body["results"])
     html = client.post("/search", files=upload(queries["uniform_noise"], "noise.png", "image/png")).text
     assert "No good match" in html
+    china = client.post("/search?format=json", files=upload(real_photographs()["china"], "china.jpg")).json()
+    assert china["verdict"] == "no good match" and "appearance" in [
+        name for name, check in china["checks"].items() if not check["passed"]]
 
 
 def test_thumbnails_are_served_by_id_only(client, picture, search_env):
