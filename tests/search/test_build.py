@@ -15,10 +15,10 @@ pytestmark = pytest.mark.slow  # uses the shared trained setup
 
 @pytest.fixture
 def own_latents(search_env, tmp_path):
-    """A config sharing the session's model, cache and pictures, with its own latents and index folders."""
+    """A config sharing the session's database, model, cache and pictures, with its own latents and index folders."""
     env_cfg = search_env.cfg
     cfg = load_config(mode="demo", root=tmp_path, overrides={
-        "database": {"url": "sqlite:///unused.db"},
+        "database": {"url": env_cfg.database_url},
         "training": env_cfg.section("training"),
         "paths": {"cache": str(env_cfg.path("cache")), "models": str(env_cfg.path("models")),
                   "collections": str(env_cfg.path("collections"))},
