@@ -10,7 +10,7 @@ MODEL_TYPE ?= simple_conv
 CLUSTERING ?= n2d
 TRAIN_ARGS ?=
 
-.PHONY: help venv system-deps mysql-up demo test bench bench-quality clean \
+.PHONY: help venv system-deps mysql-up demo test bench bench-quality bench-peers bench-e2e clean \
         generate_demo sync_collections populate_db sampling training encode exec_clustering \
         reports facets posters serve serve_reports
 
@@ -88,6 +88,19 @@ bench: $(STAMP) ## Run every benchmark; figures go to reports/bench/<area>.json
 
 bench-quality: $(STAMP) ## Clustering quality on Fashion-MNIST and MNIST versus the N2D paper
 	$(PY) -m benchmarks.quality
+
+# The peers (clustimage) in their own environment: nothing of theirs goes into .venv.
+PEERS_VENV := .venv-peers
+$(PEERS_VENV)/.installed: requirements-peers.txt
+	@test -x $(PEERS_VENV)/bin/python || python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r requirements-peers.txt
+	@touch $@
+
+bench-peers: $(STAMP) $(PEERS_VENV)/.installed ## iss versus clustimage and UMAP+k-means on 4 folders (PEERS_ARGS='--small')
+	$(PY) -m benchmarks.peers $(PEERS_ARGS)
+
+bench-e2e: $(STAMP) ## Every step on 14,000 generated 1280x720 frames: time, memory, profile (E2E_ARGS='--n 200')
+	$(PY) -m benchmarks.e2e $(E2E_ARGS)
 
 clean: ## Remove generated data, models and reports (keeps .venv)
 	rm -rf data/raw data/interim data/processed data/external data/posters data/*.db models/* reports/*
