@@ -17,7 +17,8 @@ Tools, each run folder to clusters in fresh processes, one after the other (neve
 - ``iss``: every step a user runs, each ``python -m iss.exec.<step>`` from a fresh project root
   (``benchmarks.iss_run``): sync, ingest, sampling, training, encode, clustering and the run's
   reports. The demo config as shipped, told the number of kinds (its n2d ``n_clusters``); for
-  the 28x28 sets the model input and thumbnails at 28x28 (``collection_overrides``).
+  the 28x28 sets the model input and thumbnails at 28x28 and the dense autoencoder
+  (``iss_run.collection_overrides`` says why).
 - ``clustimage_defaults``: clustimage 1.7.1 (the best-known pip-installable "cluster my image
   folder" tool) as its README first runs it: ``Clustimage().fit_transform(folder)`` (PCA of
   128x128 RGB pixels keeping 95 % of the variance, t-SNE, agglomerative clustering, k by

@@ -60,7 +60,7 @@ def test_config_for_a_28x28_folder(tmp_path):
     cfg = load_config(path=path, root=tmp_path / "root")
     assert cfg.get("sync.source") == str(tmp_path / "set")
     assert cfg.get("ingest.input_size") == [28, 28] and cfg.get("ingest.filename_pattern") == ""
-    assert cfg.get("clustering.n2d.n_clusters") == 10
+    assert cfg.get("clustering.n2d.n_clusters") == 10 and cfg.get("training.model_type") == "simple"
     assert cfg.get("training.epochs") == load_config(mode="demo").get("training.epochs")  # the rest as shipped
     assert (iss_run.ROOT / "config" / "posters" / "grid_4x4.yaml").is_file()
     assert cfg.get("posters.templates_dir") == str(iss_run.ROOT / "config" / "posters")
