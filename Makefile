@@ -89,14 +89,18 @@ bench: $(STAMP) ## Run every benchmark; figures go to reports/bench/<area>.json
 bench-quality: $(STAMP) ## Clustering quality on Fashion-MNIST and MNIST versus the N2D paper
 	$(PY) -m benchmarks.quality
 
-# The peers (clustimage) in their own environment: nothing of theirs goes into .venv.
-PEERS_VENV := .venv-peers
-$(PEERS_VENV)/.installed: requirements-peers.txt
-	@test -x $(PEERS_VENV)/bin/python || python3 -m venv $(PEERS_VENV)
-	$(PEERS_VENV)/bin/python -m pip install --quiet -r requirements-peers.txt
-	@touch $@
+# The peers in environments of their own (clustimage; fastdup, whose pins clash with clustimage's):
+# nothing of theirs goes into .venv.
+define peer_venv
+$(1)/.installed: $(2)
+	@test -x $(1)/bin/python || python3 -m venv $(1)
+	$(1)/bin/python -m pip install --quiet -r $(2)
+	@touch $$@
+endef
+$(eval $(call peer_venv,.venv-peers,requirements-peers.txt))
+$(eval $(call peer_venv,.venv-fastdup,requirements-fastdup.txt))
 
-bench-peers: $(STAMP) $(PEERS_VENV)/.installed ## iss versus clustimage and UMAP+k-means on 4 folders (PEERS_ARGS='--small')
+bench-peers: $(STAMP) .venv-peers/.installed .venv-fastdup/.installed ## iss vs clustimage, fastdup, UMAP+k-means on 4 folders (PEERS_ARGS='--small')
 	$(PY) -m benchmarks.peers $(PEERS_ARGS)
 
 bench-e2e: $(STAMP) ## Every step on 14,000 generated 1280x720 frames: time, memory, profile (E2E_ARGS='--n 200')

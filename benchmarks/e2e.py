@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import time
 
 from benchmarks import iss_run
 from benchmarks.common import write_report
@@ -37,24 +36,6 @@ from benchmarks.profiles import summarise
 
 N_FRAMES = 14_000
 TARGET_S, TARGET_MB = 15 * 60, 4096
-
-
-def run_metrics(root, config) -> dict:
-    """Metrics the clustering run recorded (ARI / NMI / ACC against the generator's kinds, silhouette)."""
-    from sqlalchemy import func, select
-
-    from iss.config import load_config
-    from iss.db.engine import get_engine
-    from iss.db.schema import clustering_runs
-
-    engine = get_engine(load_config(path=config, root=root).database_url)
-    try:
-        with engine.connect() as conn:
-            last = select(func.max(clustering_runs.c.run_id)).scalar_subquery()
-            metrics = conn.execute(select(clustering_runs.c.metrics).where(clustering_runs.c.run_id == last)).scalar()
-    finally:
-        engine.dispose()
-    return {k: round(v, 4) for k, v in (metrics or {}).items() if k in ("ari", "nmi", "acc", "silhouette")}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -93,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine_at_start": at_start, "machine_at_end": machine_state(),
     }
     if complete:
-        result["clustering_metrics"] = run_metrics(root, config)
+        result["clustering_metrics"] = iss_run.latest_run(root, config)["metrics"]
     else:
         result["log_tail"] = tail(list(steps.values())[-1].log)
     if not args.keep:

@@ -170,8 +170,9 @@ def total(steps: dict[str, Measured]) -> dict:
             "peak_pss_mb": round(max(m.peak_pss_mb for m in steps.values()), 1)}
 
 
-def latest_labels(root: Path, config: Path) -> dict[str, int]:
-    """``{picture id: cluster}`` of the latest clustering run in ``root``'s database."""
+def latest_run(root: Path, config: Path) -> dict:
+    """The latest clustering run in ``root``'s database: ``labels`` (``{picture id: cluster}``) and
+    the ``metrics`` it recorded (ARI / NMI / ACC against the known kinds, silhouette)."""
     from sqlalchemy import func, select
 
     from iss.config import load_config
@@ -182,8 +183,10 @@ def latest_labels(root: Path, config: Path) -> dict[str, int]:
     try:
         with engine.connect() as conn:
             run_id = conn.execute(select(func.max(clustering_runs.c.run_id))).scalar_one()
+            metrics = conn.execute(select(clustering_runs.c.metrics).where(clustering_runs.c.run_id == run_id)).scalar()
             rows = conn.execute(select(pictures_embedding.c.pictures_id, pictures_embedding.c.label)
                                 .where(pictures_embedding.c.run_id == run_id)).all()
     finally:
         engine.dispose()
-    return {pid: int(label) for pid, label in rows}
+    return {"labels": {pid: int(label) for pid, label in rows},
+            "metrics": {k: round(v, 4) for k, v in (metrics or {}).items() if k in ("ari", "nmi", "acc", "silhouette")}}

@@ -28,9 +28,12 @@ Tools, each run folder to clusters in fresh processes, one after the other (neve
   k-means on its t-SNE map for the digits and clothes, 64x36 RGB and its agglomerative
   clustering for the demo frames.
 - ``umap_kmeans``: UMAP on the pixels + k-means with the known k (``benchmarks.peer_umap``).
+- ``fastdup_kmeans``: fastdup 2.54 at its defaults (embeddings from its bundled model, offline)
+  + k-means with the known k (``benchmarks.peer_fastdup``).
 
-clustimage and its dependencies live in their own environment, ``.venv-peers``
-(``requirements-peers.txt``; ``make bench-peers`` creates it), never in ``.venv``.
+clustimage and fastdup live in environments of their own, ``.venv-peers`` and ``.venv-fastdup``
+(``requirements-peers.txt``, ``requirements-fastdup.txt``; ``make bench-peers`` creates them),
+never in ``.venv``.
 
 For every (tool, folder): ``status`` (ok | failed | time_limit | memory_limit), ``wall_s`` end
 to end, ``cpu_s``, ``peak_rss_mb`` (sum over the process tree; ``peak_pss_mb`` splits shared
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -58,6 +62,7 @@ from benchmarks.folders import BENCH_DATA, demo_folder, npz_folder, read_labels
 from benchmarks.measure import machine_state, run_measured, tail
 
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
+FASTDUP_PYTHON = ROOT / ".venv-fastdup" / "bin" / "python"
 
 # name -> how to make the folder, its size (and the size of --small), its number of kinds
 DATASETS = {
@@ -66,7 +71,7 @@ DATASETS = {
     "fashion_10k": {"kind": "npz", "set": "fashion_mnist", "n": 10000, "small": 1000, "k": 10},
     "demo_14k": {"kind": "demo", "n": 14000, "small": 1400, "k": 6},
 }
-TOOLS = ["iss", "umap_kmeans", "clustimage_best", "clustimage_defaults"]
+TOOLS = ["iss", "umap_kmeans", "fastdup_kmeans", "clustimage_best", "clustimage_defaults"]
 
 # clustimage's best settings per kind of folder: (Clustimage(**init), fit_transform(**fit)); k is
 # always fixed to the number of known kinds (min_clust = max_clust = k), as iss is told it.
@@ -113,20 +118,20 @@ def clustimage_settings(tool: str, spec: dict) -> tuple[dict, dict]:
 def run_peer(tool: str, spec: dict, folder: Path, work: Path, limits: dict) -> tuple[dict, dict | None]:
     """Run one peer (not iss) on ``folder``: (measured record, its output JSON or None)."""
     out = work / "labels.json"
-    if tool == "umap_kmeans":
-        cmd = [sys.executable, "-m", "benchmarks.peer_umap", str(folder), str(out), "--k", str(spec["k"])]
+    python = {"umap_kmeans": Path(sys.executable), "fastdup_kmeans": FASTDUP_PYTHON}.get(tool, PEERS_PYTHON)
+    if not python.exists():
+        raise SystemExit(f"{python} not found: run `make bench-peers` (it creates the peers' environments "
+                         f"from requirements-peers.txt and requirements-fastdup.txt)")
+    if tool in ("umap_kmeans", "fastdup_kmeans"):
+        cmd = [str(python), "-m", f"benchmarks.peer_{tool.split('_')[0]}", str(folder), str(out), "--k", str(spec["k"])]
         settings = {"k": spec["k"]}
     else:
-        if not PEERS_PYTHON.exists():
-            raise SystemExit(f"{PEERS_PYTHON} not found: run `make bench-peers` (it creates .venv-peers "
-                             f"from requirements-peers.txt)")
         init, fit = clustimage_settings(tool, spec)
-        cmd = [str(PEERS_PYTHON), "-m", "benchmarks.peer_clustimage", str(folder), str(out),
+        cmd = [str(python), "-m", "benchmarks.peer_clustimage", str(folder), str(out),
                "--init", json.dumps(init), "--fit", json.dumps(fit)]
         settings = {"init": init, "fit": fit}
-    tmp = work / "tmp"  # clustimage's thumbnail cache and model file: fresh per run, removed after
+    tmp = work / "tmp"  # the peers' caches and work files: fresh per run, removed after
     tmp.mkdir(parents=True, exist_ok=True)
-    import os
     env = {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     measured = run_measured(cmd, env=env, cwd=ROOT, log_path=work / "run.log", **limits)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -147,7 +152,7 @@ def run_iss(spec: dict, folder: Path, work: Path, limits: dict, keep: bool) -> t
               "limits": {"time_s": limits["time_limit_s"], "memory_mb": limits["memory_limit_mb"]},
               "settings": {"config_overrides": iss_run.collection_overrides(Path("<folder>"), spec["kind"], spec["k"])}}
     ok = record["status"] == "ok" and len(steps) == len(iss_run.PEER_STEPS)
-    labels = iss_run.latest_labels(root, config) if ok else None
+    labels = iss_run.latest_run(root, config)["labels"] if ok else None
     if not ok:
         record["log_tail"] = tail(list(steps.values())[-1].log)
     if not keep:

@@ -101,10 +101,11 @@ def test_verdicts_say_why_a_comparison_cannot_be_made():
 @pytest.mark.slow
 @needs_mnist
 def test_peers_run_on_a_small_folder(bench_data, tmp_path, monkeypatch):
-    """iss through its real steps and UMAP + k-means (and clustimage when .venv-peers exists) on
-    60 MNIST digits, scored, with verdicts and the JSON written."""
+    """iss through its real steps and UMAP + k-means (clustimage and fastdup too when their
+    environments exist) on 60 MNIST digits, scored, with verdicts and the JSON written."""
     monkeypatch.setitem(peers.DATASETS, "tiny", {"kind": "npz", "set": "mnist_10k", "n": 60, "small": 60, "k": 10})
-    tools = ["iss", "umap_kmeans"] + (["clustimage_best"] if peers.PEERS_PYTHON.exists() else [])
+    tools = ["iss", "umap_kmeans"] + (["clustimage_best"] if peers.PEERS_PYTHON.exists() else []) \
+        + (["fastdup_kmeans"] if peers.FASTDUP_PYTHON.exists() else [])
     out = tmp_path / "peers.json"
     report = peers.main(["--datasets", "tiny", "--tools", ",".join(tools), "--time-limit", "900", "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
