@@ -10,12 +10,12 @@ MODEL_TYPE ?= simple_conv
 CLUSTERING ?= n2d
 TRAIN_ARGS ?=
 
-.PHONY: help venv system-deps mysql-up demo test bench bench-quality clean \
+.PHONY: help venv system-deps mysql-up demo test bench bench-quality bench-peers bench-e2e clean \
         generate_demo sync_collections populate_db sampling training encode exec_clustering \
         reports facets posters serve serve_reports
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt setup.py
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -88,6 +88,23 @@ bench: $(STAMP) ## Run every benchmark; figures go to reports/bench/<area>.json
 
 bench-quality: $(STAMP) ## Clustering quality on Fashion-MNIST and MNIST versus the N2D paper
 	$(PY) -m benchmarks.quality
+
+# The peers in environments of their own (clustimage; fastdup, whose pins clash with clustimage's):
+# nothing of theirs goes into .venv.
+define peer_venv
+$(1)/.installed: $(2)
+	@test -x $(1)/bin/python || python3 -m venv $(1)
+	$(1)/bin/python -m pip install --quiet -r $(2)
+	@touch $$@
+endef
+$(eval $(call peer_venv,.venv-peers,requirements-peers.txt))
+$(eval $(call peer_venv,.venv-fastdup,requirements-fastdup.txt))
+
+bench-peers: $(STAMP) .venv-peers/.installed .venv-fastdup/.installed ## iss vs clustimage, fastdup, UMAP+k-means on 4 folders (PEERS_ARGS='--small')
+	$(PY) -m benchmarks.peers $(PEERS_ARGS)
+
+bench-e2e: $(STAMP) ## Every step on 14,000 generated 1280x720 frames: time, memory, profile (E2E_ARGS='--n 200')
+	$(PY) -m benchmarks.e2e $(E2E_ARGS)
 
 clean: ## Remove generated data, models and reports (keeps .venv)
 	rm -rf data/raw data/interim data/processed data/external data/posters data/*.db models/* reports/*

@@ -40,7 +40,7 @@ from iss.visualization.data import (
     write_thumbnails,
 )
 from iss.visualization.dendrogram import load_run_linkage, plot_dendrogram
-from iss.visualization.figures import METHOD_TITLES, write_projection_figures
+from iss.visualization.figures import METHOD_TITLES, run_projection, write_projection_figures
 from iss.visualization.mosaics import write_cluster_mosaics, write_overview_mosaic
 from iss.visualization.scatter import write_scatter_page
 from iss.visualization.silhouettes import plot_silhouettes
@@ -79,6 +79,19 @@ def load_run_latents(cfg, run: dict, ids: list[str]) -> np.ndarray | None:
                     len(missing), run["run_id"], missing[0])
         return None
     return np.asarray(latents)[[row_of[i] for i in ids]].reshape(len(ids), -1)
+
+
+def run_embedding(cfg, run: dict, frame) -> dict[str, np.ndarray]:
+    """``{method: xy}`` when the run's stored coordinates are a projection of the latents the
+    figures read (:func:`iss.visualization.figures.run_projection`), so it is not fitted twice."""
+    from iss.clustering.registry import latents_path
+
+    params = run.get("params") or {}
+    method = run_projection(run["clustering_type"], params.get("estimator") or {})
+    same_latents = params.get("latents") == str(latents_path(cfg, run["model_type"], run["model_name"]))
+    if method is None or not same_latents:
+        return {}
+    return {method: frame[["pictures_x", "pictures_y"]].to_numpy(dtype=float)}
 
 
 def _fmt(value) -> str:
@@ -502,7 +515,8 @@ def render_run_reports(cfg, engine, run_id: int | None = None) -> Path:
                          f"under {cfg.path('latents')} (run `make encode`).")
         else:
             write_projection_figures(latents, frame["label"].to_numpy(), run_dir, methods=methods,
-                                     sample=int(options["projection_sample"]), random_state=int(options["random_state"]))
+                                     sample=int(options["projection_sample"]), random_state=int(options["random_state"]),
+                                     precomputed=run_embedding(cfg, run, frame))
     timings["projections"] = time.perf_counter() - start
 
     index = write_run_page(cfg, engine, run["run_id"], notes)

@@ -8,7 +8,8 @@ from PIL import Image
 from sklearn.metrics import adjusted_rand_score
 from sklearn.cluster import KMeans
 
-from iss.visualization.figures import project, stratified_sample, write_projection_figures
+from iss.visualization import figures
+from iss.visualization.figures import project, run_projection, stratified_sample, write_projection_figures
 
 
 def _blobs(n_per=25, k=3, d=20, seed=0):
@@ -54,3 +55,25 @@ def test_nonlinear_projections_keep_the_clusters_apart(method, tmp_path):
     assert adjusted_rand_score(labels, found) > 0.9
     paths = write_projection_figures(latents, labels, tmp_path, methods=[method], sample=60)
     assert paths[method].name == f"projection_{method}.png"
+
+
+def test_run_projection_names_the_runs_own_embedding():
+    assert run_projection("n2d", {"n_components": 2, "plot": "first"}) == "umap"
+    assert run_projection("n2d", {"n_components": 10, "plot": "umap"}) == "umap"  # a second, 2-D UMAP
+    assert run_projection("n2d", {"n_components": 10, "plot": "first"}) is None  # 2 of 10 UMAP components
+    assert run_projection("hdbscan", {"n_components": 2}) == "umap"
+    assert run_projection("classical", {"plot": "tsne"}) == "tsne"
+    assert run_projection("advanced", {"plot": "pca"}) is None
+    assert run_projection("n2d", {}) is None
+
+
+def test_precomputed_projection_is_plotted_not_refitted(tmp_path, monkeypatch):
+    latents, labels = _blobs()
+    given = np.column_stack([labels * 10.0, np.arange(len(labels), dtype=float)])
+    fitted = []
+    real_project = figures.project
+    monkeypatch.setattr(figures, "project", lambda x, method, **kw: fitted.append(method) or real_project(x, method, **kw))
+    paths = write_projection_figures(latents, labels, tmp_path, methods=["pca", "umap"], precomputed={"umap": given})
+    assert fitted == ["pca"]
+    with Image.open(paths["umap"]) as image:
+        assert np.asarray(image.convert("L")).std() > 5

@@ -124,3 +124,25 @@ def test_noise_label_is_rendered_as_its_own_grey_group(sqlite_run):
     assert "noise" in html and "#9e9e9e" in html
     scatter = (index.parent / "scatter.html").read_text()
     assert '"noise (7)"' in scatter or "noise (7)" in scatter
+
+
+@pytest.mark.parametrize("same_latents", [True, False])
+def test_projection_reuses_the_runs_own_umap(sqlite_run, monkeypatch, same_latents):
+    """An n2d run's stored 2-D UMAP is the UMAP figure; latents other than the run's get their own fit."""
+    from sqlalchemy import update
+
+    from iss.db.schema import clustering_runs
+    from iss.visualization import figures
+
+    cfg, engine, run = sqlite_run.cfg, sqlite_run.engine, sqlite_run.run
+    latents = str(run.latents_path) if same_latents else "/elsewhere/latents.npz"
+    with engine.begin() as conn:
+        conn.execute(update(clustering_runs).where(clustering_runs.c.run_id == run.run_id).values(
+            params={"estimator": {"n_components": 2, "plot": "umap"}, "latents": latents}))
+    fitted = []
+    monkeypatch.setattr(figures, "project", lambda x, method, **kw: fitted.append(method) or x[:, :2])
+    cfg = cfg.with_overrides({"reports": {"projections": ["pca", "umap"]}})
+    index = render_run_reports(cfg, engine, run.run_id)
+    assert fitted == (["pca"] if same_latents else ["pca", "umap"])
+    assert "projection_umap.png" in _links(index.read_text())
+    assert (index.parent / "projection_umap.png").is_file()
