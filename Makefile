@@ -11,7 +11,7 @@ CLUSTERING ?= n2d
 TRAIN_ARGS ?=
 
 .PHONY: help venv system-deps mysql-up demo test bench bench-quality clean \
-        generate_demo sync_collections populate_db sampling training encode exec_clustering \
+        generate_demo sync_collections populate_db sampling training encode features exec_clustering \
         reports facets posters serve serve_reports
 
 help: ## List the targets
@@ -61,8 +61,11 @@ training: $(STAMP) ## Train an autoencoder (MODEL_TYPE=simple_conv, TRAIN_ARGS='
 encode: $(STAMP) ## Encode every picture to latents with the trained encoder
 	$(PY) -m iss.exec.encode --model-type $(MODEL_TYPE)
 
-exec_clustering: $(STAMP) ## Cluster the latents (CLUSTERING=n2d), store the run, render its reports
-	$(PY) -m iss.exec.exec_clustering --clustering-type $(CLUSTERING)
+features: $(STAMP) ## Feature vectors to cluster: autoencoder latents, pixels or auto (FEATURES=kind, default features.kind)
+	$(PY) -m iss.exec.features $(if $(FEATURES),--kind $(FEATURES),)
+
+exec_clustering: $(STAMP) ## Cluster the features (CLUSTERING=n2d), store the run, render its reports
+	$(PY) -m iss.exec.exec_clustering --clustering-type $(CLUSTERING) $(if $(FEATURES),--features $(FEATURES),)
 
 reports: $(STAMP) ## Re-render a clustering run's reports (RUN_ID=N, default: the latest)
 	$(PY) -m iss.exec.reports $(if $(RUN_ID),--run-id $(RUN_ID),)

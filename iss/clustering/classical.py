@@ -28,7 +28,7 @@ from iss.clustering.base import (
     check_n_clusters,
     size_order_map,
 )
-from iss.clustering.metrics import best_k, silhouette_sweep
+from iss.clustering.metrics import choose_k
 
 LINKAGES = ("ward", "average", "complete", "single", "centroid", "median", "weighted")
 
@@ -85,8 +85,11 @@ class ClassicalClustering(PCAPlotMixin, ClusteringBase):
         Number of k-means centres (many small groups), at least ``n_clusters``.
     n_clusters : int or "auto", default=6
         Final clusters, cut from the centres' dendrogram; "auto" picks the cut of ``k_range``
-        with the best silhouette (curve in ``k_sweep_``).
+        by ``k_criterion`` (curve in ``k_sweep_``). ``n_clusters == kmeans_clusters`` keeps every
+        small group as a cluster, shown grouped by the merge tree (the dendrogram).
     k_range : (int, int), default=(2, 12)
+    k_criterion : {"modularity", "silhouette"}, default="modularity"
+        As for :class:`~iss.clustering.n2d.N2DClustering`.
     linkage : str, default="ward"
         scipy linkage method for the centres.
     plot : {"tsne", "pca"}, default="tsne"
@@ -115,12 +118,13 @@ class ClassicalClustering(PCAPlotMixin, ClusteringBase):
 
     clustering_type = "classical"
 
-    def __init__(self, pca_components=20, kmeans_clusters=50, n_clusters=6, k_range=(2, 12), linkage="ward",
-                 plot="tsne", perplexity=30.0, n_init=3, random_state=0):
+    def __init__(self, pca_components=20, kmeans_clusters=50, n_clusters=6, k_range=(2, 12), k_criterion="modularity",
+                 linkage="ward", plot="tsne", perplexity=30.0, n_init=3, random_state=0):
         self.pca_components = pca_components
         self.kmeans_clusters = kmeans_clusters
         self.n_clusters = n_clusters
         self.k_range = k_range
+        self.k_criterion = k_criterion
         self.linkage = linkage
         self.plot = plot
         self.perplexity = perplexity
@@ -134,6 +138,7 @@ class ClassicalClustering(PCAPlotMixin, ClusteringBase):
         check_enough_samples(f"kmeans_clusters={self.kmeans_clusters}", len(X), self.kmeans_clusters,
                              "one sample per k-means centre")
         check_choice("linkage", self.linkage, LINKAGES)
+        check_choice("k_criterion", self.k_criterion, ("modularity", "silhouette"))
         check_int("n_init", self.n_init, 1)
         self._check_pca_params(X)
 
@@ -150,9 +155,8 @@ class ClassicalClustering(PCAPlotMixin, ClusteringBase):
         self.k_sweep_ = None
         k = self.n_clusters
         if k == "auto":
-            self.k_sweep_ = silhouette_sweep(features, range(self.k_range[0], self.k_range[1] + 1), cut,
-                                             random_state=self.random_state)
-            k = best_k(self.k_sweep_)
+            k, self.k_sweep_ = choose_k(features, range(self.k_range[0], self.k_range[1] + 1), cut,
+                                        self.k_criterion, graph_features=X, random_state=self.random_state)
         raw_centre_labels = fcluster(self.linkage_, t=k, criterion="maxclust")
         raw = raw_centre_labels[self.kmeans_.labels_]
         self.label_map_ = size_order_map(raw)

@@ -89,3 +89,44 @@ def _as_float(images: np.ndarray) -> np.ndarray:
     """uint8 (b, h, w, c) -> float32 (b, h*w*c) in [0, 1]."""
     images = np.asarray(images)
     return images.reshape(len(images), -1).astype(np.float32) * np.float32(1 / 255)
+
+
+def pixel_feature_set(cfg, settings: dict | None = None):
+    """Pixel features of every picture of the ingest cache (``features.pixels`` settings).
+
+    Returns
+    -------
+    FeatureSet
+        ``kind="pixels"``, registry identity ``("pixels", "pixels-<size><w>x<h>")``.
+    """
+    from iss.features.store import FeatureSet
+
+    settings = pixel_settings(cfg, settings)
+    cache = ImageCache(cfg.path("cache"))
+    values, record = pixel_features(cached_pixels(cache, settings["size"]), settings["pca_components"],
+                                    bool(settings["standardise"]), int(settings["pca_sample"]),
+                                    random_state=int(settings["random_state"]))
+    w, h = cache.input_size if settings["size"] == "input" else cache.thumb_size
+    return FeatureSet(np.array(cache.ids), values, "pixels", "pixels", pixel_set_name(cfg, settings),
+                      {"source": f"ingest cache {settings['size']} pictures {w}x{h}", **record})
+
+
+def pixel_settings(cfg, settings: dict | None = None) -> dict:
+    """``features.pixels`` with its defaults filled in; unknown keys raise a ``ValueError`` naming them."""
+    given = settings if settings is not None else (cfg.get("features.pixels", None) or {})
+    unknown = sorted(set(given) - set(PIXEL_DEFAULTS))
+    if unknown:
+        raise ValueError(f"features.pixels: unknown key(s) {', '.join(unknown)}; expected some of "
+                         f"{', '.join(sorted(PIXEL_DEFAULTS))}")
+    return {**PIXEL_DEFAULTS, **given}
+
+
+def pixel_set_name(cfg, settings: dict | None = None) -> str:
+    """``pixels-<size><w>x<h>``: the pixel features' name and registry identity (e.g. ``pixels-thumb96x54``)."""
+    settings = pixel_settings(cfg, settings)
+    size = cfg.get("ingest.input_size" if settings["size"] == "input" else "ingest.thumb_size")
+    return f"pixels-{settings['size']}{int(size[0])}x{int(size[1])}"
+
+
+# features.pixels keys and their defaults
+PIXEL_DEFAULTS = {"size": "thumb", "standardise": True, "pca_components": 50, "pca_sample": 5000, "random_state": 0}

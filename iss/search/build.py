@@ -211,7 +211,8 @@ def near_copy_distances(model: SearchModel, cache: ImageCache, ids: np.ndarray, 
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(rows, size=min(n, len(rows)), replace=False))
     thumbs = cache.get_thumbs(ids[rows].tolist())
-    inputs = np.stack([decode_picture(edited_copy(t, rng), input_size, thumb_size).input for t in thumbs])
+    size = cache.size_for(model.input_shape)  # the encoder takes the model inputs or the thumbnails
+    inputs = np.stack([getattr(decode_picture(edited_copy(t, rng), input_size, thumb_size), size) for t in thumbs])
     copies = model.encode(inputs)
     return np.sqrt(((copies - latents[rows]) ** 2).sum(axis=1)).astype(np.float32)
 
@@ -307,7 +308,8 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
             return index, calibration, SyncSummary("loaded", len(index), 0, time.perf_counter() - started, folder)
         added = index.add(ids[new], latents[new])
         if added:
-            errors = model.reconstruction_errors(_cached_inputs(cache, ids[new], lat_path), latents[new])
+            pixels = _cached_inputs(cache, ids[new], lat_path, model.input_shape)
+            errors = model.reconstruction_errors(pixels, latents[new])
             if errors is not None:
                 calibration = NoveltyCalibration(
                     calibration.percentile, calibration.margin,
@@ -322,7 +324,7 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
              len(ids), reason or "first build")
     index = SimilarityIndex(**params).build(ids, latents)
     input_size, thumb_size = cache.input_size, cache.thumb_size
-    errors = model.reconstruction_errors(_cached_inputs(cache, ids, lat_path), latents)
+    errors = model.reconstruction_errors(_cached_inputs(cache, ids, lat_path, model.input_shape), latents)
     textures = texture_sample(cfg, ids, int(settings["texture_sample"]), settings["texture_size"],
                               int(settings["seed"]))
     copies = near_copy_distances(model, cache, ids, latents, int(settings["near_copy_sample"]), input_size,
@@ -338,9 +340,9 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
     return index, calibration, summary
 
 
-def _cached_inputs(cache: ImageCache, ids: np.ndarray, lat_path: Path) -> np.ndarray:
+def _cached_inputs(cache: ImageCache, ids: np.ndarray, lat_path: Path, shape) -> np.ndarray:
     try:
-        return cache.get_inputs(ids.tolist())
+        return cache.get_pictures(ids.tolist(), shape)
     except KeyError as exc:
         raise SearchIndexError(f"{lat_path} and the ingest cache disagree: {exc.args[0]}; "
                                f"re-run `make encode`") from None

@@ -210,8 +210,9 @@ class SearchService:
         started = time.perf_counter()
         decoded, source = self.decode(source)
         decoded_at = time.perf_counter()
-        latent = self.model.encode(decoded.input[None])
-        errors = self.model.reconstruction_errors(decoded.input[None], latent)
+        pixels = getattr(decoded, self.cache.size_for(self.model.input_shape))[None]  # the model's input size
+        latent = self.model.encode(pixels)
+        errors = self.model.reconstruction_errors(pixels, latent)
         encoded_at = time.perf_counter()
         neighbours = self.index.query(latent, k=k)
         searched_at = time.perf_counter()
