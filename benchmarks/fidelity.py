@@ -2,9 +2,11 @@
 
     make bench-fidelity          # or: python -m benchmarks.fidelity [set ...]
 
-Data sets (``SETS``): the generated demo at 2,000 frames and at 300 (the autoencoder trained on
-those 300: a first run on a small collection), MNIST-10k, a stratified 10k of Fashion-MNIST, and
-Fashion-MNIST at 500 pictures (stratified). On each, in the same run:
+Data sets (``SETS``): the 30 real ISS frames of ``shared/real/iss_frames`` (labelled by eye here,
+``REAL_KINDS``; small, and the posters repeat some frames, so read it as a sanity check), the
+generated demo at 2,000 frames and at 300 (the autoencoder trained on those 300: a first run on a
+small collection), MNIST-10k, a stratified 10k of Fashion-MNIST, and Fashion-MNIST at 500
+pictures (stratified). On each, in the same run:
 
 - ``default``: the default pipeline, label-free: the autoencoder, ``features: auto`` (the
   autoencoder's latents or the pixels, by cluster stability, :mod:`iss.features.auto`), then the
@@ -37,6 +39,7 @@ import numpy as np
 from benchmarks.common import BENCH_DIR, write_report
 
 SETS = {
+    "real_30": {"source": "real", "n": 30},
     "demo_2000": {"source": "demo", "n": 2000},
     "demo_300": {"source": "demo", "n": 300},
     "mnist_10k": {"source": "mnist_10k", "n": None},
@@ -44,6 +47,10 @@ SETS = {
     "fashion_mnist_500": {"source": "fashion_mnist", "n": 500},
 }
 DIGIT_EPOCHS = {"mnist_10k": 100, "fashion_mnist": 30}  # benchmarks/quality.py's recipe
+# The 30 real frames of shared/real/iss_frames, labelled by eye for this benchmark only (frames 1-3
+# and 4 of each poster are the same pictures on all three posters): poster<p>_pos<NN> -> kind.
+REAL_KINDS = {1: "horizon", 2: "horizon_iss", 3: "dusk_horizon", 4: "glare", 5: "horizon", 6: "nadir",
+              7: "nadir", 8: "nadir", 9: "nadir", 10: "horizon"}
 SEED = 0
 
 
@@ -85,10 +92,11 @@ def default_clustering(cfg, features: np.ndarray):
     return make_clustering(clustering_type, **section).fit(features)
 
 
-def run_demo(name: str, n: int, workdir: Path) -> tuple[dict, dict]:
-    """The pipeline's own steps on ``n`` generated frames in ``workdir``; figures and the candidates."""
+def run_collection(name: str, n: int, workdir: Path, real: bool = False) -> tuple[dict, dict]:
+    """The pipeline's own steps in ``workdir`` on ``n`` generated frames, or on the real frames; figures
+    and the candidates."""
     from iss.clustering.registry import run_clustering
-    from iss.config import load_config
+    from iss.config import load_config, real_frames_dir
     from iss.data.cache import ImageCache
     from iss.data.demo import generate_collection
     from iss.data.ingest import populate_db
@@ -101,10 +109,20 @@ def run_demo(name: str, n: int, workdir: Path) -> tuple[dict, dict]:
     from iss.models.training import train_model
     from iss.pipeline import run_metrics
 
-    cfg = load_config(mode="demo", root=workdir, overrides={"database": {"url": "sqlite:///bench.db"}})
+    overrides = {"database": {"url": "sqlite:///bench.db"}}
+    if real:  # the real frames' folder, as a user would point sync at it
+        overrides["sync"] = {"source": str(real_frames_dir()), "collections_subdir": "", "history_file": "",
+                             "labels_file": ""}
+    cfg = load_config(mode="demo", root=workdir, overrides=overrides)
     engine = get_engine(cfg.database_url)
     tick = time.perf_counter()
-    generate_collection(cfg.path("source"), n=n, seed=int(cfg.get("demo.seed")), progress=False)
+    if real:
+        cfg.path("labels").parent.mkdir(parents=True, exist_ok=True)
+        with open(cfg.path("labels"), "w", newline="") as fh:
+            fh.write("pictures_id,kind\n" + "".join(f"{p.stem},{REAL_KINDS[int(p.stem[-2:])]}\n"
+                                                    for p in sorted(real_frames_dir().glob("*.jpg"))))
+    else:
+        generate_collection(cfg.path("source"), n=n, seed=int(cfg.get("demo.seed")), progress=False)
     generated_s = time.perf_counter() - tick
     started = time.perf_counter()
     sync_collections(cfg, progress=False)
@@ -221,9 +239,9 @@ def main(names: list[str] | None = None) -> dict:
         spec = SETS[name]
         print(f"{name} ...", flush=True)
         tick = time.perf_counter()
-        if spec["source"] == "demo":
+        if spec["source"] in ("demo", "real"):
             with tempfile.TemporaryDirectory(prefix=f"iss-fidelity-{name}-") as tmp:
-                figures, candidates = run_demo(name, spec["n"], Path(tmp))
+                figures, candidates = run_collection(name, spec["n"], Path(tmp), real=spec["source"] == "real")
         else:
             figures, candidates = run_digits(name, spec["source"], spec["n"])
         figures["total_s"] = round(time.perf_counter() - tick, 1)

@@ -12,7 +12,7 @@ and exact for new points).
 from __future__ import annotations
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
@@ -109,6 +109,10 @@ class ClassicalClustering(PCAPlotMixin, ClusteringBase):
         Final cluster of each k-means centre.
     linkage_ : ndarray, shape (kmeans_clusters - 1, 4)
         scipy linkage matrix of the centres (for a dendrogram).
+    merge_order_ : list of int
+        The final clusters in the order of the merge tree's leaves: neighbours in it were merged
+        early. With ``n_clusters == kmeans_clusters`` (the original project's way: 50 small
+        clusters), it is the order to show them in, grouped as the dendrogram groups them.
     pca_ : PCA
     reduced_ : ndarray, shape (n_samples, pca_components)
     embedding_ : ndarray, shape (n_samples, 2)
@@ -167,6 +171,8 @@ class ClassicalClustering(PCAPlotMixin, ClusteringBase):
         self.centre_labels_ = apply_map(raw_centre_labels, self.label_map_)
         self.labels_ = self.centre_labels_[self.kmeans_.labels_]
         self.n_clusters_ = int(len(np.unique(self.labels_)))
+        order = self.centre_labels_[leaves_list(self.linkage_)]
+        self.merge_order_ = [int(v) for v in dict.fromkeys(order.tolist())]  # first appearance, left to right
         self._fit_plot()
 
     def _predict_reduced(self, reduced):

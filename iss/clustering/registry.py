@@ -150,6 +150,8 @@ def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = No
                           if getattr(estimator, "k_sweep_", None) else None)
     if metrics["k_sweep"]:
         metrics["k_criterion"] = getattr(estimator, "k_criterion", "silhouette")
+    if getattr(estimator, "merge_order_", None) is not None:  # clusters in the merge tree's leaf order
+        metrics["merge_order"] = list(estimator.merge_order_)
     known = read_known_labels(cfg, ids)
     if known is not None:
         has = np.array([k is not None for k in known], dtype=bool)

@@ -68,7 +68,7 @@ _HISTORY_STREAM = 1_000_003
 _KIND_CUMULATIVE = np.cumsum([KIND_PROBABILITIES[kind] for kind in KINDS])
 
 # Colours, RGB in [0, 1].
-_DEEP_OCEAN = np.array([0.20, 0.26, 0.62], np.float32)
+_DEEP_OCEAN = np.array([0.15, 0.24, 0.62], np.float32)
 _SHALLOW_OCEAN = np.array([0.44, 0.47, 0.76], np.float32)
 _FOREST = np.array([0.30, 0.31, 0.48], np.float32)
 _SCRUB = np.array([0.50, 0.45, 0.66], np.float32)
@@ -79,6 +79,7 @@ _CLOUD = np.array([0.70, 0.68, 0.86], np.float32)
 _HAZE = np.array([0.74, 0.78, 1.00], np.float32)
 _GLOW_WIDE = np.array([0.30, 0.42, 1.00], np.float32)
 _GLOW_LINE = np.array([0.78, 0.86, 1.00], np.float32)
+_DUSK = np.array([1.1, 1.0, 0.95], np.float32)  # grey-brown tint of the Earth at dusk
 _CITY_SODIUM = np.array([1.00, 0.62, 0.24], np.float32)
 _CITY_WHITE = np.array([1.00, 0.88, 0.66], np.float32)
 
@@ -248,10 +249,10 @@ def _day_surface(rng, height, width, style, scale=1.0):
     surface *= (1.0 + 0.45 * land * (relief - 0.5))[..., None]
     # Sun glint, swell and plankton: the open ocean is never flat in the real frames either.
     ripple = _fractal_noise(rng, height, width, cells=30 * scale, octaves=3, persistence=0.6)
-    surface *= (1.0 + 0.25 * (1.0 - land) * (ripple - 0.5))[..., None]
+    surface *= (1.0 + 0.4 * (1.0 - land) * (ripple - 0.5))[..., None]
 
     # Clouds carry the fine detail, so they get the full resolution.
-    cloud_fraction = {"ocean": rng.uniform(0.35, 0.85), "land": rng.uniform(0.2, 0.7),
+    cloud_fraction = {"ocean": rng.uniform(0.3, 0.9), "land": rng.uniform(0.0, 0.7),
                       "desert": rng.uniform(0.05, 0.3)}[style]
     # From broad frontal bands (few cells) to fields of small cumulus (many cells).
     cloud_cells = math.exp(rng.uniform(math.log(2.0), math.log(16.0))) * scale
@@ -269,6 +270,7 @@ def _day_surface(rng, height, width, style, scale=1.0):
     surface *= (1.0 - 0.3 * shadow)[..., None]
     # Thick cloud cores are brighter than their thin edges.
     brightness = 0.85 + 0.3 * _smoothstep(threshold, threshold + 1.5, cloud_noise)
+    brightness *= 1.0 + 0.3 * (ripple - 0.5)  # cloud tops are lumpy too
     return _lerp(surface, _CLOUD * brightness[..., None], cover)
 
 
@@ -360,6 +362,8 @@ def _perspective_surface(rng, limb, style, width, height):
     texels_per_pixel = texels_per_unit * depth**2 * pixel
     ground = _lerp(sample[:, :3], sample[:, 3:], _smoothstep(0.7, 2.0, texels_per_pixel))
     ground = _lerp(ground, texture.mean(axis=(0, 1)), _smoothstep(8.0, 30.0, texels_per_pixel))
+    # Seen obliquely through more air, clouds and sea blend: less contrast than straight down.
+    ground = _lerp(ground, texture.mean(axis=(0, 1)), rng.uniform(0.1, 0.4))
     haze = np.exp(-below / rng.uniform(0.04, 0.12)) * rng.uniform(0.6, 0.9)
     low = np.zeros((low_height * low_width, 3), np.uint8)
     low[earth] = np.clip(_lerp(ground, _HAZE, haze) * 255.0 + 0.5, 0, 255)
@@ -379,10 +383,15 @@ def _render_horizon(rng, width, height):
     below, _ = limb.geometry(width, height)
     earth = _perspective_surface(rng, limb, _surface_style(rng, "horizon"), width, height)
     earth *= rng.uniform(1.1, 1.6)
-    # The terminator is sometimes in view: one side of the Earth darker.
-    if rng.random() < 0.25:
+    # The terminator is sometimes in view: one side of the Earth darker; or it is dusk under the
+    # station, the whole Earth dim and grey-brown.
+    light = rng.random()
+    if light < 0.2:
         side = float(rng.choice([-1.0, 1.0]))
         earth *= (rng.uniform(0.15, 0.5) + 0.5 * _smoothstep(-0.9, 0.6, side * x))[..., None]
+    elif light < 0.35:
+        earth = _lerp(earth, _DUSK * earth.mean(axis=-1, keepdims=True), rng.uniform(0.5, 0.9))
+        earth *= rng.uniform(0.15, 0.4)
     mask = _earth_mask(below)
     space = _atmosphere(below, rng) * (1.0 - mask)[..., None]
     return _lerp(space, earth, mask)
@@ -405,7 +414,7 @@ def _render_nadir(rng, width, height):
     slope = 1.0 + rng.uniform(0.0, 0.25) * (x * math.cos(angle) + y * math.sin(angle))
     image = image * (vignette * slope * rng.uniform(0.85, 1.1))[..., None]
     # Seen through the whole atmosphere and the window, the ground is washed out towards blue-white.
-    return _lerp(image, _HAZE * 0.8, rng.uniform(0.0, 0.45))
+    return _lerp(image, _HAZE * 0.8, rng.uniform(0.0, 0.55))
 
 
 def _render_night(rng, width, height):
@@ -461,17 +470,17 @@ def _add_points(target, points, brightness, width, height):
 def _render_glare(rng, width, height):
     """The sun in the frame: a horizon view washed by a white star with long rays, a violet veil
     over space and rainbow lens-flare ghosts, like the real frames taken near the terminator."""
-    image = _render_horizon(rng, width, height) * rng.uniform(0.3, 0.65)
+    image = _render_horizon(rng, width, height) * rng.uniform(0.55, 0.9)
     x, y = _pixel_grid(width, height)
     half_width = width / height / 2
     # The sun sits high in the frame, mostly off to one side, sometimes right at the top edge.
-    sun = np.array([rng.uniform(0.2, 1.0) * half_width * rng.choice([-1.0, 1.0]), rng.uniform(-0.55, -0.25)],
+    sun = np.array([rng.uniform(0.3, 1.0) * half_width * rng.choice([-1.0, 1.0]), rng.uniform(-0.55, -0.35)],
                    np.float32)
     dx, dy = x - sun[0], y - sun[1]
     distance = np.sqrt(dx**2 + dy**2)
     angle = np.arctan2(dy, dx)
-    core = np.exp(-(distance / rng.uniform(0.03, 0.07)) ** 2) * 6.0
-    halo = 1.0 / (1.0 + (distance / rng.uniform(0.12, 0.25)) ** 2) * rng.uniform(0.5, 1.0)
+    core = np.exp(-(distance / rng.uniform(0.04, 0.08)) ** 2) * 6.0
+    halo = 1.0 / (1.0 + (distance / rng.uniform(0.25, 0.45)) ** 2) * rng.uniform(1.0, 1.6)
     # Diffraction spikes: a few thin, long rays of different lengths.
     n_rays = int(rng.integers(6, 12))
     rays = np.zeros_like(distance)
@@ -482,10 +491,14 @@ def _render_glare(rng, width, height):
     white = np.array([1.0, 0.97, 1.0], np.float32)
     image = image + (core + halo * 0.6 + rays)[..., None] * white
     # Scattered light tints the sky around the sun violet to red.
-    veil_colour = _lerp(np.array([0.45, 0.12, 0.40], np.float32), np.array([0.55, 0.10, 0.15], np.float32),
+    veil_colour = _lerp(np.array([0.40, 0.10, 0.35], np.float32), np.array([0.40, 0.06, 0.10], np.float32),
                         rng.uniform(0.0, 1.0))
-    veil = np.exp(-distance / rng.uniform(0.35, 0.7)) * rng.uniform(0.5, 0.9)
+    veil = np.exp(-distance / rng.uniform(0.5, 1.0)) * rng.uniform(0.4, 0.8)
     image += veil[..., None] * veil_colour
+    # and lifts the black of space to a dark blue-grey across the frame
+    image += rng.uniform(0.02, 0.08) * np.array([0.45, 0.6, 0.8], np.float32)
+    # The camera's gain is up against the dark sky: grainy all over.
+    image += (rng.random((height, width, 1), dtype=np.float32) - 0.5) * rng.uniform(0.04, 0.1)
     # Lens-flare ghosts on the line from the sun through the frame centre, in rainbow tints.
     for _ in range(rng.integers(3, 7)):
         position = sun * (1.0 - rng.uniform(1.2, 2.6))
@@ -498,20 +511,20 @@ def _render_glare(rng, width, height):
     return image
 
 
-# "Live is off" slates: the stream's flat grey-blue stand-by screen, brighter or darker with the
+# "Live is off" slates: the stream's flat blue-grey stand-by screen, brighter or darker with the
 # encoder's levels; one colour family, so the kind stays one kind.
-_SLATE_COLOUR = np.array([0.33, 0.37, 0.55])
+_SLATE_COLOUR = np.array([0.22, 0.25, 0.40])
 
 
 def _render_live_off(rng, width, height):
-    """'Live is off': a flat noisy grey-blue slate, often with a caption bar."""
+    """'Live is off': a flat noisy blue-grey slate, usually with a caption bar."""
     base = _SLATE_COLOUR * rng.uniform(0.75, 1.25) + rng.uniform(-0.03, 0.03, 3)
     image = np.empty((height, width, 3), np.float32)
     image[:] = base.astype(np.float32)
     # Encoder noise and a slight vertical gradient from the broadcast chain.
     _, y = _pixel_grid(width, height)
     image *= (1.0 + rng.uniform(-0.15, 0.15) * y)[..., None]
-    if rng.random() < 0.6:
+    if rng.random() < 0.9:
         _draw_text_bar(image, rng, base)
     # Last, as its number of draws depends on the resolution.
     image += (rng.random((height, width, 1), dtype=np.float32) - 0.5) * rng.uniform(0.01, 0.06)
@@ -570,7 +583,7 @@ def _draw_iss_structure(image, rng):
         "has_node": rng.random() < 0.6,
     }
     # Scale the structure until it covers the wanted share of the frame.
-    target_coverage = rng.uniform(0.18, 0.28)
+    target_coverage = rng.uniform(0.25, 0.35)
     scale = 1.0
     for _ in range(5):
         shapes = _iss_shapes(along / scale, across / scale, params)

@@ -184,3 +184,19 @@ def test_predict_before_fit_is_refused():
 def test_wrong_number_of_features_is_refused(fitted):
     with pytest.raises(ValueError, match="features"):
         fitted["classical"].predict(np.zeros((3, 7), dtype=np.float32))
+
+
+def test_many_small_clusters_grouped_by_the_merge_tree(blobs):
+    """The original project's way: 20 small k-means clusters kept as they are, the merge tree groups them."""
+    from scipy.cluster.hierarchy import fcluster
+
+    X, y, _, _ = blobs
+    model = make_clustering("classical", pca_components=8, kmeans_clusters=20, n_clusters=20, plot="pca").fit(X)
+    assert model.n_clusters_ == 20 and sorted(model.merge_order_) == list(range(20))
+    # cutting the tree into as many groups as blobs gives the blobs back
+    groups = fcluster(model.linkage_, t=N_BLOBS, criterion="maxclust")[model.kmeans_.labels_]
+    assert adjusted_rand_score(y, groups) >= 0.95
+    # neighbours in merge order mostly belong to the same blob
+    blob_of = {c: np.bincount(y[model.labels_ == c]).argmax() for c in range(20)}
+    same = [blob_of[a] == blob_of[b] for a, b in zip(model.merge_order_, model.merge_order_[1:])]
+    assert sum(same) == 20 - N_BLOBS

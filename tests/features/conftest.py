@@ -37,5 +37,5 @@ def collection(cfg) -> Collection:
     ids = np.array([f"20240101-{i:06d}" for i in range(N)])
     ImageCache(cfg.path("cache"), input_size=(48, 27), thumb_size=(96, 54)).append(ids.tolist(), inputs, thumbs)
     fast = {"features": {"auto": {"sample": N, "n_runs": 3, "n_epochs": 100, "n_neighbors": 10}},
-            "clustering": {"n2d": {"umap": {"n_neighbors": 10}, "n_epochs": 100, "n_init": 3, "k_range": [2, 8]}}}
+            "clustering": {"n2d": {"n_clusters": K, "umap": {"n_neighbors": 10}, "n_epochs": 100, "n_init": 3}}}
     return Collection(cfg.with_overrides(fast), ids, kinds)
