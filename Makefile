@@ -10,7 +10,7 @@ MODEL_TYPE ?= simple_conv
 CLUSTERING ?= n2d
 TRAIN_ARGS ?=
 
-.PHONY: help venv system-deps mysql-up demo test bench bench-quality clean \
+.PHONY: help venv system-deps mysql-up demo test bench bench-quality bench-fidelity clean \
         generate_demo sync_collections populate_db sampling training encode features exec_clustering \
         reports facets posters serve serve_reports
 
@@ -91,6 +91,9 @@ bench: $(STAMP) ## Run every benchmark; figures go to reports/bench/<area>.json
 
 bench-quality: $(STAMP) ## Clustering quality on Fashion-MNIST and MNIST versus the N2D paper
 	$(PY) -m benchmarks.quality
+
+bench-fidelity: $(STAMP) ## Default pipeline vs UMAP(pixels) and PCA on real frames, demo, MNIST, Fashion-MNIST (~40 min)
+	$(PY) -m benchmarks.fidelity
 
 clean: ## Remove generated data, models and reports (keeps .venv)
 	rm -rf data/raw data/interim data/processed data/external data/posters data/*.db models/* reports/*

@@ -28,6 +28,7 @@ chose and why; the candidates' features are kept in ``reports/bench/fidelity/<se
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sys
 import tempfile
@@ -40,7 +41,7 @@ from benchmarks.common import BENCH_DIR, write_report
 
 SETS = {
     "real_30": {"source": "real", "n": 30},
-    "demo_2000": {"source": "demo", "n": 2000},
+    "demo_2000": {"source": "demo", "n": 2000, "input_sizes": True},
     "demo_300": {"source": "demo", "n": 300},
     "mnist_10k": {"source": "mnist_10k", "n": None},
     "fashion_mnist_10k": {"source": "fashion_mnist", "n": 10000},
@@ -92,7 +93,8 @@ def default_clustering(cfg, features: np.ndarray):
     return make_clustering(clustering_type, **section).fit(features)
 
 
-def run_collection(name: str, n: int, workdir: Path, real: bool = False) -> tuple[dict, dict]:
+def run_collection(name: str, n: int, workdir: Path, real: bool = False,
+                   input_sizes: bool = False) -> tuple[dict, dict]:
     """The pipeline's own steps in ``workdir`` on ``n`` generated frames, or on the real frames; figures
     and the candidates."""
     from iss.clustering.registry import run_clustering
@@ -153,7 +155,37 @@ def run_collection(name: str, n: int, workdir: Path, real: bool = False) -> tupl
     order = {pid: i for i, pid in enumerate(latent_ids.tolist())}
     candidates = {"y": y, "autoencoder": latents[[order[i] for i in ids]],
                   "pixels": _pixel_candidate(cfg, cache)}
+    if input_sizes:
+        out["autoencoder_input"] = compare_input_sizes(cfg, candidates["autoencoder"], ids, y)
     return out, candidates
+
+
+def compare_input_sizes(cfg, latents_48x27: np.ndarray, ids: np.ndarray, y: np.ndarray) -> dict:
+    """The autoencoder on the 48x27 model input against one on the 96x54 thumbnails (``training.input:
+    thumb``, latent 6x12x16): UMAP + k-means with the true k on each one's latents, same settings."""
+    from iss.clustering.n2d import N2DClustering
+    from iss.db.engine import get_engine
+    from iss.features.autoencoder import read_latents
+    from iss.models.encode import encode_collection
+    from iss.models.training import train_model
+
+    k = len(np.unique(y))
+    thumb_cfg = cfg.with_overrides({"training": {"input": "thumb"},
+                                    "models": {"simple_conv": {"latent_shape": [6, 12, 16]}}})
+    engine = get_engine(cfg.database_url)
+    tick = time.perf_counter()
+    trained = train_model(thumb_cfg, engine, "simple_conv", "thumb", verbose=0)
+    encode_collection(thumb_cfg, engine, "simple_conv", "thumb")
+    engine.dispose()
+    seconds = time.perf_counter() - tick
+    latent_ids, latents = read_latents(cfg, "simple_conv", "thumb")
+    order = {pid: i for i, pid in enumerate(latent_ids.tolist())}
+    out = {}
+    for name, values in (("input48x27", latents_48x27), ("thumb96x54", latents[[order[i] for i in ids]])):
+        labels = N2DClustering(n_clusters=k, random_state=SEED).fit(values).labels_
+        out[name] = {**scored(y, labels, 0.0), "latent_dim": int(values.shape[1])}
+    out["thumb96x54"].update(train_encode_s=round(seconds, 1), val_loss=trained.metrics.get("val_loss"))
+    return out
 
 
 def _pixel_candidate(cfg, cache) -> np.ndarray:
@@ -232,7 +264,9 @@ def main(names: list[str] | None = None) -> dict:
     if unknown:
         raise SystemExit(f"unknown data set(s) {unknown}; expected some of {list(SETS)}")
     started = time.perf_counter()
-    result: dict = {}
+    previous = BENCH_DIR / "fidelity.json"
+    # a run on some sets updates them and keeps the others' figures (each set is one self-contained run)
+    result: dict = {k: v for k, v in json.loads(previous.read_text()).items() if k in SETS} if previous.exists() else {}
     kept = BENCH_DIR / "fidelity"
     kept.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -241,17 +275,19 @@ def main(names: list[str] | None = None) -> dict:
         tick = time.perf_counter()
         if spec["source"] in ("demo", "real"):
             with tempfile.TemporaryDirectory(prefix=f"iss-fidelity-{name}-") as tmp:
-                figures, candidates = run_collection(name, spec["n"], Path(tmp), real=spec["source"] == "real")
+                figures, candidates = run_collection(name, spec["n"], Path(tmp), real=spec["source"] == "real",
+                                                     input_sizes=spec.get("input_sizes", False))
         else:
             figures, candidates = run_digits(name, spec["source"], spec["n"])
         figures["total_s"] = round(time.perf_counter() - tick, 1)
+        figures["measured_at"] = time.strftime("%Y-%m-%d %H:%M")
         np.savez(kept / f"{name}.npz", **candidates)
         result[name] = figures
         print(f"  {name}: " + "  ".join(f"{m} ARI {figures[m]['ari']:.3f} k={figures[m]['k']}"
                                         for m in ("default", "umap_pixels", "pca"))
               + f"  (auto: {figures['auto']['chosen']})", flush=True)
     result["total_s"] = round(time.perf_counter() - started, 1)
-    print_table(result, names)
+    print_table(result, [name for name in SETS if name in result])
     write_report("fidelity", result)
     return result
 

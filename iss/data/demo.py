@@ -376,8 +376,9 @@ def _perspective_surface(rng, limb, style, width, height):
 # --------------------------------------------------------------------------- #
 
 
-def _render_horizon(rng, width, height):
-    """Black space over a curved, glowing limb and a foreshortened cloudy Earth."""
+def _render_horizon(rng, width, height, sunlit=False):
+    """Black space over a curved, glowing limb and a foreshortened cloudy Earth (``sunlit``: never at
+    the terminator or at dusk)."""
     x, _ = _pixel_grid(width, height)
     limb = _Limb.draw(rng)
     below, _ = limb.geometry(width, height)
@@ -385,13 +386,13 @@ def _render_horizon(rng, width, height):
     earth *= rng.uniform(1.1, 1.6)
     # The terminator is sometimes in view: one side of the Earth darker; or it is dusk under the
     # station, the whole Earth dim and grey-brown.
-    light = rng.random()
+    light = 1.0 if sunlit else rng.random()
     if light < 0.2:
         side = float(rng.choice([-1.0, 1.0]))
-        earth *= (rng.uniform(0.15, 0.5) + 0.5 * _smoothstep(-0.9, 0.6, side * x))[..., None]
-    elif light < 0.35:
+        earth *= (rng.uniform(0.3, 0.6) + 0.5 * _smoothstep(-0.9, 0.6, side * x))[..., None]
+    elif light < 0.3:
         earth = _lerp(earth, _DUSK * earth.mean(axis=-1, keepdims=True), rng.uniform(0.5, 0.9))
-        earth *= rng.uniform(0.15, 0.4)
+        earth *= rng.uniform(0.35, 0.6)
     mask = _earth_mask(below)
     space = _atmosphere(below, rng) * (1.0 - mask)[..., None]
     return _lerp(space, earth, mask)
@@ -470,7 +471,7 @@ def _add_points(target, points, brightness, width, height):
 def _render_glare(rng, width, height):
     """The sun in the frame: a horizon view washed by a white star with long rays, a violet veil
     over space and rainbow lens-flare ghosts, like the real frames taken near the terminator."""
-    image = _render_horizon(rng, width, height) * rng.uniform(0.55, 0.9)
+    image = _render_horizon(rng, width, height, sunlit=True) * rng.uniform(0.55, 0.9)
     x, y = _pixel_grid(width, height)
     half_width = width / height / 2
     # The sun sits high in the frame, mostly off to one side, sometimes right at the top edge.
@@ -498,7 +499,7 @@ def _render_glare(rng, width, height):
     # and lifts the black of space to a dark blue-grey across the frame
     image += rng.uniform(0.02, 0.08) * np.array([0.45, 0.6, 0.8], np.float32)
     # The camera's gain is up against the dark sky: grainy all over.
-    image += (rng.random((height, width, 1), dtype=np.float32) - 0.5) * rng.uniform(0.04, 0.1)
+    image += (rng.random((height, width, 1), dtype=np.float32) - 0.5) * rng.uniform(0.02, 0.05)
     # Lens-flare ghosts on the line from the sun through the frame centre, in rainbow tints.
     for _ in range(rng.integers(3, 7)):
         position = sun * (1.0 - rng.uniform(1.2, 2.6))

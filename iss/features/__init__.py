@@ -90,7 +90,7 @@ def build_features(cfg: Config, kind: str | None = None, model_type: str | None 
         With ``path`` set to the file clustering will read.
     """
     kind = check_kind(kind or str(cfg.get("features.kind", "autoencoder")))
-    features = _builder(kind)(cfg, model_type, model_name) if kind != "pixels" else _builder(kind)(cfg)
+    features = _builder(kind)(cfg, model_type, model_name)
     if kind == "autoencoder":  # the encode step's latents are the artefact
         return features
     write_features(cfg, AUTO_NAME if kind == "auto" else features.model_name, features)

@@ -91,8 +91,10 @@ def _as_float(images: np.ndarray) -> np.ndarray:
     return images.reshape(len(images), -1).astype(np.float32) * np.float32(1 / 255)
 
 
-def pixel_feature_set(cfg, settings: dict | None = None):
+def pixel_feature_set(cfg, model_type: str | None = None, model_name: str | None = None):
     """Pixel features of every picture of the ingest cache (``features.pixels`` settings).
+
+    ``model_type`` / ``model_name`` are ignored (the feature kinds' builders share one signature).
 
     Returns
     -------
@@ -101,7 +103,7 @@ def pixel_feature_set(cfg, settings: dict | None = None):
     """
     from iss.features.store import FeatureSet
 
-    settings = pixel_settings(cfg, settings)
+    settings = pixel_settings(cfg)
     cache = ImageCache(cfg.path("cache"))
     values, record = pixel_features(cached_pixels(cache, settings["size"]), settings["pca_components"],
                                     bool(settings["standardise"]), int(settings["pca_sample"]),
