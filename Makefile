@@ -10,8 +10,8 @@ MODEL_TYPE ?= simple_conv
 CLUSTERING ?= n2d
 TRAIN_ARGS ?=
 
-.PHONY: help venv system-deps mysql-up demo test bench bench-quality bench-peers bench-e2e clean \
-        generate_demo sync_collections populate_db sampling training encode exec_clustering \
+.PHONY: help venv system-deps mysql-up demo test bench bench-quality bench-fidelity bench-peers bench-e2e clean \
+        generate_demo sync_collections populate_db sampling training encode features exec_clustering \
         reports facets posters serve serve_reports
 
 help: ## List the targets
@@ -61,8 +61,11 @@ training: $(STAMP) ## Train an autoencoder (MODEL_TYPE=simple_conv, TRAIN_ARGS='
 encode: $(STAMP) ## Encode every picture to latents with the trained encoder
 	$(PY) -m iss.exec.encode --model-type $(MODEL_TYPE)
 
-exec_clustering: $(STAMP) ## Cluster the latents (CLUSTERING=n2d), store the run, render its reports
-	$(PY) -m iss.exec.exec_clustering --clustering-type $(CLUSTERING)
+features: $(STAMP) ## Feature vectors to cluster: autoencoder latents, pixels or auto (FEATURES=kind, default features.kind)
+	$(PY) -m iss.exec.features $(if $(FEATURES),--kind $(FEATURES),)
+
+exec_clustering: $(STAMP) ## Cluster the features (CLUSTERING=n2d), store the run, render its reports
+	$(PY) -m iss.exec.exec_clustering --clustering-type $(CLUSTERING) $(if $(FEATURES),--features $(FEATURES),)
 
 reports: $(STAMP) ## Re-render a clustering run's reports (RUN_ID=N, default: the latest)
 	$(PY) -m iss.exec.reports $(if $(RUN_ID),--run-id $(RUN_ID),)
@@ -88,6 +91,9 @@ bench: $(STAMP) ## Run every benchmark; figures go to reports/bench/<area>.json
 
 bench-quality: $(STAMP) ## Clustering quality on Fashion-MNIST and MNIST versus the N2D paper
 	$(PY) -m benchmarks.quality
+
+bench-fidelity: $(STAMP) ## Default pipeline vs UMAP(pixels) and PCA on real frames, demo, MNIST, Fashion-MNIST (~40 min)
+	$(PY) -m benchmarks.fidelity
 
 # The peers in environments of their own (clustimage; fastdup, whose pins clash with clustimage's):
 # nothing of theirs goes into .venv.

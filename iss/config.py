@@ -154,10 +154,26 @@ def _validated(data: dict, source: Path, warn: bool = False) -> dict:
     return checked
 
 
+def shared_dir(*parts: str) -> Path:
+    """``shared/<parts>`` in the nearest folder above the repository that has it (the repository may be
+    a worktree nested deeper than its ``shared`` neighbour); ``<repository>/../shared/<parts>`` if none."""
+    for parent in PROJ_ROOT.parents:
+        candidate = parent.joinpath("shared", *parts)
+        if candidate.exists():
+            return candidate
+    return PROJ_ROOT.parent.joinpath("shared", *parts)
+
+
 def datasets_dir() -> Path:
     """The reference data sets (Fashion-MNIST, MNIST ``.npz``): ``$ISS_DATASETS``, else ``shared/datasets``
-    beside the repository."""
-    return Path(os.environ.get("ISS_DATASETS") or PROJ_ROOT.parent / "shared" / "datasets")
+    beside the repository (:func:`shared_dir`)."""
+    return Path(os.environ.get("ISS_DATASETS") or shared_dir("datasets"))
+
+
+def real_frames_dir() -> Path:
+    """The real ISS HDEV frames kept outside the repository: ``$ISS_REAL_FRAMES``, else
+    ``shared/real/iss_frames`` (:func:`shared_dir`)."""
+    return Path(os.environ.get("ISS_REAL_FRAMES") or shared_dir("real", "iss_frames"))
 
 
 def load_config(mode: str | None = None, path: str | Path | None = None, root: str | Path | None = None,

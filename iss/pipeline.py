@@ -28,6 +28,7 @@ class PipelineResult:
     facets: list[Path] = field(default_factory=list)
     posters: list[Path] = field(default_factory=list)
     model_dir: Path | None = None
+    features: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     sync: object = None  # SyncSummary: what was copied, and every entry not copied with its reason
@@ -83,6 +84,7 @@ def run_pipeline(cfg: Config, generate: bool = True, progress: bool = True) -> P
     from iss.data.ingest import populate_db
     from iss.data.sampling import sample_splits
     from iss.data.sync import sync_collections
+    from iss.features import build_features
     from iss.models.encode import encode_collection
     from iss.models.training import train_model
     from iss.posters.render import generate_posters
@@ -102,6 +104,7 @@ def run_pipeline(cfg: Config, generate: bool = True, progress: bool = True) -> P
     trained = _timed(result, "training", lambda: train_model(cfg, engine, model_type, model_name))
     result.model_dir = getattr(trained, "model_dir", None)
     _timed(result, "encode", lambda: encode_collection(cfg, engine, model_type, model_name))
+    result.features = _timed(result, "features", lambda: build_features(cfg, None, model_type, model_name)).record
     result.run_id = _timed(result, "exec_clustering",
                            lambda: run_clustering(cfg, engine, clustering_type, model_type, model_name))
     result.report_index = _timed(result, "reports", lambda: render_run_reports(cfg, engine, result.run_id))
@@ -137,8 +140,12 @@ def summary(result: PipelineResult) -> str:
     if result.ingest is not None:
         not_read = sum(result.ingest.rejected.values()) + len(result.ingest.skipped_files) + result.ingest.known_rejected
         lines.append(f"  not ingested   {not_read} files, each with its reason: {result.ingest.skipped_csv}")
-    for key in ("ari", "nmi", "acc", "silhouette"):
+    auto = result.features.get("auto")
+    if auto:
+        lines.append(f"  features       {auto['chosen']}: {auto['reason']}")
+    for key in ("n_clusters", "ari", "nmi", "acc", "silhouette"):
         if key in result.metrics:
-            lines.append(f"  {key:<14} {result.metrics[key]:.3f}")
+            lines.append(f"  {key:<14} {result.metrics[key]:.3f}" if key != "n_clusters"
+                         else f"  {key:<14} {result.metrics[key]}")
     lines.append("  step seconds   " + ", ".join(f"{k} {v:.0f}" for k, v in result.seconds.items()))
     return "\n".join(lines)

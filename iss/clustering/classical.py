@@ -12,7 +12,7 @@ and exact for new points).
 from __future__ import annotations
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.cluster.hierarchy import fcluster, leaves_list, linkage
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
@@ -28,7 +28,7 @@ from iss.clustering.base import (
     check_n_clusters,
     size_order_map,
 )
-from iss.clustering.metrics import best_k, silhouette_sweep
+from iss.clustering.metrics import choose_k
 
 LINKAGES = ("ward", "average", "complete", "single", "centroid", "median", "weighted")
 
@@ -85,8 +85,11 @@ class ClassicalClustering(PCAPlotMixin, ClusteringBase):
         Number of k-means centres (many small groups), at least ``n_clusters``.
     n_clusters : int or "auto", default=6
         Final clusters, cut from the centres' dendrogram; "auto" picks the cut of ``k_range``
-        with the best silhouette (curve in ``k_sweep_``).
+        by ``k_criterion`` (curve in ``k_sweep_``). ``n_clusters == kmeans_clusters`` keeps every
+        small group as a cluster, shown grouped by the merge tree (the dendrogram).
     k_range : (int, int), default=(2, 12)
+    k_criterion : {"modularity", "silhouette"}, default="modularity"
+        As for :class:`~iss.clustering.n2d.N2DClustering`.
     linkage : str, default="ward"
         scipy linkage method for the centres.
     plot : {"tsne", "pca"}, default="tsne"
@@ -106,6 +109,10 @@ class ClassicalClustering(PCAPlotMixin, ClusteringBase):
         Final cluster of each k-means centre.
     linkage_ : ndarray, shape (kmeans_clusters - 1, 4)
         scipy linkage matrix of the centres (for a dendrogram).
+    merge_order_ : list of int
+        The final clusters in the order of the merge tree's leaves: neighbours in it were merged
+        early. With ``n_clusters == kmeans_clusters`` (the original project's way: 50 small
+        clusters), it is the order to show them in, grouped as the dendrogram groups them.
     pca_ : PCA
     reduced_ : ndarray, shape (n_samples, pca_components)
     embedding_ : ndarray, shape (n_samples, 2)
@@ -115,12 +122,13 @@ class ClassicalClustering(PCAPlotMixin, ClusteringBase):
 
     clustering_type = "classical"
 
-    def __init__(self, pca_components=20, kmeans_clusters=50, n_clusters=6, k_range=(2, 12), linkage="ward",
-                 plot="tsne", perplexity=30.0, n_init=3, random_state=0):
+    def __init__(self, pca_components=20, kmeans_clusters=50, n_clusters=6, k_range=(2, 12), k_criterion="modularity",
+                 linkage="ward", plot="tsne", perplexity=30.0, n_init=3, random_state=0):
         self.pca_components = pca_components
         self.kmeans_clusters = kmeans_clusters
         self.n_clusters = n_clusters
         self.k_range = k_range
+        self.k_criterion = k_criterion
         self.linkage = linkage
         self.plot = plot
         self.perplexity = perplexity
@@ -134,6 +142,7 @@ class ClassicalClustering(PCAPlotMixin, ClusteringBase):
         check_enough_samples(f"kmeans_clusters={self.kmeans_clusters}", len(X), self.kmeans_clusters,
                              "one sample per k-means centre")
         check_choice("linkage", self.linkage, LINKAGES)
+        check_choice("k_criterion", self.k_criterion, ("modularity", "silhouette"))
         check_int("n_init", self.n_init, 1)
         self._check_pca_params(X)
 
@@ -150,9 +159,8 @@ class ClassicalClustering(PCAPlotMixin, ClusteringBase):
         self.k_sweep_ = None
         k = self.n_clusters
         if k == "auto":
-            self.k_sweep_ = silhouette_sweep(features, range(self.k_range[0], self.k_range[1] + 1), cut,
-                                             random_state=self.random_state)
-            k = best_k(self.k_sweep_)
+            k, self.k_sweep_ = choose_k(features, range(self.k_range[0], self.k_range[1] + 1), cut,
+                                        self.k_criterion, graph_features=X, random_state=self.random_state)
         raw_centre_labels = fcluster(self.linkage_, t=k, criterion="maxclust")
         raw = raw_centre_labels[self.kmeans_.labels_]
         self.label_map_ = size_order_map(raw)
@@ -163,6 +171,8 @@ class ClassicalClustering(PCAPlotMixin, ClusteringBase):
         self.centre_labels_ = apply_map(raw_centre_labels, self.label_map_)
         self.labels_ = self.centre_labels_[self.kmeans_.labels_]
         self.n_clusters_ = int(len(np.unique(self.labels_)))
+        order = self.centre_labels_[leaves_list(self.linkage_)]
+        self.merge_order_ = [int(v) for v in dict.fromkeys(order.tolist())]  # first appearance, left to right
         self._fit_plot()
 
     def _predict_reduced(self, reduced):

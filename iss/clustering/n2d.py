@@ -31,7 +31,7 @@ from iss.clustering.base import (
     check_n_clusters,
     size_order_map,
 )
-from iss.clustering.metrics import best_k, silhouette_sweep
+from iss.clustering.metrics import choose_k
 from iss.clustering.scan import SCANClusterer
 from iss.clustering.umap_reducer import ExactKNNIndex, UMAPReducer, import_umap
 
@@ -77,8 +77,12 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
     Parameters
     ----------
     n_clusters : int or "auto", default=6
-        "auto" picks the k of ``k_range`` with the best silhouette (curve in ``k_sweep_``).
+        "auto" picks the k of ``k_range`` by ``k_criterion`` (curve in ``k_sweep_``).
     k_range : (int, int), default=(2, 12)
+    k_criterion : {"modularity", "silhouette"}, default="modularity"
+        How "auto" scores a k: modularity of the clusters on the features' k-NN graph (smallest k
+        within 1 % of the best), or the mean silhouette in the UMAP space
+        (:func:`iss.clustering.metrics.choose_k`).
     method : {"kmeans", "gmm", "scan"}, default="kmeans"
     n_neighbors : int, default=20
     min_dist : float, default=0.0
@@ -110,16 +114,17 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
     reducer_ : UMAPReducer
     clusterer_ : KMeans, GaussianMixture or SCANClusterer
     k_sweep_ : dict or None
-        ``{k: silhouette}`` when ``n_clusters="auto"``.
+        ``{k: score}`` when ``n_clusters="auto"``.
     """
 
     clustering_type = "n2d"
 
-    def __init__(self, n_clusters=6, k_range=(2, 12), method="kmeans", n_neighbors=20, min_dist=0.0,
+    def __init__(self, n_clusters=6, k_range=(2, 12), k_criterion="modularity", method="kmeans", n_neighbors=20, min_dist=0.0,
                  n_components=2, metric="euclidean", n_epochs=None, knn="auto", plot="umap", n_init=10,
                  covariance_type="full", scan_neighbors=50, entropy_weight=5.0, random_state=0):
         self.n_clusters = n_clusters
         self.k_range = k_range
+        self.k_criterion = k_criterion
         self.method = method
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
@@ -136,6 +141,7 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
 
     def _check_params(self, X):
         n_clusters, (low, high) = check_n_clusters(self.n_clusters, self.k_range)
+        check_choice("k_criterion", self.k_criterion, ("modularity", "silhouette"))
         check_choice("method", self.method, ("kmeans", "gmm", "scan"))
         check_int("n_init", self.n_init, 1)
         check_choice("covariance_type", self.covariance_type, ("full", "tied", "diag", "spherical"))
@@ -173,11 +179,10 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
         self.k_sweep_ = None
         k = self.n_clusters
         if k == "auto":
-            self.k_sweep_ = silhouette_sweep(
+            k, self.k_sweep_ = choose_k(
                 features, range(self.k_range[0], self.k_range[1] + 1),
                 lambda kk: self.fit_clusterer(kk, features, neighbours).predict(features),
-                random_state=self.random_state)
-            k = best_k(self.k_sweep_)
+                self.k_criterion, graph_features=X, random_state=self.random_state)
         self.clusterer_ = self.fit_clusterer(k, features, neighbours)
         raw = self.clusterer_.predict(features)
         self.label_map_ = size_order_map(raw)

@@ -1,13 +1,17 @@
-"""Clustering runs: fit a clustering on a model's latents, save it, record it in the database.
+"""Clustering runs: fit a clustering on the collection's features, save it, record it in the database.
 
 Reads
-    ``cfg.path("latents")/<model_type>/<model_name>/latents.npz`` (``ids``, ``latents``),
-    the ``clustering.<type>`` config section and ``clustering.fit_sample``, and — for
-    evaluation only — ``cfg.path("labels")`` (``pictures_id,kind``) when it exists.
+    the features of ``features.kind`` (:func:`iss.features.load_features`: the autoencoder's
+    ``latents.npz``, or what ``make features`` wrote for ``pixels`` / ``auto``), the
+    ``clustering.<type>`` config section and ``clustering.fit_sample``, and — for evaluation
+    only — ``cfg.path("labels")`` (``pictures_id,kind``) when it exists.
 Writes
     ``cfg.path("models")/clustering/<type>_<model_name>_<version>/`` (the fitted estimator),
-    one ``clustering_runs`` row (type, version, model type and name, params, metrics, time)
-    and one ``pictures_embedding`` row per picture (x, y, label, silhouette).
+    one ``clustering_runs`` row (type, version, the features' identity as model type and name,
+    params with the feature kind and, for ``auto``, what it chose and why, metrics, time) and one
+    ``pictures_embedding`` row per picture (x, y, label, silhouette). The features' identity is
+    the autoencoder's type and name, or ``pixels`` / ``pixels-<size><w>x<h>``, so runs on
+    different features never share a row or a folder.
 
 Re-running a version replaces its rows in one transaction: the ``clustering_runs`` row keeps
 its ``run_id`` and is updated, its ``pictures_embedding`` rows are deleted and rewritten.
@@ -19,7 +23,7 @@ evaluation only: one that cannot be read (a spreadsheet's byte-order mark and CR
 skips the scores with a warning, never the run.
 
 This module must stay free of TensorFlow (the clustering step's cold start depends on it):
-the latents file is read here directly rather than through ``iss.models.encode``.
+the latents file is read directly rather than through ``iss.models.encode``.
 """
 
 from __future__ import annotations
@@ -43,54 +47,10 @@ from iss.clustering.metrics import clustering_metrics, external_metrics, silhoue
 from iss.config import Config
 from iss.db import schema
 from iss.db.queries import replace_rows
+from iss.features import load_features
+from iss.features.autoencoder import LATENTS_FILE, latents_path, read_latents  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
-
-LATENTS_FILE = "latents.npz"
-
-
-def latents_path(cfg: Config, model_type: str, model_name: str) -> Path:
-    """Where the encode step writes a model's latents."""
-    return cfg.path("latents") / model_type / model_name / LATENTS_FILE
-
-
-def read_latents(cfg: Config, model_type: str, model_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A model's latents, checked: ``(ids: str array (n,), latents: float32 (n, d))``.
-
-    Same file and result as ``iss.models.encode.load_latents``, without importing TensorFlow.
-
-    Raises
-    ------
-    FileNotFoundError
-        No latents for that model (says which step writes them).
-    ValueError
-        The file is malformed (names the problem).
-    """
-    path = latents_path(cfg, model_type, model_name)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no latents for model {model_type}/{model_name}; encode the pictures first with "
-            f"`make encode MODEL_TYPE={model_type}` (python -m iss.exec.encode --model-type {model_type})")
-    with np.load(path, allow_pickle=False) as data:
-        missing = {"ids", "latents"} - set(data.files)
-        if missing:
-            raise ValueError(f"{path}: missing array(s) {', '.join(sorted(missing))}; expected 'ids' and 'latents' "
-                             f"(re-run the encode step)")
-        ids, latents = data["ids"].astype(str), data["latents"]
-    if ids.ndim != 1 or len(latents) != len(ids):
-        raise ValueError(f"{path}: 'ids' has shape {ids.shape} but 'latents' has {latents.shape}; expected (n,) and "
-                         f"(n, d) (re-run the encode step)")
-    if len(ids) == 0:
-        raise ValueError(f"{path}: no pictures encoded; run populate_db and encode first")
-    if len(np.unique(ids)) != len(ids):
-        raise ValueError(f"{path}: duplicate picture ids (re-run the encode step)")
-    latents = np.ascontiguousarray(latents.reshape(len(latents), -1), dtype=np.float32)
-    bad = ~np.isfinite(latents).all(axis=1)
-    if bad.any():
-        raise ValueError(f"{path}: {int(bad.sum())} pictures have NaN or infinite latents (e.g. {ids[bad][0]}); "
-                         f"the model may have diverged, retrain it")
-    return ids, latents
-
 
 def read_known_labels(cfg: Config, ids: np.ndarray) -> np.ndarray | None:
     """Known kinds of ``ids`` from ``cfg.path("labels")`` (evaluation only), None when no file.
@@ -147,8 +107,8 @@ def run_dir(cfg: Config, clustering_type: str, model_name: str, version: int) ->
 
 def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = None, model_type: str | None = None,
                    model_name: str | None = None, version: int | None = None, params: dict | None = None,
-                   fit_sample: int | None = None) -> int:
-    """Fit a clustering on a model's latents, save it and record the run (see the module docstring).
+                   fit_sample: int | None = None, features: str | None = None) -> int:
+    """Fit a clustering on the collection's features, save it and record the run (see the module docstring).
 
     Parameters
     ----------
@@ -157,7 +117,8 @@ def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = No
     clustering_type : str, optional
         classical | advanced | n2d | hdbscan; default ``clustering.default``.
     model_type, model_name : str, optional
-        Default ``training.model_type`` / ``training.model_name``.
+        The autoencoder whose latents ``features="autoencoder"`` reads (and ``auto`` compared);
+        default ``training.model_type`` / ``training.model_name``.
     version : int, optional
         Default ``clustering.<type>.version``.
     params : dict, optional
@@ -165,6 +126,8 @@ def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = No
     fit_sample : int, optional
         Fit on this many randomly chosen pictures, then predict the others with the saved
         model (0 = fit on all). Default ``clustering.fit_sample``.
+    features : {"autoencoder", "pixels", "auto"}, optional
+        Default ``features.kind`` (``autoencoder`` when the config has no ``features`` section).
 
     Returns
     -------
@@ -174,8 +137,8 @@ def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = No
     started = time.perf_counter()
     clustering_type = clustering_type or cfg.get("clustering.default")
     clustering_class(clustering_type)  # an unknown type: ValueError listing the valid ones
-    model_type = model_type or cfg.get("training.model_type")
-    model_name = model_name or cfg.get("training.model_name")
+    feature_set = load_features(cfg, features, model_type, model_name)
+    model_type, model_name = feature_set.model_type, feature_set.model_name
     section = cfg.section(f"clustering.{clustering_type}")
     version = int(version if version is not None else section.get("version", 1))
     estimator = make_clustering(clustering_type, **estimator_params(clustering_type, {**section, **(params or {})}))
@@ -183,22 +146,26 @@ def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = No
     if fit_sample < 0:
         raise ValueError(f"fit_sample={fit_sample}: expected 0 (fit on every picture) or a positive sample size")
 
-    ids, latents = read_latents(cfg, model_type, model_name)
+    ids, latents = feature_set.ids, feature_set.values
     n = len(ids)
     out_dir = run_dir(cfg, clustering_type, model_name, version)
     staging = out_dir.with_name(f".{out_dir.name}.staging")  # moved to out_dir once the run is recorded
-    log.info("clustering %d latents (%d-d) of %s/%s with %s v%d%s", n, latents.shape[1], model_type, model_name,
-             clustering_type, version, f", fitted on a sample of {fit_sample}" if 0 < fit_sample < n else "")
+    log.info("clustering %d %s features (%d-d, %s) with %s v%d%s", n, feature_set.kind, latents.shape[1],
+             feature_set.record.get("source") or f"{model_type}/{model_name}", clustering_type, version,
+             f", fitted on a sample of {fit_sample}" if 0 < fit_sample < n else "")
+    features_record = {"kind": str(features or cfg.get("features.kind", "autoencoder")),
+                       "used": feature_set.kind, "path": str(feature_set.path), "dim": feature_set.dim,
+                       **{k: v for k, v in feature_set.record.items() if k in ("source", "auto")}}
     try:
         run_id = _fit_and_record(cfg, engine, estimator, clustering_type, version, model_type, model_name,
-                                 fit_sample, ids, latents, staging, out_dir, started)
+                                 fit_sample, ids, latents, features_record, staging, out_dir, started)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # a failed run leaves no model folder behind
     return run_id
 
 
 def _fit_and_record(cfg, engine, estimator, clustering_type, version, model_type, model_name, fit_sample, ids,
-                    latents, staging, out_dir, started) -> int:
+                    latents, features_record, staging, out_dir, started) -> int:
     n = len(ids)
     timings: dict[str, float] = {}
     tick = time.perf_counter()
@@ -241,6 +208,10 @@ def _fit_and_record(cfg, engine, estimator, clustering_type, version, model_type
                           if getattr(estimator, "k_sweep_", None) else None)
     metrics["n_distinct_fitted"] = int(estimator.n_distinct_)
     metrics["warnings"] = list(estimator.fit_warnings_)
+    if metrics["k_sweep"]:
+        metrics["k_criterion"] = getattr(estimator, "k_criterion", "silhouette")
+    if getattr(estimator, "merge_order_", None) is not None:  # clusters in the merge tree's leaf order
+        metrics["merge_order"] = list(estimator.merge_order_)
     known = _evaluation_labels(cfg, ids)
     if known is not None:
         has = np.array([k is not None for k in known], dtype=bool)
@@ -255,7 +226,8 @@ def _fit_and_record(cfg, engine, estimator, clustering_type, version, model_type
         "n_fitted": int(len(fitted)),
         "n_pictures": int(n),
         "latent_dim": int(latents.shape[1]),
-        "latents": str(latents_path(cfg, model_type, model_name)),
+        "latents": features_record["path"],
+        "features": features_record,
     }
     run_id = _record_run(engine, clustering_type, version, model_type, model_name, run_params, metrics, timings,
                          started, out_dir, ids, coords, labels, silhouettes)

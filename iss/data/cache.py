@@ -107,6 +107,31 @@ class ImageCache:
         """All thumbnail rows, uint8 memmap of shape (n, th, tw, 3)."""
         return self._memmap("thumbs.u8", self.thumb_shape)
 
+    def size_for(self, shape: Sequence[int]) -> str:
+        """``"input"`` or ``"thumb"``: which cached pictures have ``shape`` ``(h, w, 3)`` (a model's input).
+
+        Raises
+        ------
+        CacheError
+            Neither does (names both and the fix).
+        """
+        shape = tuple(int(s) for s in shape)
+        if shape == self.input_shape:
+            return "input"
+        if shape == self.thumb_shape:
+            return "thumb"
+        raise CacheError(f"{self.root}: a model taking pictures of {shape} cannot be fed from this cache, which holds "
+                         f"{self.input_shape} inputs and {self.thumb_shape} thumbnails; train the model again "
+                         f"(training.input: input | thumb) or re-ingest at that size")
+
+    def pictures(self, shape: Sequence[int]) -> np.ndarray:
+        """All rows of shape ``(h, w, 3)`` = ``shape``: the inputs or the thumbnails (memmap), see :meth:`size_for`."""
+        return self.inputs if self.size_for(shape) == "input" else self.thumbs
+
+    def get_pictures(self, ids: Sequence[str], shape: Sequence[int]) -> np.ndarray:
+        """Rows of shape ``shape`` for ``ids``, uint8 array (len(ids), h, w, 3)."""
+        return self.get_inputs(ids) if self.size_for(shape) == "input" else self.get_thumbs(ids)
+
     def get_inputs(self, ids: Sequence[str]) -> np.ndarray:
         """Model-input rows for ``ids``, uint8 array of shape (len(ids), h, w, 3)."""
         return np.asarray(self.inputs[self.index_of(ids)])

@@ -60,7 +60,7 @@ NODAL_REGRESSION_DEG_PER_MINUTE = -5.0 / 1440.0
 # Frames are drawn at a fraction of the output size and upscaled: the real
 # stream is soft anyway, and this keeps a frame at a few tens of milliseconds.
 # Glare is all smooth gradients, so it can be drawn coarser still.
-_RENDER_SCALE = {"glare": 4}
+_RENDER_SCALE: dict[str, int] = {}
 _DEFAULT_RENDER_SCALE = 2
 _MIN_SIZE = (32, 18)
 
@@ -70,17 +70,18 @@ _HISTORY_STREAM = 1_000_003
 _KIND_CUMULATIVE = np.cumsum([KIND_PROBABILITIES[kind] for kind in KINDS])
 
 # Colours, RGB in [0, 1].
-_DEEP_OCEAN = np.array([0.03, 0.12, 0.29], np.float32)
-_SHALLOW_OCEAN = np.array([0.08, 0.28, 0.48], np.float32)
-_FOREST = np.array([0.13, 0.19, 0.09], np.float32)
-_SCRUB = np.array([0.34, 0.29, 0.18], np.float32)
-_OCHRE = np.array([0.62, 0.48, 0.32], np.float32)
-_SAND = np.array([0.78, 0.70, 0.58], np.float32)
-_RED_ROCK = np.array([0.52, 0.34, 0.22], np.float32)
-_CLOUD = np.array([0.93, 0.94, 0.96], np.float32)
-_HAZE = np.array([0.58, 0.72, 0.92], np.float32)
-_GLOW_WIDE = np.array([0.16, 0.38, 0.95], np.float32)
-_GLOW_LINE = np.array([0.62, 0.80, 1.00], np.float32)
+_DEEP_OCEAN = np.array([0.15, 0.24, 0.62], np.float32)
+_SHALLOW_OCEAN = np.array([0.44, 0.47, 0.76], np.float32)
+_FOREST = np.array([0.30, 0.31, 0.48], np.float32)
+_SCRUB = np.array([0.50, 0.45, 0.66], np.float32)
+_OCHRE = np.array([0.66, 0.56, 0.76], np.float32)
+_SAND = np.array([0.80, 0.70, 0.86], np.float32)
+_RED_ROCK = np.array([0.60, 0.46, 0.66], np.float32)
+_CLOUD = np.array([0.70, 0.68, 0.86], np.float32)
+_HAZE = np.array([0.74, 0.78, 1.00], np.float32)
+_GLOW_WIDE = np.array([0.30, 0.42, 1.00], np.float32)
+_GLOW_LINE = np.array([0.78, 0.86, 1.00], np.float32)
+_DUSK = np.array([1.1, 1.0, 0.95], np.float32)  # grey-brown tint of the Earth at dusk
 _CITY_SODIUM = np.array([1.00, 0.62, 0.24], np.float32)
 _CITY_WHITE = np.array([1.00, 0.88, 0.66], np.float32)
 
@@ -248,12 +249,15 @@ def _day_surface(rng, height, width, style, scale=1.0):
     # Fields, ridges and valleys: fine brightness texture on land only.
     relief = _fractal_noise(rng, height, width, cells=12 * scale, octaves=4, persistence=0.7)
     surface *= (1.0 + 0.45 * land * (relief - 0.5))[..., None]
+    # Sun glint, swell and plankton: the open ocean is never flat in the real frames either.
+    ripple = _fractal_noise(rng, height, width, cells=30 * scale, octaves=3, persistence=0.6)
+    surface *= (1.0 + 0.4 * (1.0 - land) * (ripple - 0.5))[..., None]
 
     # Clouds carry the fine detail, so they get the full resolution.
-    cloud_fraction = {"ocean": rng.uniform(0.3, 0.65), "land": rng.uniform(0.15, 0.5),
+    cloud_fraction = {"ocean": rng.uniform(0.3, 0.9), "land": rng.uniform(0.0, 0.7),
                       "desert": rng.uniform(0.05, 0.3)}[style]
     # From broad frontal bands (few cells) to fields of small cumulus (many cells).
-    cloud_cells = math.exp(rng.uniform(math.log(1.5), math.log(8.0))) * scale
+    cloud_cells = math.exp(rng.uniform(math.log(2.0), math.log(16.0))) * scale
     # Octaves down to ~2-pixel features at the full-size working height (360).
     cloud_octaves = max(3, int(math.log2(max(180.0 / cloud_cells, 1.0))) + 1)
     cloud_noise = _standardize(_fractal_noise(rng, height, width, cells=cloud_cells,
@@ -261,13 +265,14 @@ def _day_surface(rng, height, width, style, scale=1.0):
                                               persistence=rng.uniform(0.58, 0.7),
                                               stretch=rng.uniform(1.0, 2.0)))
     threshold = _coverage_threshold(cloud_fraction)
-    cover = _smoothstep(threshold - 0.05, threshold + rng.uniform(0.25, 0.6), cloud_noise)
+    cover = _smoothstep(threshold - 0.3, threshold + rng.uniform(0.4, 1.0), cloud_noise)  # thin veils too
     # Shadows fall slightly aside of the clouds.
     shift = max(1, height // 90)
     shadow = np.pad(cover, ((shift, 0), (shift, 0)), mode="edge")[:height, :width]
     surface *= (1.0 - 0.3 * shadow)[..., None]
     # Thick cloud cores are brighter than their thin edges.
-    brightness = 0.75 + 0.25 * _smoothstep(threshold, threshold + 1.5, cloud_noise)
+    brightness = 0.85 + 0.3 * _smoothstep(threshold, threshold + 1.5, cloud_noise)
+    brightness *= 1.0 + 0.3 * (ripple - 0.5)  # cloud tops are lumpy too
     return _lerp(surface, _CLOUD * brightness[..., None], cover)
 
 
@@ -289,7 +294,7 @@ class _Limb:
     radius: float  # radius of curvature; larger is flatter
 
     @classmethod
-    def draw(cls, rng, top_range=(-0.22, -0.1), radius_range=(3.0, 8.0), tilt_deg=8.0):
+    def draw(cls, rng, top_range=(-0.2, -0.04), radius_range=(1.4, 3.2), tilt_deg=8.0):
         return cls(tilt=math.radians(rng.uniform(-tilt_deg, tilt_deg)),
                    top=rng.uniform(*top_range), radius=rng.uniform(*radius_range))
 
@@ -359,7 +364,9 @@ def _perspective_surface(rng, limb, style, width, height):
     texels_per_pixel = texels_per_unit * depth**2 * pixel
     ground = _lerp(sample[:, :3], sample[:, 3:], _smoothstep(0.7, 2.0, texels_per_pixel))
     ground = _lerp(ground, texture.mean(axis=(0, 1)), _smoothstep(8.0, 30.0, texels_per_pixel))
-    haze = np.exp(-below / rng.uniform(0.015, 0.035)) * rng.uniform(0.75, 0.95)
+    # Seen obliquely through more air, clouds and sea blend: less contrast than straight down.
+    ground = _lerp(ground, texture.mean(axis=(0, 1)), rng.uniform(0.1, 0.4))
+    haze = np.exp(-below / rng.uniform(0.04, 0.12)) * rng.uniform(0.6, 0.9)
     low = np.zeros((low_height * low_width, 3), np.uint8)
     low[earth] = np.clip(_lerp(ground, _HAZE, haze) * 255.0 + 0.5, 0, 255)
     image = Image.fromarray(low.reshape(low_height, low_width, 3), "RGB")
@@ -371,17 +378,23 @@ def _perspective_surface(rng, limb, style, width, height):
 # --------------------------------------------------------------------------- #
 
 
-def _render_horizon(rng, width, height):
-    """Black space over a curved, glowing limb and a foreshortened cloudy Earth."""
+def _render_horizon(rng, width, height, sunlit=False):
+    """Black space over a curved, glowing limb and a foreshortened cloudy Earth (``sunlit``: never at
+    the terminator or at dusk)."""
     x, _ = _pixel_grid(width, height)
     limb = _Limb.draw(rng)
     below, _ = limb.geometry(width, height)
     earth = _perspective_surface(rng, limb, _surface_style(rng, "horizon"), width, height)
-    earth *= rng.uniform(0.9, 1.15)
-    # The terminator is sometimes in view: one side of the Earth darker.
-    if rng.random() < 0.2:
+    earth *= rng.uniform(1.1, 1.6)
+    # The terminator is sometimes in view: one side of the Earth darker; or it is dusk under the
+    # station, the whole Earth dim and grey-brown.
+    light = 1.0 if sunlit else rng.random()
+    if light < 0.2:
         side = float(rng.choice([-1.0, 1.0]))
-        earth *= (0.5 + 0.5 * _smoothstep(-0.9, 0.6, side * x))[..., None]
+        earth *= (rng.uniform(0.3, 0.6) + 0.5 * _smoothstep(-0.9, 0.6, side * x))[..., None]
+    elif light < 0.3:
+        earth = _lerp(earth, _DUSK * earth.mean(axis=-1, keepdims=True), rng.uniform(0.5, 0.9))
+        earth *= rng.uniform(0.35, 0.6)
     mask = _earth_mask(below)
     space = _atmosphere(below, rng) * (1.0 - mask)[..., None]
     return _lerp(space, earth, mask)
@@ -402,7 +415,9 @@ def _render_nadir(rng, width, height):
     vignette = 1.0 - rng.uniform(0.1, 0.3) * (x**2 + y**2) / 1.05
     angle = rng.uniform(0, 2 * math.pi)
     slope = 1.0 + rng.uniform(0.0, 0.25) * (x * math.cos(angle) + y * math.sin(angle))
-    return image * (vignette * slope * rng.uniform(0.8, 1.1))[..., None]
+    image = image * (vignette * slope * rng.uniform(0.85, 1.1))[..., None]
+    # Seen through the whole atmosphere and the window, the ground is washed out towards blue-white.
+    return _lerp(image, _HAZE * 0.8, rng.uniform(0.0, 0.55))
 
 
 def _render_night(rng, width, height):
@@ -456,64 +471,63 @@ def _add_points(target, points, brightness, width, height):
 
 
 def _render_glare(rng, width, height):
-    """Sunrise or sunset: a large warm glare with rays and lens-flare ghosts over the limb."""
+    """The sun in the frame: a horizon view washed by a white star with long rays, a violet veil
+    over space and rainbow lens-flare ghosts, like the real frames taken near the terminator."""
+    image = _render_horizon(rng, width, height, sunlit=True) * rng.uniform(0.55, 0.9)
     x, y = _pixel_grid(width, height)
-    # Sunrise/sunset: the limb is lit in warm bands and the sun sits near it.
-    limb = _Limb.draw(rng, top_range=(-0.1, 0.25), radius_range=(1.5, 4.5))
-    below, _ = limb.geometry(width, height)
-    mask = _earth_mask(below)
-    above = np.maximum(-below, 0.0)
-    warm_band = (np.exp(-above / rng.uniform(0.02, 0.05))[..., None]
-                 * np.array([1.0, 0.45, 0.15], np.float32) * rng.uniform(0.4, 1.0))
-    earth_tone = np.array([0.10, 0.06, 0.05], np.float32) * rng.uniform(0.5, 1.5)
-    radiance = warm_band * (1.0 - mask)[..., None] + _lerp(
-        np.zeros(3, np.float32), earth_tone, mask)
-
-    sun = np.array([rng.uniform(-0.4, 0.4), rng.uniform(-0.25, 0.1)], np.float32)
+    half_width = width / height / 2
+    # The sun sits high in the frame, mostly off to one side, sometimes right at the top edge.
+    sun = np.array([rng.uniform(0.3, 1.0) * half_width * rng.choice([-1.0, 1.0]), rng.uniform(-0.55, -0.35)],
+                   np.float32)
     dx, dy = x - sun[0], y - sun[1]
     distance = np.sqrt(dx**2 + dy**2)
-    core = np.exp(-(distance / rng.uniform(0.06, 0.12)) ** 2) * 8.0
-    halo = 1.0 / (1.0 + (distance / rng.uniform(0.2, 0.35)) ** 2) * rng.uniform(1.5, 2.5)
     angle = np.arctan2(dy, dx)
-    rays = ((0.5 + 0.5 * np.cos(rng.integers(4, 9) * angle + rng.uniform(0, math.pi))) ** 6
-            * np.exp(-distance / rng.uniform(0.2, 0.45)) * rng.uniform(0.3, 0.8))
-    streak = np.exp(-np.abs(dy) / 0.01) * np.exp(-np.abs(dx) / rng.uniform(0.3, 0.8)) * 0.8
-    warm = _lerp(np.array([1.0, 0.55, 0.2], np.float32), np.array([1.0, 0.85, 0.6], np.float32),
-                 rng.uniform(0.0, 1.0))
-    # Light scattered in the window and the lens washes out the whole frame.
-    veil = rng.uniform(0.05, 0.15)
-    radiance = radiance + (halo + rays + streak + veil)[..., None] * warm + core[..., None]
-
-    # Lens-flare ghosts on the line from the sun through the frame centre.
+    core = np.exp(-(distance / rng.uniform(0.04, 0.08)) ** 2) * 6.0
+    halo = 1.0 / (1.0 + (distance / rng.uniform(0.25, 0.45)) ** 2) * rng.uniform(1.0, 1.6)
+    # Diffraction spikes: a few thin, long rays of different lengths.
+    n_rays = int(rng.integers(6, 12))
+    rays = np.zeros_like(distance)
+    for ray_angle in rng.uniform(0.0, 2 * math.pi, n_rays):
+        off = np.abs(np.sin(angle - ray_angle)) * distance
+        ahead = np.cos(angle - ray_angle) > 0
+        rays += (np.exp(-off / 0.004) * np.exp(-distance / rng.uniform(0.2, 0.7)) * ahead) * rng.uniform(0.4, 1.0)
+    white = np.array([1.0, 0.97, 1.0], np.float32)
+    image = image + (core + halo * 0.6 + rays)[..., None] * white
+    # Scattered light tints the sky around the sun violet to red.
+    veil_colour = _lerp(np.array([0.40, 0.10, 0.35], np.float32), np.array([0.40, 0.06, 0.10], np.float32),
+                        rng.uniform(0.0, 1.0))
+    veil = np.exp(-distance / rng.uniform(0.5, 1.0)) * rng.uniform(0.4, 0.8)
+    image += veil[..., None] * veil_colour
+    # and lifts the black of space to a dark blue-grey across the frame
+    image += rng.uniform(0.02, 0.08) * np.array([0.45, 0.6, 0.8], np.float32)
+    # The camera's gain is up against the dark sky: grainy all over.
+    image += (rng.random((height, width, 1), dtype=np.float32) - 0.5) * rng.uniform(0.02, 0.05)
+    # Lens-flare ghosts on the line from the sun through the frame centre, in rainbow tints.
     for _ in range(rng.integers(3, 7)):
-        position = sun * (1.0 - rng.uniform(1.2, 3.0))
-        radius = rng.uniform(0.02, 0.12)
+        position = sun * (1.0 - rng.uniform(1.2, 2.6))
+        radius = rng.uniform(0.015, 0.08)
         ghost_distance = np.sqrt((x - position[0]) ** 2 + (y - position[1]) ** 2)
-        disc = _smoothstep(radius, radius * 0.8, ghost_distance)
-        tint = rng.uniform([0.2, 0.3, 0.1], [1.0, 0.9, 0.7]).astype(np.float32)
-        radiance += disc[..., None] * tint * rng.uniform(0.05, 0.25)
-    # Filmic saturation: the core clips to white, the halo stays warm.
-    return 1.0 - np.exp(-radiance * rng.uniform(1.4, 2.2))
+        disc = _smoothstep(radius, radius * 0.7, ghost_distance)
+        hue = rng.uniform(0.0, 2 * math.pi)
+        tint = 0.5 + 0.5 * np.cos(hue + np.array([0.0, 2.1, 4.2], np.float32))
+        image = image + disc[..., None] * tint * rng.uniform(0.08, 0.25)
+    return image
 
 
-# "Live is off" slates run from black through navy and blue to grey; drawing the
-# colour along one path keeps the kind a single continuous family.
-_SLATE_STOPS = np.array([0.0, 0.12, 0.7, 1.0])
-_SLATE_COLOURS = np.array([[0.02, 0.02, 0.03], [0.08, 0.24, 0.78], [0.24, 0.32, 0.62],
-                           [0.40, 0.42, 0.48]])
+# "Live is off" slates: the stream's flat blue-grey stand-by screen, brighter or darker with the
+# encoder's levels; one colour family, so the kind stays one kind.
+_SLATE_COLOUR = np.array([0.22, 0.25, 0.40])
 
 
 def _render_live_off(rng, width, height):
-    """'Live is off': a flat noisy slate, black to blue to grey, often with a caption bar."""
-    position = rng.random()
-    base = np.array([np.interp(position, _SLATE_STOPS, _SLATE_COLOURS[:, channel])
-                     for channel in range(3)]) * rng.uniform(0.85, 1.15)
+    """'Live is off': a flat noisy blue-grey slate, usually with a caption bar."""
+    base = _SLATE_COLOUR * rng.uniform(0.75, 1.25) + rng.uniform(-0.03, 0.03, 3)
     image = np.empty((height, width, 3), np.float32)
     image[:] = base.astype(np.float32)
     # Encoder noise and a slight vertical gradient from the broadcast chain.
     _, y = _pixel_grid(width, height)
     image *= (1.0 + rng.uniform(-0.15, 0.15) * y)[..., None]
-    if rng.random() < 0.6:
+    if rng.random() < 0.9:
         _draw_text_bar(image, rng, base)
     # Last, as its number of draws depends on the resolution.
     image += (rng.random((height, width, 1), dtype=np.float32) - 0.5) * rng.uniform(0.01, 0.06)

@@ -1,13 +1,14 @@
-"""Cluster a model's latents, record the run, render its reports.
+"""Cluster the collection's features, record the run, render its reports.
 
-Reads   ``<latents>/<model_type>/<model_name>/latents.npz`` (written by ``encode``), the
-        ``clustering.<type>`` config section, and the labels file when present (evaluation only).
+Reads   the features of ``features.kind`` (the autoencoder's ``latents.npz`` written by ``encode``,
+        or what ``features`` wrote for ``pixels`` / ``auto``), the ``clustering.<type>`` config
+        section, and the labels file when present (evaluation only).
 Writes  ``<models>/clustering/<type>_<model_name>_<version>/`` (the fitted clustering), the
         ``clustering_runs`` and ``pictures_embedding`` tables, and with ``--reports`` (default)
         ``<reports>/<run>/`` (scatter, silhouettes, mosaics...).
 
     iss exec-clustering --clustering-type n2d --n-clusters 8     # = make exec_clustering CLUSTERING=n2d
-    iss exec-clustering --n-clusters auto --set clustering.n2d.method=gmm
+    iss exec-clustering --features pixels --n-clusters auto --set clustering.n2d.method=gmm
         [--model-type simple_conv] [--model-name demo] [--version N] [--fit-sample N] [--reports/--no-reports]
 
 Kept free of TensorFlow: a fresh run on 14,000 latents takes seconds, not the minute that
@@ -49,11 +50,13 @@ def exec_clustering(
     version: Optional[int] = typer.Option(None, "--version", help="default: clustering.<type>.version"),
     fit_sample: Optional[int] = typer.Option(
         None, "--fit-sample", help="fit on N pictures then predict the rest (0 = all; default: clustering.fit_sample)"),
+    features: Optional[str] = typer.Option(
+        None, "--features", help="autoencoder | pixels | auto (default: features.kind)"),
     reports: bool = typer.Option(True, "--reports/--no-reports", help="render the run's HTML reports"),
     mode: Optional[str] = ModeOption,
     settings: Optional[list[str]] = SetOption,
 ) -> None:
-    """Cluster the latents of a trained model and record the run."""
+    """Cluster the features of the collection and record the run."""
     setup_logging()
     started = time.perf_counter()
     # imported here, after logging is set up; none of them imports TensorFlow
@@ -73,7 +76,7 @@ def exec_clustering(
         log.info("exec_clustering: start (%s)", clustering_type)
         with step_engine(cfg) as engine:
             run_id = run_clustering(cfg, engine, clustering_type, model_type, model_name, version=version,
-                                    fit_sample=fit_sample)
+                                    fit_sample=fit_sample, features=features)
             if reports:
                 from iss.visualization.reports import render_run_reports  # heavy (bokeh, matplotlib): only when asked
 

@@ -99,8 +99,11 @@ def split_rows(cache: ImageCache, ids: Sequence[str], split: str) -> np.ndarray:
 
 
 def load_split_datasets(cache: ImageCache, engine: Engine, batch_size: int, seed: int = 0,
-                        max_in_memory_bytes: int = 2 << 30):
+                        max_in_memory_bytes: int = 2 << 30, images: np.ndarray | None = None):
     """Training and validation datasets over the cache for the ``train`` and ``valid`` splits.
+
+    ``images`` are the cached pictures to learn from (default ``cache.inputs``; ``cache.thumbs``
+    for a model on the thumbnails).
 
     Returns
     -------
@@ -120,7 +123,7 @@ def load_split_datasets(cache: ImageCache, engine: Engine, batch_size: int, seed
     valid_ids = split_ids(engine, "valid")
     train_rows = split_rows(cache, train_ids, "train")
     valid_rows = split_rows(cache, valid_ids, "valid") if valid_ids else np.zeros(0, dtype=np.int64)
-    images = cache.inputs
+    images = cache.inputs if images is None else images
     train_ds = make_dataset(images, batch_size, shuffle=True, seed=seed, rows=train_rows,
                             max_in_memory_bytes=max_in_memory_bytes)
     # validation order does not matter: bigger batches, no shuffle

@@ -167,7 +167,8 @@ def encode_collection(cfg: Config, engine: Engine | None, model_type: str, model
     log.info("encoding %d of %d pictures with %s/%s (latent dim %d)", len(todo), len(ids), model_type,
              model_name, d)
     started = time.perf_counter()
-    new_latents = encode_images(encoder, _rows(cache, todo), batch_size=batch_size) if len(todo) else \
+    shape = tuple(int(v) for v in encoder.inputs[0].shape[1:])
+    new_latents = encode_images(encoder, _rows(cache, todo, shape), batch_size=batch_size) if len(todo) else \
         np.zeros((0, d), dtype=np.float32)
     seconds = time.perf_counter() - started
     if len(todo):
@@ -186,9 +187,10 @@ def encode_collection(cfg: Config, engine: Engine | None, model_type: str, model
     return path
 
 
-def _rows(cache: ImageCache, rows: np.ndarray) -> np.ndarray:
-    """Cache rows as a uint8 array; a plain slice of the memmap when they are all the rows."""
-    inputs = cache.inputs
+def _rows(cache: ImageCache, rows: np.ndarray, shape) -> np.ndarray:
+    """Cache rows of the encoder's input ``shape`` (inputs or thumbnails) as a uint8 array; a plain slice of
+    the memmap when they are all the rows."""
+    inputs = cache.pictures(shape)
     if len(rows) == len(inputs):
         return inputs
     return np.asarray(inputs[rows])

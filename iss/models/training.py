@@ -55,7 +55,10 @@ CSV_FILE = "training.csv"
 LOGS_DIR = "logs"
 
 # Optional training keys and their defaults (the required ones: epochs, batch_size, learning_rate).
+# the cached pictures an autoencoder can take: ingest.input_size (48x27) or ingest.thumb_size (96x54)
+INPUT_SIZES = ("input", "thumb")
 TRAINING_DEFAULTS = {
+    "input": "input",
     "early_stopping_patience": 5,
     "checkpoint_every": 5,
     "mixed_precision": False,
@@ -402,19 +405,24 @@ def train_model(cfg: Config, engine: Engine, model_type: str, model_name: str | 
     log.info("training %s/%s on %s", model_type, model_name, device)
 
     cache = ImageCache(cfg.path("cache"))
+    size = str(settings["input"])
+    if size not in INPUT_SIZES:
+        raise TrainingError(f"training.input={size!r}: expected one of {', '.join(INPUT_SIZES)} (the cached pictures "
+                            f"the autoencoder takes: ingest.input_size or ingest.thumb_size)")
+    images, input_shape = (cache.inputs, cache.input_shape) if size == "input" else (cache.thumbs, cache.thumb_shape)
     train_ds, valid_ds, counts, valid_rows = load_split_datasets(
         cache, engine, int(settings["batch_size"]), seed=seed,
-        max_in_memory_bytes=int(float(settings["max_in_memory_mb"]) * 2 ** 20))
+        max_in_memory_bytes=int(float(settings["max_in_memory_mb"]) * 2 ** 20), images=images)
     if valid_ds is None:
         log.warning("the valid split is empty: early stopping watches the training loss instead")
-    log.info("%d training and %d validation pictures of %s", counts["train"], counts["valid"], cache.input_shape)
+    log.info("%d training and %d validation pictures of %s", counts["train"], counts["valid"], input_shape)
 
     with precision_policy(bool(settings["mixed_precision"])):
         if load:
             ae, initial_epoch = load_for_training(cfg, model_type, load)
-            if ae.input_shape != cache.input_shape:
-                raise TrainingError(f"model {load!r} takes pictures of {ae.input_shape} but the cache holds "
-                                    f"{cache.input_shape}; train a new model instead of --load")
+            if ae.input_shape != input_shape:
+                raise TrainingError(f"model {load!r} takes pictures of {ae.input_shape} but training.input={size!r} "
+                                    f"gives {input_shape}; train a new model instead of --load")
             source_dir = model_dir(cfg, model_type, load)
             if source_dir != out_dir and (source_dir / CSV_FILE).is_file():
                 out_dir.mkdir(parents=True, exist_ok=True)
@@ -423,7 +431,7 @@ def train_model(cfg: Config, engine: Engine, model_type: str, model_name: str | 
             for stale in (cb.CHECKPOINT_DIR, LOGS_DIR, CSV_FILE):  # a fresh model: no mixing with old logs
                 target = out_dir / stale
                 shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
-            ae = build_autoencoder(model_type, cache.input_shape, **params)
+            ae = build_autoencoder(model_type, input_shape, **params)
             ae.compile(float(settings["learning_rate"]), jit_compile=bool(settings["jit_compile"]))
             initial_epoch = 0
         total_epochs = int(settings["epochs"])
@@ -435,7 +443,7 @@ def train_model(cfg: Config, engine: Engine, model_type: str, model_name: str | 
                  initial_epoch + 1, total_epochs)
 
         state = {"model_type": model_type, "model_name": model_name, "params": ae.params}
-        sample = np.asarray(cache.inputs[np.sort(valid_rows)[:8]]) if len(valid_rows) else None
+        sample = np.asarray(images[np.sort(valid_rows)[:8]]) if len(valid_rows) else None
         started = time.perf_counter()
         result = fit(ae, train_ds, valid_ds, epochs=total_epochs, initial_epoch=initial_epoch, out_dir=out_dir,
                      patience=int(settings["early_stopping_patience"]),

@@ -222,7 +222,8 @@ class SearchService:
         started = time.perf_counter()
         decoded, source = self.decode(source)
         decoded_at = time.perf_counter()
-        latent = self.model.encode(decoded.input[None])
+        pixels = getattr(decoded, self.cache.size_for(self.model.input_shape))[None]  # the model's input size
+        latent = self.model.encode(pixels)
         encoded_at = time.perf_counter()
         neighbours = self.index.query(latent, k=k)
         searched_at = time.perf_counter()

@@ -60,15 +60,16 @@ def run_title(run: dict) -> str:
 
 
 def load_run_latents(cfg, run: dict, ids: list[str]) -> np.ndarray | None:
-    """The latents of ``ids`` (rows in that order) from the run's model, or None if not encoded.
+    """The features of ``ids`` (rows in that order) the run clustered, or None if they are gone.
 
-    Read with :func:`iss.clustering.registry.read_latents` (the same file and checks as
-    ``iss.models.encode.load_latents``, without importing TensorFlow).
+    Read with :func:`iss.features.features_of_run` (the autoencoder's latents or the pixel / auto
+    features the run recorded; no TensorFlow).
     """
-    from iss.clustering.registry import read_latents
+    from iss.features import features_of_run
 
     try:
-        latent_ids, latents = read_latents(cfg, run["model_type"], run["model_name"])
+        found = features_of_run(cfg, run)
+        latent_ids, latents = found.ids, found.values
     except (FileNotFoundError, ValueError) as exc:
         log.warning("run %s: %s; skipping the projections", run["run_id"], exc)
         return None

@@ -231,3 +231,19 @@ def test_hdbscan_that_finds_no_cluster_names_the_setting_to_lower():
                                                r"\(label -1\); lower min_cluster_size \(now 100\)"):
         model.fit(X)
     assert model.n_clusters_ == 0 and (model.labels_ == -1).all() and len(model.fit_warnings_) == 1
+
+
+def test_many_small_clusters_grouped_by_the_merge_tree(blobs):
+    """The original project's way: 20 small k-means clusters kept as they are, the merge tree groups them."""
+    from scipy.cluster.hierarchy import fcluster
+
+    X, y, _, _ = blobs
+    model = make_clustering("classical", pca_components=8, kmeans_clusters=20, n_clusters=20, plot="pca").fit(X)
+    assert model.n_clusters_ == 20 and sorted(model.merge_order_) == list(range(20))
+    # cutting the tree into as many groups as blobs gives the blobs back
+    groups = fcluster(model.linkage_, t=N_BLOBS, criterion="maxclust")[model.kmeans_.labels_]
+    assert adjusted_rand_score(y, groups) >= 0.95
+    # neighbours in merge order mostly belong to the same blob
+    blob_of = {c: np.bincount(y[model.labels_ == c]).argmax() for c in range(20)}
+    same = [blob_of[a] == blob_of[b] for a, b in zip(model.merge_order_, model.merge_order_[1:])]
+    assert sum(same) == 20 - N_BLOBS

@@ -102,3 +102,35 @@ def test_the_silhouette_sweep_peaks_at_the_true_k(blobs):
     assert sorted(curve) == list(range(2, 9))
     assert best_k(curve) == 4
     assert all(-1.0 <= v <= 1.0 for v in curve.values())
+
+
+def test_modularity_of_two_separate_cliques():
+    from scipy import sparse
+
+    from iss.clustering.metrics import modularity
+
+    block = np.ones((5, 5)) - np.eye(5)
+    graph = sparse.csr_matrix(np.block([[block, np.zeros((5, 5))], [np.zeros((5, 5)), block]]))
+    assert modularity(graph, [0] * 5 + [1] * 5) == pytest.approx(0.5)
+    assert modularity(graph, [0] * 10) == pytest.approx(0.0)
+    assert modularity(graph, [0, 1] * 5) < 0
+
+
+def test_automatic_k_by_modularity_prefers_the_smallest_near_best_k():
+    from sklearn.datasets import make_blobs
+
+    from iss.clustering.metrics import choose_k, knn_graph, parsimonious_k
+
+    assert parsimonious_k({2: 0.5, 3: 0.805, 4: 0.808, 5: 0.81}) == 3  # within 1 % of the best
+    assert parsimonious_k({2: 0.5, 3: 0.70, 4: 0.805, 5: 0.81}) == 4
+    X, y = make_blobs(400, 6, centers=4, cluster_std=1.0, center_box=(-20, 20), random_state=1)
+    graph = knn_graph(X, 10)
+    assert graph.shape == (400, 400) and (graph != graph.T).nnz == 0
+    from sklearn.cluster import KMeans
+
+    k, curve = choose_k(X, range(2, 9), lambda kk: KMeans(kk, n_init=3, random_state=0).fit_predict(X))
+    assert k == 4 and set(curve) == set(range(2, 9))
+    k, _ = choose_k(X, range(2, 9), lambda kk: KMeans(kk, n_init=3, random_state=0).fit_predict(X), "silhouette")
+    assert k == 4
+    with pytest.raises(ValueError, match="k_criterion"):
+        choose_k(X, range(2, 4), lambda kk: np.zeros(len(X)), "gap")

@@ -53,7 +53,7 @@ def run_row(engine, run_id):
 def test_a_run_is_recorded_and_a_rerun_replaces_it(db_cfg, engine):
     cfg = fast_cfg(db_cfg)
     ids, kinds = write_latents(cfg)
-    run_id = run_clustering(cfg, engine, "n2d", "simple_conv", "demo")
+    run_id = run_clustering(cfg, engine, "n2d", "simple_conv", "demo", features="autoencoder")
 
     row = run_row(engine, run_id)
     assert (row["clustering_type"], row["clustering_version"], row["model_type"], row["model_name"]) == \
@@ -78,13 +78,13 @@ def test_a_run_is_recorded_and_a_rerun_replaces_it(db_cfg, engine):
     np.testing.assert_array_equal(model.labels_, labels)
 
     # same version again: same run_id, rows replaced, nothing duplicated
-    again = run_clustering(cfg, engine, "n2d", "simple_conv", "demo")
+    again = run_clustering(cfg, engine, "n2d", "simple_conv", "demo", features="autoencoder")
     assert again == run_id
     with engine.connect() as conn:
         assert count(conn, schema.clustering_runs) == 1
         assert count(conn, schema.pictures_embedding) == N
     # another version is another run
-    other = run_clustering(cfg, engine, "n2d", "simple_conv", "demo", version=2)
+    other = run_clustering(cfg, engine, "n2d", "simple_conv", "demo", version=2, features="autoencoder")
     assert other != run_id
     with engine.connect() as conn:
         assert count(conn, schema.clustering_runs) == 2
@@ -94,7 +94,7 @@ def test_a_run_is_recorded_and_a_rerun_replaces_it(db_cfg, engine):
 def test_fit_on_a_sample_then_predict_the_rest(db_cfg, engine):
     cfg = fast_cfg(db_cfg, "classical", fit_sample=120)
     _, kinds = write_latents(cfg)
-    run_id = run_clustering(cfg, engine, "classical", "simple_conv", "demo")
+    run_id = run_clustering(cfg, engine, "classical", "simple_conv", "demo", features="autoencoder")
     row = run_row(engine, run_id)
     assert row["params"]["n_fitted"] == 120 and row["params"]["n_pictures"] == N
     rows = embedding_rows(engine, run_id)
@@ -110,7 +110,7 @@ def test_known_labels_add_accuracy_nmi_ari(cfg, engine):
     labels_file.parent.mkdir(parents=True, exist_ok=True)
     # a labels file for all but 10 pictures
     labels_file.write_text("pictures_id,kind\n" + "".join(f"{i},{k}\n" for i, k in zip(ids[10:], kinds[10:])))
-    run_id = run_clustering(cfg, engine, "n2d", "simple_conv", "demo")
+    run_id = run_clustering(cfg, engine, "n2d", "simple_conv", "demo", features="autoencoder")
     metrics = run_row(engine, run_id)["metrics"]
     assert metrics["n_labelled"] == N - 10
     assert metrics["acc"] >= 0.95 and metrics["ari"] >= 0.95 and metrics["nmi"] >= 0.9
@@ -118,7 +118,7 @@ def test_known_labels_add_accuracy_nmi_ari(cfg, engine):
 
 def test_missing_or_bad_latents_say_what_to_do(cfg, engine):
     with pytest.raises(FileNotFoundError, match="make encode MODEL_TYPE=simple_conv"):
-        run_clustering(cfg, engine, "n2d", "simple_conv", "demo")
+        run_clustering(cfg, engine, "n2d", "simple_conv", "demo", features="autoencoder")
     path = cfg.path("latents") / "simple_conv" / "demo" / "latents.npz"
     path.parent.mkdir(parents=True)
     np.savez(path, ids=np.array(["a", "b"]), latents=np.array([[0.0, np.nan], [1.0, 2.0]], dtype=np.float32))
@@ -139,12 +139,14 @@ def test_cli_records_a_run(cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("MODE", "demo")
     monkeypatch.delenv("ISS_CONFIG", raising=False)
     result = CliRunner().invoke(app, ["--clustering-type", "n2d", "--model-type", "simple_conv",
-                                      "--model-name", "demo", "--version", "3", "--no-reports"])
+                                      "--model-name", "demo", "--version", "3", "--features", "autoencoder",
+                                      "--no-reports"])
     assert result.exit_code == 0, result.output
     assert "run 1 recorded" in result.output
     assert (tmp_path / "models" / "clustering" / "n2d_demo_3" / "params.json").is_file()
     # a missing model's latents: one clear line and exit code 1, no traceback
-    result = CliRunner().invoke(app, ["--clustering-type", "n2d", "--model-name", "nothing", "--no-reports"])
+    result = CliRunner().invoke(app, ["--clustering-type", "n2d", "--model-name", "nothing", "--features",
+                                      "autoencoder", "--no-reports"])
     assert result.exit_code == 1
     assert not isinstance(result.exception, FileNotFoundError)
 

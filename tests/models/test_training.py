@@ -138,3 +138,21 @@ def test_models_row_upserted_on_both_backends(engine, tmp_path):
     assert len(rows) == 2
     assert rows["simple_conv", "demo"]["metrics"] == {"val_loss": 0.25}
     assert rows["simple_conv", "demo"]["path"] == str(tmp_path / "b")
+
+
+def test_the_autoencoder_can_take_the_thumbnails(collection):
+    """training.input: thumb trains on the 96x54 thumbnails; encode then feeds it the thumbnails."""
+    from iss.models.encode import encode_collection, load_latents
+
+    cfg, engine, cache = collection
+    cfg = cfg.with_overrides({"training": {"input": "thumb"},
+                              "models": {"simple_conv": {"latent_shape": [6, 12, 4]}}})
+    result = train_model(cfg, engine, "simple_conv", "thumbs", epochs=1, verbose=0)
+    assert result.autoencoder.input_shape == (54, 96, 3) and result.record["input_shape"] == [54, 96, 3]
+    encode_collection(cfg, engine, "simple_conv", "thumbs")
+    ids, latents = load_latents(cfg, "simple_conv", "thumbs")
+    assert list(ids) == cache.ids and latents.shape == (len(ids), 6 * 12 * 4)
+    expected = keras.ops.convert_to_numpy(result.autoencoder.encoder(cache.get_thumbs(cache.ids[:3])))
+    np.testing.assert_allclose(latents[:3], expected.reshape(3, -1), rtol=1e-4, atol=1e-4)
+    with pytest.raises(TrainingError, match="training.input='full'"):
+        train_model(cfg.with_overrides({"training": {"input": "full"}}), engine, "simple_conv", "x", verbose=0)

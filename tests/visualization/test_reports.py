@@ -84,7 +84,7 @@ def test_classical_run_gets_a_dendrogram(sqlite_run):
 
     cfg = sqlite_run.cfg.with_overrides({"clustering": {"classical": {"kmeans_clusters": 12, "n_clusters": 4,
                                                                       "pca_components": 8}}})
-    run_id = run_clustering(cfg, sqlite_run.engine, "classical", "simple_conv", "synthetic")
+    run_id = run_clustering(cfg, sqlite_run.engine, "classical", "simple_conv", "synthetic", features="autoencoder")
     index = render_run_reports(cfg, sqlite_run.engine, run_id)
     assert "dendrogram.png" in _links(index.read_text())
     with Image.open(index.parent / "dendrogram.png") as image:
