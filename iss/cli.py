@@ -2,7 +2,7 @@
 
     iss demo                                   the whole pipeline on a generated collection
     iss generate-demo | sync-collections | populate-db | sampling | training | encode |
-        exec-clustering | reports | facets | posters        one pipeline step each (= make <step>)
+        features | exec-clustering | reports | facets | posters   one pipeline step each (= make <step>)
     iss name-cluster RUN LABEL "city lights"   rename a cluster (pages are refreshed)
     iss similar PICTURE [--k 12] [--json]      nearest collection pictures, or "no good match"
     iss serve [--host 127.0.0.1] [--port 8000] the explorer server (search, pictures, clusters, reports)
@@ -264,6 +264,7 @@ def _register_steps() -> None:
         encode,
         exec_clustering,
         facets,
+        features,
         generate_demo,
         populate_db,
         posters,
@@ -277,7 +278,7 @@ def _register_steps() -> None:
                              (sync_collections, sync_collections.sync_collections),
                              (populate_db, populate_db.populate_db), (sampling, sampling.sampling),
                              (training, training.training), (encode, encode.encode),
-                             (exec_clustering, exec_clustering.exec_clustering), (reports, reports.reports),
+                             (features, features.features), (exec_clustering, exec_clustering.exec_clustering), (reports, reports.reports),
                              (facets, facets.facets), (posters, posters.posters)):
         name = module.__name__.rsplit(".", 1)[1].replace("_", "-")
         app.command(name, help=plain_help(module.__doc__), short_help=plain_help(function.__doc__),

@@ -63,6 +63,7 @@ class Paths(Section):
     processed: str = "data/processed"
     cache: str = "data/processed/cache"
     latents: str = "data/processed/latents"
+    features: str = "data/processed/features"
     splits_dir: str = "data/interim/splits"
     models: str = "models"
     reports: str = "reports"
@@ -131,6 +132,7 @@ class Training(Section):
     image_every: NonNegativeInt = 5
     max_in_memory_mb: Annotated[float, Field(ge=0)] = 2048
     seed: Seed = 0
+    input: Literal["input", "thumb"] = "input"
 
 
 class DenseModel(Section):
@@ -162,12 +164,39 @@ class Umap(Section):
 
 KRange = Annotated[list[Annotated[int, Field(ge=2)]], Field(min_length=2, max_length=2)]
 Knn = Literal["auto", "exact", "nndescent"]
+KCriterion = Literal["modularity", "silhouette"]
+
+
+class PixelFeatures(Section):
+    size: Literal["thumb", "input"] = "thumb"
+    standardise: bool = True
+    pca_components: Optional[PositiveInt] = 50
+    pca_sample: PositiveInt = 5000
+    random_state: Seed = 0
+
+
+class AutoFeatures(Section):
+    sample: Annotated[int, Field(ge=10)] = 2000
+    subsample: Annotated[float, Field(gt=0, le=1)] = 0.8
+    n_runs: Annotated[int, Field(ge=2)] = 3
+    n_neighbors: Annotated[int, Field(ge=2)] = 20
+    n_epochs: PositiveInt = 200
+    k_range: KRange = [2, 12]
+    margin: Annotated[float, Field(ge=0)] = 0.02
+    random_state: Seed = 0
+
+
+class Features(Section):
+    kind: Literal["autoencoder", "pixels", "auto"] = "autoencoder"
+    pixels: PixelFeatures = PixelFeatures()
+    auto: AutoFeatures = AutoFeatures()
 
 
 class N2D(Section):
     version: PositiveInt = 1
     n_clusters: NClusters = 6
     k_range: KRange = [2, 12]
+    k_criterion: KCriterion = "modularity"
     umap: Umap = Umap()
     method: Literal["kmeans", "gmm", "scan"] = "kmeans"
     n_init: PositiveInt = 10
@@ -185,6 +214,7 @@ class Classical(Section):
     kmeans_clusters: Annotated[int, Field(ge=2)] = 50
     n_clusters: NClusters = 6
     k_range: KRange = [2, 12]
+    k_criterion: KCriterion = "modularity"
     linkage: Literal["ward", "complete", "average", "single", "centroid", "median", "weighted"] = "ward"
     plot: Literal["tsne", "pca"] = "tsne"
     perplexity: Annotated[float, Field(gt=0)] = 30.0
@@ -285,6 +315,7 @@ class ConfigSchema(Section):
     sampling: Sampling = Sampling()
     training: Training = Training()
     models: Models = Models()
+    features: Features = Features()
     clustering: Clustering = Clustering()
     reports: Reports = Reports()
     search: Search = Search()

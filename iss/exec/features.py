@@ -6,8 +6,8 @@ Writes: ``<paths.features>/pixels-<size><w>x<h>/`` or ``<paths.features>/auto/``
 ``record.json``; for ``auto`` what was chosen, why, and the measured stabilities). The
 ``autoencoder`` kind writes nothing: its features are the latents.
 
-    python -m iss.exec.features                      # features.kind (auto in the shipped configs)
-    python -m iss.exec.features --kind pixels
+    iss features                  # = make features = python -m iss.exec.features; features.kind (auto)
+    iss features --kind pixels
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from typing import Optional
 
 import typer
 
-from iss.config import load_config
-from iss.exec.common import setup_logging, step_errors
+from iss.exec.common import ModeOption, SetOption, setup_logging, step_app, step_config, step_errors
 
 log = logging.getLogger("iss.exec.features")
-app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+app = step_app(__doc__)
 
 
 @app.command()
@@ -29,7 +28,8 @@ def features(
     kind: Optional[str] = typer.Option(None, "--kind", help="autoencoder | pixels | auto (default features.kind)"),
     model_type: Optional[str] = typer.Option(None, "--model-type", help="default: training.model_type"),
     model_name: Optional[str] = typer.Option(None, "--model-name", help="default: training.model_name"),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Config mode (default $MODE)."),
+    mode: Optional[str] = ModeOption,
+    settings: Optional[list[str]] = SetOption,
 ) -> None:
     """Compute the features of every cached picture."""
     setup_logging()
@@ -37,7 +37,7 @@ def features(
     from iss.features import build_features
 
     with step_errors(log, FileNotFoundError, ValueError, CacheError):
-        cfg = load_config(mode=mode)
+        cfg = step_config(mode, settings)
         log.info("features: start (%s)", kind or cfg.get("features.kind", "autoencoder"))
         result = build_features(cfg, kind, model_type, model_name)
     auto = result.record.get("auto")
@@ -48,7 +48,6 @@ def features(
 
 
 def main() -> None:
-    """Entry point (``python -m iss.exec.features``)."""
     app()
 
 
