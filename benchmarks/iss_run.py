@@ -28,12 +28,13 @@ STEPS = {
     "sampling": ["iss.exec.sampling"],
     "training": ["iss.exec.training"],
     "encode": ["iss.exec.encode"],
+    "features": ["iss.exec.features"],
     "clustering": ["iss.exec.exec_clustering", "--no-reports"],
     "reports": ["iss.exec.reports"],
     "facets": ["iss.exec.facets"],
     "posters": ["iss.exec.posters", "--generate", "1"],
 }
-PEER_STEPS = ["sync", "ingest", "sampling", "training", "encode", "clustering", "reports"]
+PEER_STEPS = ["sync", "ingest", "sampling", "training", "encode", "features", "clustering", "reports"]
 E2E_STEPS = list(STEPS)
 
 

@@ -221,7 +221,7 @@ def test_everything_odd_folder_through_the_whole_pipeline(odd_run):
 
     # no step failed, and each wrote its result
     assert set(result.seconds) == {"sync_collections", "populate_db", "sampling", "training", "encode",
-                                   "exec_clustering", "reports", "facets", "posters"}
+                                   "features", "exec_clustering", "reports", "facets", "posters"}
     n = len(expected)
     assert len(_rows(url, schema.splits, "pictures_id")) == n
     mirrored = [p for split in ("train", "test", "valid") for p in (cfg.path("splits_dir") / split).iterdir()]

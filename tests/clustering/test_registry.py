@@ -172,7 +172,7 @@ def test_a_spreadsheet_saved_labels_file_is_read(db_cfg, engine):
     labels_file.parent.mkdir(parents=True, exist_ok=True)
     labels_file.write_bytes(("pictures_id;kind\r\n" + "".join(f"{i};{k}\r\n" for i, k in zip(ids, kinds)))
                             .encode("utf-8-sig"))
-    metrics = run_row(engine, run_clustering(cfg, engine, "n2d", "simple_conv", "demo"))["metrics"]
+    metrics = run_row(engine, run_clustering(cfg, engine, "n2d", "simple_conv", "demo", features="autoencoder"))["metrics"]
     assert metrics["n_labelled"] == N and metrics["acc"] >= 0.95
 
 
@@ -182,7 +182,7 @@ def test_a_bad_labels_file_skips_the_scores_not_the_run(db_cfg, engine, caplog, 
     write_latents(cfg)
     cfg.path("labels").parent.mkdir(parents=True, exist_ok=True)
     cfg.path("labels").write_bytes(content)
-    run_id = run_clustering(cfg, engine, "n2d", "simple_conv", "demo")
+    run_id = run_clustering(cfg, engine, "n2d", "simple_conv", "demo", features="autoencoder")
     metrics = run_row(engine, run_id)["metrics"]
     assert "acc" not in metrics and metrics["n_clusters"] == K
     assert "evaluation labels skipped, the run goes on without ACC/NMI/ARI" in caplog.text
@@ -198,18 +198,18 @@ def test_a_failed_run_leaves_no_model_folder_and_keeps_the_previous_one(db_cfg, 
     folder = run_dir(cfg, "n2d", "demo", 1)
     monkeypatch.setattr(registry, "_record_run", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("database gone")))
     with pytest.raises(RuntimeError, match="database gone"):
-        run_clustering(cfg, engine, "n2d", "simple_conv", "demo")
+        run_clustering(cfg, engine, "n2d", "simple_conv", "demo", features="autoencoder")
     assert sorted(p.name for p in folder.parent.iterdir()) == []  # neither the model nor its staging folder
     with engine.connect() as conn:
         assert count(conn, schema.clustering_runs) == 0
     monkeypatch.undo()
 
-    run_id = run_clustering(cfg, engine, "n2d", "simple_conv", "demo")
+    run_id = run_clustering(cfg, engine, "n2d", "simple_conv", "demo", features="autoencoder")
     before = (folder / "state.joblib").read_bytes()
     monkeypatch.setattr(registry, "_record_run", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("database gone")))
     with pytest.raises(RuntimeError):
         run_clustering(cfg.with_overrides({"clustering": {"n2d": {"n_clusters": 4}}}), engine, "n2d",
-                       "simple_conv", "demo")
+                       "simple_conv", "demo", features="autoencoder")
     assert sorted(p.name for p in folder.parent.iterdir()) == ["n2d_demo_1"]
     assert (folder / "state.joblib").read_bytes() == before  # the recorded model, still matching its row
     assert run_row(engine, run_id)["n_clusters"] == K
