@@ -25,10 +25,15 @@ and scikit-image's sample pictures): single blocks let 0-70 % of them through (o
 13 %, fine texture 4 %, HSV none but only just), the six together none, every photograph scoring
 beyond every collection picture, while ~98.5 % of held-out frames pass.
 
-The score of a picture is the geometric mean over the blocks of its distance to the nearest
-collection picture in that block, each divided by that block's median leave-one-out
-nearest-neighbour distance: a picture must be near *some* collection picture in every
-representation at once ("agreement between representations"). The p-value of a query is the
+Each block's distance to the nearest collection picture is divided by that block's median
+leave-one-out nearest-neighbour distance. The blocks form two groups (``GROUPS``): colour (the
+first three) and texture (the last three). The score of a picture is the larger of the two groups'
+geometric-mean distance ratios: a picture must look like the collection in its colours *and* in
+its texture. (Measured on 200 demo frames against the 23 photographs and the 30 real ISS frames
+of ``shared/real``: the geometric mean over all six blocks let a cat, whose colours are far off
+but whose fur has the texture of clouds, through, because the demo's rare, varied sun-glare frames
+score about as far in every block; the worse-group rule rejects 22 of 23 photographs instead of
+21, and accepts 27 of the 30 real frames instead of 19.) The p-value of a query is the
 share of collection pictures whose own (leave-one-out) score is at least the query's: the
 conformal novelty p-value (Vovk, Gammerman & Shafer, "Algorithmic Learning in a Random World",
 2005; Laxhammar & Falkman 2015 for nearest-neighbour scores). For a new picture drawn like the
@@ -58,6 +63,8 @@ BLOCKS: tuple[tuple[str, int], ...] = (
     ("gradient_coarse", 8 * 5),
 )
 DIM = sum(n for _, n in BLOCKS)
+# block indices of each group: colour (opponent, HSV x2) and texture (Laplacian, gradients x2)
+GROUPS: tuple[tuple[int, ...], ...] = ((0, 1, 2), (3, 4, 5))
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as PIL's "L" mode
 
 
@@ -158,8 +165,9 @@ def _opponent_histogram(rgb: np.ndarray, n: int = 6) -> np.ndarray:
                             _scaled((r + g) / 2 - b, -1, 1, n)], (n, n, n))
 
 
-def _hsv_histogram(rgb: np.ndarray, bins=(12, 4, 4)) -> np.ndarray:
-    """Hue x saturation x value histogram (PIL's HSV: the hexcone model of Smith 1978)."""
+def hsv_histogram(rgb: np.ndarray, bins=(12, 4, 4)) -> np.ndarray:
+    """Square-rooted hue x saturation x value histogram of float RGB (h, w, 3) in [0, 1], soft-binned,
+    float32 (prod(bins),) (PIL's HSV: the hexcone model of Smith 1978)."""
     pixels = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     hsv = np.asarray(Image.fromarray(pixels).convert("HSV"), dtype=np.float32) / 256.0
     return _soft_histogram([hsv[..., i] * n for i, n in enumerate(bins)], bins)
@@ -197,7 +205,7 @@ def describe(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     coarse = _halve(mid)
     grey = luminance(rgb)
     fine_laplacian = laplacian(grey)
-    parts = {"colour": _opponent_histogram(coarse), "hsv": _hsv_histogram(coarse), "hsv_mid": _hsv_histogram(mid),
+    parts = {"colour": _opponent_histogram(coarse), "hsv": hsv_histogram(coarse), "hsv_mid": hsv_histogram(mid),
              "laplacian": _laplacian_histogram(fine_laplacian), "gradient_mid": _gradient_histogram(luminance(mid)),
              "gradient_coarse": _gradient_histogram(luminance(coarse))}
     descriptor = np.concatenate([parts[name] for name, _ in BLOCKS]).astype(np.float32)
@@ -273,12 +281,14 @@ class AppearanceModel:
         return out
 
     def _combine(self, nearest: np.ndarray) -> np.ndarray:
-        # geometric mean of the distance ratios; a floor keeps exact duplicates (flat slates) finite
-        ratios = np.maximum(nearest / self.scales_, 1e-2)
-        return np.log(ratios).mean(axis=1)
+        # the worse group's log geometric-mean distance ratio; a floor keeps exact duplicates
+        # (flat slates) finite
+        logs = np.log(np.maximum(nearest / self.scales_, 1e-2))
+        return np.max([logs[:, list(group)].mean(axis=1) for group in GROUPS], axis=0)
 
     def score(self, descriptors: np.ndarray) -> np.ndarray:
-        """Scores of query descriptors (m, DIM) or (DIM,): log geometric-mean distance ratio, shape (m,)."""
+        """Scores of query descriptors (m, DIM) or (DIM,): the worse group's log geometric-mean distance
+        ratio, shape (m,)."""
         queries = np.asarray(descriptors, np.float32).reshape(-1, DIM)
         return self._combine(self._nearest(queries)).astype(np.float32)
 

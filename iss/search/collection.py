@@ -16,14 +16,19 @@ Outliers
     - ``layout``: mean colour and luminance spread of a 6x3 grid (a test pattern, a large lens
       reflection, a coloured cast);
     - ``bands``: mean and spread of the luminance of six horizontal bands (half a frame lost, a
-      frame upside down).
+      frame upside down);
+    - ``colours``: hue x saturation x value histogram of the whole thumbnail (the appearance
+      check's, :func:`iss.search.appearance.hsv_histogram`): colours the collection never shows
+      (a lens reflection's green disc and magenta ring, a test pattern).
 
     Each score becomes a robust z-score (median and MAD over the collection) and a picture's score
-    is the larger of the two, with the description that gave it as the reason. Latent distances
+    is the largest of the three, with the description that gave it as the reason. Latent distances
     were tried and left out: on the demo the autoencoder's latents (kNN distance, LOF or
     reconstruction error) rank ordinary cloudy frames first and the odd frames between 69th and
     1,169th. With these descriptions, the demo's injected odd frames (``iss.data.odd_frames``) rank
-    1st, 8th and 3rd of 2,003, and the same three made from real HDEV frames rank 1st to 3rd of 33.
+    2nd, 4th and 1st of 2,003 (at half size; without ``colours`` the lens reflection, among the
+    demo's sun-glare frames, ranked 32nd), and the same three made from real HDEV frames rank 1st
+    to 3rd of 33.
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ import numpy as np
 
 GRID = (6, 3)  # columns, rows of the layout description
 BANDS = 6  # horizontal bands of the band description
-LOF_NEIGHBORS = {"layout": 10, "bands": 20}
-REASONS = {"layout": "unusual colours or layout", "bands": "unusual light from top to bottom"}
+LOF_NEIGHBORS = {"layout": 10, "bands": 20, "colours": 20}
+REASONS = {"layout": "unusual layout of light and colour", "bands": "unusual light from top to bottom",
+           "colours": "unusual colours"}
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _BATCH = 2048
 
@@ -110,7 +116,7 @@ def near_duplicate_sets(n: int, rows_a: np.ndarray, rows_b: np.ndarray, distance
 
 # --- outliers -----------------------------------------------------------------------------------
 def picture_descriptions(thumbs: np.ndarray) -> dict[str, np.ndarray]:
-    """The ``layout`` and ``bands`` descriptions of thumbnails.
+    """The ``layout``, ``bands`` and ``colours`` descriptions of thumbnails.
 
     Parameters
     ----------
@@ -120,8 +126,11 @@ def picture_descriptions(thumbs: np.ndarray) -> dict[str, np.ndarray]:
     -------
     dict
         ``layout``: float32 (n, 4 * 6 * 3), mean RGB and luminance std of each grid cell;
-        ``bands``: float32 (n, 2 * 6), mean and std of the luminance of each band.
+        ``bands``: float32 (n, 2 * 6), mean and std of the luminance of each band;
+        ``colours``: float32 (n, 12 * 4 * 4), square-rooted HSV histogram.
     """
+    from iss.search.appearance import hsv_histogram
+
     pixels = np.asarray(thumbs, dtype=np.float32) / 255.0
     n, h, w, _ = pixels.shape
     gx, gy = GRID
@@ -131,7 +140,9 @@ def picture_descriptions(thumbs: np.ndarray) -> dict[str, np.ndarray]:
     cell_luma = luma[:, : ch * gy, : cw * gx].reshape(n, gy, ch, gx, cw)
     layout = np.concatenate([cells.mean(axis=(2, 4)), cell_luma.std(axis=(2, 4))[..., None]], axis=-1)
     bands = luma[:, : bh * BANDS].reshape(n, BANDS, bh * w)
-    return {"layout": layout.reshape(n, -1), "bands": np.hstack([bands.mean(axis=2), bands.std(axis=2)])}
+    colours = np.stack([hsv_histogram(p) for p in pixels]) if n else np.zeros((0, 12 * 4 * 4), np.float32)
+    return {"layout": layout.reshape(n, -1), "bands": np.hstack([bands.mean(axis=2), bands.std(axis=2)]),
+            "colours": colours}
 
 
 def robust_z(scores: np.ndarray) -> np.ndarray:

@@ -56,7 +56,7 @@ import numpy as np
 from iss.search.appearance import DEFAULT_SIZE, AppearanceModel, texture_of, working_rgb
 
 DEFAULT_TEXTURE_SIZE = DEFAULT_SIZE
-NOVELTY_VERSION = 2  # 2: appearance check, no reconstruction check
+NOVELTY_VERSION = 3  # 2: appearance check, no reconstruction check; 3: worse-group appearance score
 
 CONFIDENCE_MEANS = ("A confidence of 80 % means the query is at least as close to that picture, and looks at least "
                     "as much like the collection, as 80 % of the collection's own pictures are to their nearest "

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from iss.search.collection import near_duplicate_sets, outlier_scores, picture_descriptions, robust_z
+from iss.search.collection import REASONS, near_duplicate_sets, outlier_scores, picture_descriptions, robust_z
 
 REAL_FRAMES = Path("/work/shared/real/iss_frames")
 
@@ -61,13 +61,14 @@ def test_odd_frames_made_from_real_frames_come_first():
     scores = outlier_scores(_Thumbs(ids, np.stack(thumbs)), ids)
     n = len(frames)
     assert sorted(_rank_of(scores, [n, n + 1, n + 2])) == [1, 2, 3]
-    assert set(scores.reason[[n, n + 1, n + 2]]) <= {"layout", "bands"}
+    assert set(scores.reason[[n, n + 1, n + 2]]) <= set(REASONS)
 
 
 @pytest.mark.slow
-def test_demo_odd_frames_are_among_the_top_20_outliers(tmp_path):
+def test_demo_odd_frames_are_among_the_top_10_outliers(tmp_path):
     """The demo collection (2,000 frames, seed 0, drawn at half the size to be quick) plus its three
-    odd frames, ingested by the project's ingest. (At full size, `make demo` ranks them 1st, 3rd and 8th.)"""
+    odd frames, ingested by the project's ingest: measured 2nd, 4th and 1st (the lens reflection was
+    32nd, among the sun-glare frames, before the ``colours`` description)."""
     from iss.config import load_config
     from iss.data.cache import ImageCache
     from iss.data.demo import generate_collection
@@ -86,7 +87,7 @@ def test_demo_odd_frames_are_among_the_top_20_outliers(tmp_path):
     ids = cache.ids
     scores = outlier_scores(cache, ids)
     ranks = _rank_of(scores, [ids.index(i) for i in odd])
-    assert max(ranks) <= 20, dict(zip(odd.values(), ranks))
+    assert max(ranks) <= 10, dict(zip(odd.values(), ranks))
 
 
 def test_descriptions_and_robust_z():
@@ -94,5 +95,6 @@ def test_descriptions_and_robust_z():
     thumbs[1, 27:] = 255
     described = picture_descriptions(thumbs)
     assert described["layout"].shape == (2, 72) and described["bands"].shape == (2, 12)
+    assert described["colours"].shape == (2, 192)
     assert described["bands"][1, :3].max() == 0 and described["bands"][1, 3:6].min() == 1
     assert robust_z(np.array([1.0, 1.0, 1.0, 1.0, 5.0]))[-1] > 1 and np.isfinite(robust_z(np.ones(4))).all()

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from iss.search.appearance import DIM, AppearanceModel
-from iss.search.novelty import NoveltyCalibration, confidence_means, texture_score, thumb_correlation
+from iss.search.novelty import NOVELTY_VERSION, NoveltyCalibration, confidence_means, texture_score, thumb_correlation
 
 
 def png(array) -> io.BytesIO:
@@ -116,7 +116,7 @@ def test_save_load_round_trip(tmp_path, calibration):
 def test_an_old_calibration_is_refused(tmp_path, calibration):
     calibration.save(tmp_path)
     meta = tmp_path / "novelty.json"
-    meta.write_text(meta.read_text().replace('"version": 2', '"version": 1'))
+    meta.write_text(meta.read_text().replace(f'"version": {NOVELTY_VERSION}', '"version": 1'))
     with pytest.raises(ValueError, match="version 1"):
         NoveltyCalibration.load(tmp_path)
 
