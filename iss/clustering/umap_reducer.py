@@ -130,12 +130,23 @@ class ExactKNNIndex:
 
     def neighbour_graph(self, k: int) -> tuple[np.ndarray, np.ndarray, "ExactKNNIndex"]:
         """The fitted points' own k-NN graph (each point first, as umap expects) for ``precomputed_knn``."""
-        idx, dists = self.query(self.nn._fit_X, k)
-        return idx, dists, self
+        idx, dists = self._others(k - 1)
+        n = len(idx)
+        return (np.hstack([np.arange(n, dtype=np.int32)[:, None], idx]),
+                np.hstack([np.zeros((n, 1), np.float32), dists]), self)
 
     def others(self, k: int) -> np.ndarray:
-        """Indices ``(n, k)`` of each fitted point's k nearest other points, nearest first."""
-        return self.query(self.nn._fit_X, k + 1)[0][:, 1:]
+        """Indices ``(n, k)`` of each fitted point's k nearest other points, nearest first.
+
+        A point is never its own neighbour, even among identical rows (scikit-learn's
+        ``kneighbors()`` without a query leaves each fitted point out by index, not by distance).
+        """
+        return self._others(k)[0]
+
+    def _others(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        with threadpool_limits(limits=len(os.sched_getaffinity(0))):
+            dists, idx = self.nn.kneighbors(n_neighbors=k)
+        return idx.astype(np.int32), dists.astype(np.float32)
 
 
 def reproducible_init(X: np.ndarray, graph, dim: int, random_state: int) -> np.ndarray | str:

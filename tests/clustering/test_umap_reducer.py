@@ -42,6 +42,20 @@ def test_exact_index_matches_scikit_learn_and_lists_each_point_first():
     np.testing.assert_allclose(got_d, expected_d, rtol=1e-4)
 
 
+def test_identical_rows_never_list_themselves_among_their_neighbours():
+    """30 identical rows among 230: each point's "others" and the graph's tail exclude the point."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([np.zeros((30, 8)), rng.normal(size=(200, 8))]).astype(np.float32)
+    index = ExactKNNIndex(X, "euclidean")
+    others = index.others(10)
+    assert others.shape == (230, 10)
+    assert not (others == np.arange(230)[:, None]).any()
+    assert set(others[0]) <= set(range(1, 30))  # a copy's nearest are the other copies
+    idx, dists, _ = index.neighbour_graph(10)
+    np.testing.assert_array_equal(idx[:, 0], np.arange(230))
+    assert not (idx[:, 1:] == np.arange(230)[:, None]).any() and (dists[:, 0] == 0).all()
+
+
 def test_disconnected_graphs_embed_the_same_twice():
     """Far apart groups make umap's own spectral init vary between calls; ours does not."""
     X, _ = make_blobs(300, 10, centers=6, cluster_std=0.5, center_box=(-50, 50), random_state=1)
