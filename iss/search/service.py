@@ -262,12 +262,15 @@ class SearchService:
 
     # --- database -----------------------------------------------------------------------------
     def latest_run(self) -> dict | None:
-        """The latest clustering run of this model (``run_id``, ``clustering_type``, ...), or None."""
+        """The latest clustering run of this model (``run_id``, ``clustering_type``, ...), else the latest
+        run on other features (``features: pixels`` clusters the pictures, the autoencoder still
+        serves the search), or None."""
         r = schema.clustering_runs
-        stmt = (select(r).where(and_(r.c.model_type == self.model.model_type, r.c.model_name == self.model.model_name))
-                .order_by(r.c.created_at.desc(), r.c.run_id.desc()).limit(1))
+        newest = (r.c.created_at.desc(), r.c.run_id.desc())
+        this_model = and_(r.c.model_type == self.model.model_type, r.c.model_name == self.model.model_name)
         with self.engine.connect() as conn:
-            row = conn.execute(stmt).mappings().first()
+            row = (conn.execute(select(r).where(this_model).order_by(*newest).limit(1)).mappings().first()
+                   or conn.execute(select(r).order_by(*newest).limit(1)).mappings().first())
         return dict(row) if row else None
 
     def runs(self) -> list[dict]:

@@ -3,6 +3,8 @@ on the MySQL/MariaDB server: the session's rows copied into each backend."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 
@@ -59,3 +61,23 @@ def test_picture_page_on_each_backend(service_on, search_env):
     assert info["neighbours"] == reference["neighbours"] and info["metadata"] == reference["metadata"]
     # MySQL FLOAT columns are single precision
     assert info["clusters"][0]["silhouette"] == pytest.approx(reference["clusters"][0]["silhouette"], rel=1e-5)
+
+
+def test_a_run_on_pixel_features_gives_the_clusters_when_the_search_model_has_none(service_on, search_env, engine):
+    """`make demo` with ``features: auto`` may cluster the pixels while the autoencoder serves the
+    search: the hits and the run page link then show that run, not "no cluster"."""
+    r, e = schema.clustering_runs, schema.pictures_embedding
+    with engine.begin() as conn:
+        conn.execute(e.delete())
+        conn.execute(r.delete())
+        upsert(conn, r, [dict(clustering_type="kmeans", clustering_version=1, model_type="pixels",
+                              model_name="pixels-thumb96x54", params={}, metrics={}, n_clusters=2, path=None,
+                              created_at=dt.datetime(2024, 1, 2))])
+        run_id = conn.execute(select(r.c.run_id)).scalar_one()
+        ids = [str(i) for i in search_env.service.index.ids_]
+        upsert(conn, e, [dict(run_id=run_id, pictures_id=pid, pictures_x=0.0, pictures_y=0.0, label=k % 2,
+                              silhouette=0.5) for k, pid in enumerate(ids)])
+    assert service_on.latest_run()["run_id"] == run_id
+    path = sorted(search_env.collection.glob("*.jpg"))[11]
+    hits = service_on.search(path, k=4).hits
+    assert all(h.run_id == run_id and h.cluster in (0, 1) for h in hits)
