@@ -85,23 +85,38 @@ def texture_score(source, size: tuple[int, int] = DEFAULT_TEXTURE_SIZE) -> float
     return texture_of(working_rgb(source, size))
 
 
-def thumb_correlation(a: np.ndarray, b: np.ndarray, pool: int = 4) -> float:
-    """Normalised cross-correlation of two thumbnails (uint8 (h, w, 3), same shape), pooled by ``pool``.
+def thumb_correlations(a: np.ndarray, b: np.ndarray, pool: int = 4) -> np.ndarray:
+    """Normalised cross-correlation of pairs of thumbnails, pooled by ``pool``.
 
-    Pooling (96x54 -> 24x13) makes it tolerate the shifts of a 2-5 % crop; each channel is taken
-    about its own mean, so brightness, contrast and colour casts do not count. A picture flatter
-    than 2 grey levels of spread correlates with nothing (0), not even another flat one: whether
-    a flat picture is like the collection is left to the appearance check.
+    Parameters
+    ----------
+    a, b : uint8 arrays, shape (m, h, w, 3)
+        The pairs, row by row.
+
+    Returns
+    -------
+    float32 array, shape (m,)
+        In [-1, 1]. Pooling (96x54 -> 24x13) makes it tolerate the shifts of a 2-5 % crop; each
+        channel is taken about its own mean, so brightness, contrast and colour casts do not
+        count. A picture flatter than 2 grey levels of spread correlates with nothing (0), not
+        even another flat one: whether a flat picture is like the collection is left to the
+        appearance check.
     """
     def pooled(x):
         x = np.asarray(x, np.float32)
-        h, w = x.shape[0] // pool * pool, x.shape[1] // pool * pool
-        x = x[:h, :w].reshape(h // pool, pool, w // pool, pool, -1).mean(axis=(1, 3))
-        return (x - x.mean(axis=(0, 1))).ravel()
+        n, h, w = x.shape[0], x.shape[1] // pool * pool, x.shape[2] // pool * pool
+        x = x[:, :h, :w].reshape(n, h // pool, pool, w // pool, pool, -1).mean(axis=(2, 4))
+        return (x - x.mean(axis=(1, 2), keepdims=True)).reshape(n, -1)
 
     x, y = pooled(a), pooled(b)
-    floor = len(x) * 2.0 ** 2  # sum of squares of a spread of 2 grey levels
-    return float(x @ y / np.sqrt(max(float(x @ x), floor) * max(float(y @ y), floor)))
+    floor = x.shape[1] * 2.0 ** 2  # sum of squares of a spread of 2 grey levels
+    norms = np.maximum(np.einsum("ij,ij->i", x, x), floor) * np.maximum(np.einsum("ij,ij->i", y, y), floor)
+    return (np.einsum("ij,ij->i", x, y) / np.sqrt(norms)).astype(np.float32)
+
+
+def thumb_correlation(a: np.ndarray, b: np.ndarray, pool: int = 4) -> float:
+    """:func:`thumb_correlations` of one pair of thumbnails (uint8 (h, w, 3), same shape)."""
+    return float(thumb_correlations(np.asarray(a)[None], np.asarray(b)[None], pool)[0])
 
 
 @dataclass
@@ -219,6 +234,20 @@ class NoveltyCalibration:
         if len(self.near_copy_distances) == 0:
             return 0.0
         return float(np.percentile(self.near_copy_distances, 95))
+
+    @property
+    def near_duplicate_distance(self) -> float:
+        """Latent distance under which two collection pictures are near-duplicates: the median edit.
+
+        Stricter than :attr:`near_copy_distance` (95th percentile) on purpose: a search compares
+        one query with its nearest picture, a collection's list compares all n^2/2 pairs, whose
+        tail of ordinary close neighbours the 95th percentile lets in (measured on the demo:
+        1,050 pairs chained into sets of 329 and 41 horizon frames of different clouds and
+        colours; with the median edit 85 pairs, mostly the identical "live is off" slates).
+        """
+        if len(self.near_copy_distances) == 0:
+            return 0.0
+        return float(np.percentile(self.near_copy_distances, 50))
 
     @property
     def near_copy_correlation(self) -> float:

@@ -234,7 +234,7 @@ def create_app(cfg: Config, service: SearchService | None = None) -> FastAPI:
     def near_duplicates(request: Request, page: int = 1):
         sets = service.near_duplicate_sets()
         if wants_json(request):
-            return {"threshold": service.calibration.near_copy_distance, "sets": sets,
+            return {"threshold": service.calibration.near_duplicate_distance, "sets": sets,
                     "pairs": service.near_duplicates()}
         pages_total = max(1, -(-len(sets) // SETS_PER_PAGE))
         if not 1 <= page <= pages_total:
@@ -242,7 +242,7 @@ def create_app(cfg: Config, service: SearchService | None = None) -> FastAPI:
         shown = sets[(page - 1) * SETS_PER_PAGE: page * SETS_PER_PAGE]
         return render("near_duplicates.html", title="Near-duplicates", sets=shown, total=len(sets),
                       pictures=sum(s["size"] for s in sets), page=page, pages=pages_total,
-                      threshold=service.calibration.near_copy_distance)
+                      threshold=service.calibration.near_duplicate_distance)
 
     @app.get("/near-duplicates-keep-one.csv")
     def near_duplicates_keep_one_csv():

@@ -40,7 +40,7 @@ from iss.db import schema
 from iss.search.appearance import describe, working_rgb
 from iss.search.build import SearchModel, load_search_model, model_names, search_settings, sync_index
 from iss.search.index import SimilarityIndex
-from iss.search.novelty import NoveltyCalibration, Verdict, confidence_means, thumb_correlation
+from iss.search.novelty import NoveltyCalibration, Verdict, confidence_means, thumb_correlation, thumb_correlations
 
 log = logging.getLogger(__name__)
 
@@ -380,10 +380,30 @@ class SearchService:
                              for r in rows]}
 
     # --- collection-level lists ---------------------------------------------------------------
+    def near_duplicate_pairs(self, batch: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Index rows ``(a, b)`` and latent distances of the near-duplicate pairs, closest first.
+
+        A pair is closer in latent distance than the median edited copy is to its original
+        (:attr:`~iss.search.novelty.NoveltyCalibration.near_duplicate_distance`) *and* its
+        thumbnails correlate as an edited copy's do (the search's near-copy test); a picture
+        without a cached thumbnail pairs with nothing.
+        """
+        a, b, d = self.index.near_duplicate_pairs(self.calibration.near_duplicate_distance)
+        ids = self.index.ids_
+        keep = np.zeros(len(a), bool)
+        for start in range(0, len(a), batch):  # memory bounded by the batch of thumbnails
+            rows_a, rows_b = a[start:start + batch], b[start:start + batch]
+            cached = np.array([str(ids[i]) in self.cache and str(ids[j]) in self.cache for i, j in zip(rows_a, rows_b)],
+                              bool)
+            if cached.any():
+                ta = self.cache.get_thumbs([str(ids[i]) for i in rows_a[cached]])
+                tb = self.cache.get_thumbs([str(ids[j]) for j in rows_b[cached]])
+                keep[start:start + batch][cached] = thumb_correlations(ta, tb) >= self.calibration.near_copy_correlation
+        return a[keep], b[keep], d[keep]
+
     def near_duplicates(self, limit: int | None = None) -> list[dict]:
-        """Pairs of pictures as close as an edited copy is to its original (closest first)."""
-        threshold = self.calibration.near_copy_distance
-        a, b, d = self.index.near_duplicate_pairs(threshold)
+        """Pairs of near-duplicate pictures (:meth:`near_duplicate_pairs`), closest first."""
+        a, b, d = self.near_duplicate_pairs()
         if limit:
             a, b, d = a[:limit], b[:limit], d[:limit]
         ids = [str(x) for x in np.concatenate([self.index.ids_[a], self.index.ids_[b]])]
@@ -399,7 +419,7 @@ class SearchService:
         the picture to keep (:func:`iss.search.collection.near_duplicate_sets`)."""
         from iss.search.collection import near_duplicate_sets
 
-        a, b, d = self.index.near_duplicate_pairs(self.calibration.near_copy_distance)
+        a, b, d = self.near_duplicate_pairs()
         sets = near_duplicate_sets(len(self.index), a, b, d, self.index.latents_, self.index.ids_)
         ids = [str(self.index.ids_[r]) for s in sets for r in s.rows]
         rows = self.picture_rows(ids)

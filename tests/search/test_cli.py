@@ -64,7 +64,7 @@ def test_near_duplicates_and_outliers_csv(runner, search_env, tmp_path):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(pairs.open()))
     assert len(rows) == len(search_env.service.near_duplicates())
-    threshold = search_env.service.calibration.near_copy_distance
+    threshold = search_env.service.calibration.near_duplicate_distance
     assert all(float(r["distance"]) <= threshold for r in rows)
     sets = search_env.service.near_duplicate_sets()
     kept = list(csv.DictReader(keep.open()))

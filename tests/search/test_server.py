@@ -226,3 +226,19 @@ def small_jpeg() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 36), (10, 20, 30)).save(buffer, format="JPEG")
     return buffer.getvalue()
+
+
+def test_near_duplicate_pairs_pass_both_tests_and_sets_are_not_chains_of_the_collection(search_env):
+    from iss.search.novelty import thumb_correlations
+
+    service = search_env.service
+    a, b, d = service.near_duplicate_pairs()
+    assert (d <= service.calibration.near_duplicate_distance).all()
+    assert service.calibration.near_duplicate_distance < service.calibration.near_copy_distance
+    ids = service.index.ids_
+    if len(a):
+        correlations = thumb_correlations(service.cache.get_thumbs([str(ids[i]) for i in a]),
+                                          service.cache.get_thumbs([str(ids[j]) for j in b]))
+        assert (correlations >= service.calibration.near_copy_correlation).all()
+    # before the median edit and the correlation, ordinary neighbours chained a quarter of the demo into one set
+    assert max((s["size"] for s in service.near_duplicate_sets()), default=0) <= 0.05 * len(service.index)
