@@ -5,7 +5,7 @@
 
 Builds a synthetic clustering run of ``n`` pictures (database rows, an ingest cache whose
 96x54 thumbnails have photographic JPEG entropy, latents) in a temporary root with
-:func:`iss.visualization.synthetic.make_synthetic_run`, renders the run's scatter page exactly as
+:func:`tests.synthetic.make_synthetic_run`, renders the run's scatter page exactly as
 the reports step does (:func:`iss.visualization.reports.render_scatter`), then opens it in headless
 Chromium (Debian's chromium + chromium-driver) ``BENCH_SCATTER_REPEATS`` times (default 3):
 
@@ -47,11 +47,11 @@ def measure_scatter(browser, page: Path, repeats: int) -> dict:
 def main() -> dict:
     from iss.config import load_config
     from iss.db.engine import get_engine
-    from iss.visualization.browser import HeadlessChromium
+    from tests.browser import HeadlessChromium
     from iss.visualization.data import cache_for, get_run, load_run_frame
     from iss.visualization.facets import build_facets
     from iss.visualization.reports import THUMBS_FOLDER, render_scatter
-    from iss.visualization.synthetic import make_synthetic_run
+    from tests.synthetic import make_synthetic_run
 
     n = int(os.environ.get("BENCH_SCATTER_N", "14000"))
     repeats = max(1, int(os.environ.get("BENCH_SCATTER_REPEATS", "3")))

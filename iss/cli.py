@@ -30,37 +30,18 @@ from typing import Optional
 
 import typer
 
-from iss.exec.common import plain_help
+from iss.exec.common import ModelNameOption, ModelTypeOption, ModeOption, fail, plain_help, search_errors
+from iss.exec.serve import serve
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=plain_help(__doc__))
 log = logging.getLogger("iss.cli")
-
-ModelType = typer.Option(None, "--model-type", help="Model type (default training.model_type).")
-ModelName = typer.Option(None, "--model-name", help="Model name (default training.model_name).")
-Mode = typer.Option(None, "--mode", help="Config mode (default $MODE, else demo).")
 
 
 def _setup_logging(quiet: bool = False) -> None:
     from iss.exec.common import setup_logging
 
     setup_logging(logging.WARNING if quiet else logging.INFO)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=code)
-
-
-def _known_errors() -> tuple[type[Exception], ...]:
-    """The errors the search commands turn into one clear line (bad config, database, cache, index, model)."""
-    from iss.config import ConfigError
-    from iss.data.cache import CacheError
-    from iss.db.engine import DatabaseError
-    from iss.models.store import EncodeError
-    from iss.search.index import SearchIndexError
-
-    return ConfigError, DatabaseError, CacheError, SearchIndexError, EncodeError
 
 
 def _service(mode, model_type, model_name, rebuild: bool = False, warm_up: bool = False):
@@ -72,8 +53,8 @@ def _service(mode, model_type, model_name, rebuild: bool = False, warm_up: bool 
         cfg = load_config(mode=mode)
         return cfg, SearchService.from_config(cfg, model_type=model_type, model_name=model_name, rebuild=rebuild,
                                                warm_up=warm_up)
-    except _known_errors() as exc:
-        _fail(str(exc))
+    except search_errors() as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -81,21 +62,21 @@ def similar(
     picture: Path = typer.Argument(..., help="A picture file, from the collection or not."),
     k: int = typer.Option(12, "--k", "-k", min=1, help="Number of results."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON answer of POST /search instead of a table."),
-    model_type: Optional[str] = ModelType,
-    model_name: Optional[str] = ModelName,
-    mode: Optional[str] = Mode,
+    model_type: Optional[str] = ModelTypeOption,
+    model_name: Optional[str] = ModelNameOption,
+    mode: Optional[str] = ModeOption,
 ) -> None:
     """List the collection pictures most similar to PICTURE, with distance, confidence, cluster and time."""
     _setup_logging(quiet=True)
     from iss.search.service import QueryError
 
     if not picture.is_file():
-        _fail(f"{picture}: no such file (expected a picture file)", code=2)
+        fail(f"{picture}: no such file (expected a picture file)", code=2)
     _, service = _service(mode, model_type, model_name)
     try:
         result = service.search(picture, k=k)
     except QueryError as exc:
-        _fail(f"{picture}: {exc.message}", code=2)
+        fail(f"{picture}: {exc.message}", code=2)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
         return
@@ -116,38 +97,15 @@ def similar(
     typer.echo(result.confidence_means)
 
 
-@app.command()
-def serve(
-    host: Optional[str] = typer.Option(None, "--host", help="Interface to bind (default search.host, 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port (default search.port, 8000)."),
-    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the search index first."),
-    model_type: Optional[str] = ModelType,
-    model_name: Optional[str] = ModelName,
-    mode: Optional[str] = Mode,
-) -> None:
-    """Run the explorer server: search by upload, clusters, pictures, near-duplicates, outliers, reports."""
-    _setup_logging()
-    from iss.config import ConfigError, load_config
-    from iss.search.server import serve as run_server
-
-    try:
-        cfg = load_config(mode=mode)
-    except ConfigError as exc:
-        _fail(str(exc))
-    log.info("serve: start")
-    try:
-        run_server(cfg, host=host, port=port, model_type=model_type, model_name=model_name, rebuild=rebuild)
-    except _known_errors() as exc:
-        _fail(str(exc))
-    log.info("serve: done")
+app.command()(serve)  # the explorer server: the same command as `python -m iss.exec.serve`
 
 
 @app.command()
 def index(
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild from scratch even when up to date."),
-    model_type: Optional[str] = ModelType,
-    model_name: Optional[str] = ModelName,
-    mode: Optional[str] = Mode,
+    model_type: Optional[str] = ModelTypeOption,
+    model_name: Optional[str] = ModelNameOption,
+    mode: Optional[str] = ModeOption,
 ) -> None:
     """Build the search index, or add the pictures encoded since it was built."""
     _setup_logging()
@@ -163,9 +121,9 @@ def near_duplicates(
                                                            "keep = yes for the one to keep) instead of printing."),
     pairs: Optional[Path] = typer.Option(None, "--pairs", help="Also write the near-duplicate pairs as CSV."),
     limit: int = typer.Option(20, "--limit", min=1, help="Sets printed (largest first)."),
-    model_type: Optional[str] = ModelType,
-    model_name: Optional[str] = ModelName,
-    mode: Optional[str] = Mode,
+    model_type: Optional[str] = ModelTypeOption,
+    model_name: Optional[str] = ModelNameOption,
+    mode: Optional[str] = ModeOption,
 ) -> None:
     """Sets of near-identical pictures (closer than an edited copy is to its original), largest first, and the one to keep."""
     _setup_logging(quiet=True)
@@ -196,9 +154,9 @@ def near_duplicates(
 def outliers(
     out: Optional[Path] = typer.Option(None, "--out", help="Write them as CSV here instead of printing."),
     n: int = typer.Option(50, "--n", min=1, help="Number of outliers."),
-    model_type: Optional[str] = ModelType,
-    model_name: Optional[str] = ModelName,
-    mode: Optional[str] = Mode,
+    model_type: Optional[str] = ModelTypeOption,
+    model_name: Optional[str] = ModelNameOption,
+    mode: Optional[str] = ModeOption,
 ) -> None:
     """The N pictures least like the rest (unusual colour layout or light from top to bottom), oddest first."""
     _setup_logging(quiet=True)
@@ -225,7 +183,7 @@ def name_cluster(
     name: str = typer.Argument("", help="The new name; empty to go back to the automatic description."),
     refresh: bool = typer.Option(True, "--refresh/--no-refresh",
                                  help="Rewrite the run page, scatter, mosaics and dive with the new name."),
-    mode: Optional[str] = Mode,
+    mode: Optional[str] = ModeOption,
 ) -> None:
     """Name a cluster (stored in the database; shown on every page, usable in poster rules)."""
     _setup_logging(quiet=True)
@@ -253,7 +211,7 @@ def name_cluster(
         finally:
             engine.dispose()
     except (ClusterNameError, ConfigError, DatabaseError, CacheError, ReportError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 # --- the pipeline steps: the very functions of `python -m iss.exec.<step>` and `make <step>` ----------------

@@ -12,7 +12,7 @@ from nbclient import NotebookClient
 
 from iss.config import load_config
 from iss.db.engine import get_engine
-from iss.visualization.synthetic import make_synthetic_run
+from tests.synthetic import make_synthetic_run
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 KERNEL_NAME = "iss-test-venv"

@@ -68,7 +68,7 @@ def _ran(cfg):
 @pytest.mark.browser
 def test_run_page_explorer_links_work_after_the_pipeline(small_cfg, tmp_path):
     """The run page is written after the explorer pages: every explorer link works, opened as files."""
-    from iss.visualization.browser import HeadlessChromium
+    from tests.browser import HeadlessChromium
 
     _ran(small_cfg)
     [run_page] = list(small_cfg.path("reports").glob("run-*/index.html"))

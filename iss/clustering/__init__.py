@@ -11,7 +11,7 @@ Types (``clustering.<type>`` section of the config):
 mapping is flattened, ``version`` is the registry's and ignored here);
 :func:`iss.clustering.registry.run_clustering` fits one on a model's latents and records
 the run. Importing this package is cheap: umap is imported (without TensorFlow, with numba
-caching, see :mod:`iss.clustering.umap_reducer`) only when a UMAP type is built.
+caching, see :mod:`iss.clustering.umap_compat`) only when a UMAP type is built.
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ from iss.clustering.base import (
 )
 from iss.clustering.metrics import choose_k
 from iss.clustering.scan import SCANClusterer
-from iss.clustering.umap_reducer import ExactKNNIndex, UMAPReducer, import_umap
+from iss.clustering.umap_compat import import_umap
+from iss.clustering.umap_reducer import ExactKNNIndex, UMAPReducer
 
 
 class UMAPClusteringMixin:

@@ -4,31 +4,24 @@ Why this module exists. In a fresh process, plain ``import umap`` followed by a 
 14,000 latents spent 40-55 s here compiling numba code before doing any work, and imported
 TensorFlow. Three things fix that:
 
-1. ``import_umap()`` blocks ``umap.parametric_umap`` (a ``None`` entry in ``sys.modules``
-   makes that import raise ``ImportError``, which umap's ``__init__`` already catches), so
-   TensorFlow is not imported — unless it is already loaded, in which case it costs nothing.
+1. umap is imported without TensorFlow (``umap.parametric_umap`` blocked).
 2. While umap and pynndescent are imported, ``numba.njit``/``numba.jit`` default to
-   ``cache=True``: umap declares almost none of its ~130 compiled functions cacheable, so
-   every process recompiled them. The compiled code goes to :func:`numba_cache_dir`
-   (``$NUMBA_CACHE_DIR``, else ``$ISS_NUMBA_CACHE_DIR``, else ``<project>/.cache/numba``), in
-   a sub-folder named after the python/numba/umap/pynndescent versions, so an upgrade never
-   reuses stale machine code. The first process ever pays the compilation once.
+   ``cache=True``, so the compiled code is written once to a versioned cache folder and every
+   later process loads it. The first process ever pays the compilation once.
 3. pynndescent's NN-descent cannot be cached (it receives the distance function as an
    argument, which numba refuses to cache), so up to ``exact_knn_max`` samples the k nearest
    neighbours are computed exactly with scikit-learn (brute force on BLAS, a few seconds for
    14,000 x 288) and handed to UMAP as ``precomputed_knn``, together with a small index
    object so that ``UMAP.transform`` works on new points. Larger inputs use NN-descent.
+
+1 and 2 (:func:`iss.clustering.umap_compat.import_umap`) and the index's shape in 3 rely on
+umap-learn's internals; they all live in :mod:`iss.clustering.umap_compat`, which a test checks
+against the installed umap-learn.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import platform
-import sys
-import warnings
-from pathlib import Path
 
 import numpy as np
 from scipy.sparse.csgraph import connected_components
@@ -37,70 +30,18 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from iss.config import PROJ_ROOT
+from iss.clustering.umap_compat import (
+    expected_warnings,
+    fuzzy_graph,
+    import_umap,
+    nndescent_neighbours,
+    precomputed_knn,
+    spectral_layout,
+)
 
 # metrics scikit-learn's brute-force neighbours computes like umap does
 EXACT_KNN_METRICS = ("euclidean", "cosine", "manhattan", "chebyshev", "minkowski", "correlation",
                      "l1", "l2", "cityblock", "braycurtis", "canberra", "sqeuclidean")
-
-
-def numba_cache_dir() -> Path:
-    """Folder for numba's on-disk cache of umap/pynndescent code (created on use)."""
-    from importlib.metadata import version
-
-    base = os.environ.get("NUMBA_CACHE_DIR") or os.environ.get("ISS_NUMBA_CACHE_DIR")
-    if base:
-        return Path(base)
-    key = "-".join([platform.python_version(), version("numba"), version("umap-learn"), version("pynndescent")])
-    return PROJ_ROOT / ".cache" / "numba" / hashlib.sha1(key.encode()).hexdigest()[:12]
-
-
-@contextlib.contextmanager
-def _numba_cache_on():
-    """Make ``numba.njit``/``numba.jit`` default to ``cache=True`` inside the block."""
-    import numba
-
-    njit, jit = numba.njit, numba.jit
-
-    def cached_njit(*args, **kwargs):
-        kwargs.setdefault("cache", True)
-        return njit(*args, **kwargs)
-
-    def cached_jit(*args, **kwargs):
-        kwargs.setdefault("cache", True)
-        return jit(*args, **kwargs)
-
-    numba.njit, numba.jit = cached_njit, cached_jit
-    try:
-        yield
-    finally:
-        numba.njit, numba.jit = njit, jit
-
-
-def import_umap():
-    """The ``umap`` module, imported with numba caching on and without TensorFlow.
-
-    Idempotent; if umap was already imported elsewhere it is returned as is.
-    """
-    if "umap.umap_" in sys.modules:
-        return sys.modules["umap"]
-    import numba
-
-    cache_dir = numba_cache_dir()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    if not os.environ.get("NUMBA_CACHE_DIR"):
-        numba.config.CACHE_DIR = str(cache_dir)  # read when each function's cache is set up
-    block_tf = "tensorflow" not in sys.modules and "umap.parametric_umap" not in sys.modules
-    if block_tf:
-        sys.modules["umap.parametric_umap"] = None  # -> ImportError inside umap/__init__, caught there
-    try:
-        with _numba_cache_on(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", ImportWarning)
-            import umap  # noqa: PLC0415 - the point of this function
-    finally:
-        if block_tf and sys.modules.get("umap.parametric_umap", 0) is None:
-            del sys.modules["umap.parametric_umap"]  # a later explicit import still works
-    return umap
 
 
 class ExactKNNIndex:
@@ -167,7 +108,6 @@ def reproducible_init(X: np.ndarray, graph, dim: int, random_state: int) -> np.n
     """
     from sklearn.decomposition import PCA
     from sklearn.metrics import pairwise_distances
-    from umap.spectral import spectral_layout
 
     n_parts, part_of = connected_components(graph, directed=False)
     if n_parts == 1:
@@ -192,7 +132,7 @@ def reproducible_init(X: np.ndarray, graph, dim: int, random_state: int) -> np.n
         if size < 2 * dim or size <= dim + 1:
             init[members] = rng.uniform(-half_gap, half_gap, size=(size, dim)) + meta[p]
         else:
-            layout = spectral_layout(None, graph[members][:, members], dim, rng)
+            layout = spectral_layout(graph[members][:, members], dim, rng)
             init[members] = layout * (half_gap / (np.abs(layout).max() or 1.0)) + meta[p]
     return init.astype(np.float32)
 
@@ -241,11 +181,8 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
     def _neighbours(self, X: np.ndarray, exact: bool):
         """``(indices, distances, index)`` of every point's ``n_neighbors`` nearest (itself first)."""
         if exact:
-            return ExactKNNIndex(X, self.metric).neighbour_graph(self.n_neighbors)
-        from umap.umap_ import nearest_neighbors
-
-        return nearest_neighbors(X, self.n_neighbors, self.metric, {}, False,
-                                 np.random.RandomState(self.random_state), low_memory=True, n_jobs=1)
+            return precomputed_knn(*ExactKNNIndex(X, self.metric).neighbour_graph(self.n_neighbors))
+        return nndescent_neighbours(X, self.n_neighbors, self.metric, self.random_state)
 
     def fit(self, X, y=None):
         """Fit on ``X`` (n, d) float32; sets ``embedding_`` (n, n_components) and ``embedding_2d_`` (n, 2)."""
@@ -255,21 +192,10 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
         if self.knn == "exact" and self.metric not in EXACT_KNN_METRICS:
             raise ValueError(f"knn='exact' with metric={self.metric!r}: exact neighbours support "
                              f"{', '.join(EXACT_KNN_METRICS)}; use knn='nndescent'")
-        import_umap()
-        from umap.umap_ import fuzzy_simplicial_set
-
-        with warnings.catch_warnings():
-            # "not an NNDescent object" (ours is a duck-typed one) and the disconnected-graph
-            # note of spectral init are expected here
-            warnings.filterwarnings("ignore", message=".*NNDescent object.*")
-            warnings.filterwarnings("ignore", message=".*not fully connected.*")
-            warnings.filterwarnings("ignore", message=".*n_jobs value.*")
-            # NN-descent (large inputs) is the part numba cannot cache; it says so on every run
-            warnings.filterwarnings("ignore", message="Cannot cache compiled function")
+        with expected_warnings():
             knn = self._neighbours(X, exact)
             # the fuzzy graph once more (umap builds it again inside fit, ~0.1 s) to choose the init
-            graph = fuzzy_simplicial_set(X, self.n_neighbors, np.random.RandomState(self.random_state),
-                                         self.metric, knn_indices=knn[0], knn_dists=knn[1])[0]
+            graph = fuzzy_graph(X, self.n_neighbors, self.metric, knn, self.random_state)
             init = reproducible_init(X, graph, self.n_components, self.random_state)
             self.umap_ = self._umap(self.n_components, knn, init).fit(X)
             self.embedding_ = np.asarray(self.umap_.embedding_, dtype=np.float32)
@@ -290,8 +216,7 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """New points into the fitted ``n_components``-D embedding: (n, n_components)."""
         check_is_fitted(self, "umap_")
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*n_jobs value.*")
+        with expected_warnings():
             return np.asarray(self.umap_.transform(np.asarray(X, dtype=np.float32)), dtype=np.float32)
 
     def transform_2d(self, X, reduced: np.ndarray | None = None) -> np.ndarray:

@@ -25,6 +25,28 @@ def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT)
 
 
+def fail(message: str, code: int = 1) -> None:
+    """Print ``error: <message>`` in red on stderr and exit with ``code`` (the commands' one clear line).
+
+    Raises
+    ------
+    typer.Exit
+    """
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=code)
+
+
+def search_errors() -> tuple[type[Exception], ...]:
+    """The errors the search and explorer commands turn into one clear line (bad config, database,
+    cache, index, model); imported on call, so the commands stay light."""
+    from iss.data.cache import CacheError
+    from iss.db.engine import DatabaseError
+    from iss.models.store import EncodeError
+    from iss.search.index import SearchIndexError
+
+    return ConfigError, DatabaseError, CacheError, SearchIndexError, EncodeError
+
+
 @contextmanager
 def step_errors(log: logging.Logger, *errors: type[BaseException]) -> Iterator[None]:
     """Turn the step's expected errors into one logged line and exit code 1.
@@ -150,6 +172,8 @@ def step_config(mode: str | None, settings: Sequence[str] | None = None, overrid
 
 # Options every step shares (Typer reads these defaults; the same object may serve many commands).
 ModeOption = typer.Option(None, "--mode", help="Config mode: config/config_MODE.yaml (default $MODE, else demo).")
+ModelTypeOption = typer.Option(None, "--model-type", help="Model type (default training.model_type).")
+ModelNameOption = typer.Option(None, "--model-name", help="Model name (default training.model_name).")
 SetOption: Optional[list[str]] = typer.Option(
     None, "--set", metavar="KEY=VALUE",
     help="Override any config key, e.g. --set clustering.n2d.n_clusters=8 (repeatable; values read as YAML).")

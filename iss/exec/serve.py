@@ -12,8 +12,40 @@ The same as ``iss serve``.
 
 from __future__ import annotations
 
-from iss.cli import serve
-from iss.exec.common import step_app
+import logging
+from typing import Optional
+
+import typer
+
+from iss.exec.common import ModelNameOption, ModelTypeOption, ModeOption, fail, search_errors, setup_logging, step_app
+
+log = logging.getLogger(__name__)
+
+
+def serve(
+    host: Optional[str] = typer.Option(None, "--host", help="Interface to bind (default search.host, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default search.port, 8000)."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the search index first."),
+    model_type: Optional[str] = ModelTypeOption,
+    model_name: Optional[str] = ModelNameOption,
+    mode: Optional[str] = ModeOption,
+) -> None:
+    """Run the explorer server: search by upload, clusters, pictures, near-duplicates, outliers, reports."""
+    setup_logging()
+    from iss.config import ConfigError, load_config
+    from iss.search.server import serve as run_server
+
+    try:
+        cfg = load_config(mode=mode)
+    except ConfigError as exc:
+        fail(str(exc))
+    log.info("serve: start")
+    try:
+        run_server(cfg, host=host, port=port, model_type=model_type, model_name=model_name, rebuild=rebuild)
+    except search_errors() as exc:
+        fail(str(exc))
+    log.info("serve: done")
+
 
 app = step_app(__doc__)
 app.command()(serve)

@@ -25,8 +25,6 @@ Writes: ``paths.reports/facets_overview.html``, ``facets_dive.html``, ``facets_s
 from __future__ import annotations
 
 import datetime as dt
-import html
-import json
 import logging
 import math
 import re
@@ -46,11 +44,11 @@ from iss.visualization.data import (
     thumb_url,
     write_thumbnails,
 )
-from iss.visualization.style import _PALETTE, NOISE_COLOR, PAGE_CSS, cluster_color, cluster_title, shown_names
+from iss.visualization.pages import render_page
+from iss.visualization.style import _PALETTE, NOISE_COLOR, cluster_color, cluster_title, shown_names
 
 log = logging.getLogger(__name__)
 
-ASSETS = Path(__file__).with_name("assets")
 OVERVIEW_FILE, DIVE_FILE, SPRITE_FILE = "facets_overview.html", "facets_dive.html", "facets_sprite.jpg"
 MAX_SPRITE_WIDTH = 8192  # pixels; browsers decode larger images but some GPUs cannot upload them
 MISSING = "(missing)"
@@ -240,133 +238,32 @@ def _fmt_number(value, kind: str = "num") -> str:
     return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
-def _svg_histogram(counts, color: str, width: int = 150, height: int = 26) -> str:
+def _histogram_bars(counts, width: int, height: int) -> list[dict]:
+    """The bars of a small SVG histogram ``width`` x ``height`` (none for an empty one): ``x``, ``y``,
+    ``width``, ``height`` formatted for the SVG, and ``count`` for the tooltip."""
     counts = np.asarray(counts, dtype=float)
     if counts.size == 0 or counts.max() == 0:
-        return ""
+        return []
     bar = width / counts.size
-    bars = "".join(
-        f"<rect x='{i * bar + 0.5:.1f}' y='{height - max(1.0, c / counts.max() * (height - 2)):.1f}' "
-        f"width='{bar - 1:.1f}' height='{max(1.0, c / counts.max() * (height - 2)):.1f}'><title>{int(c):,}</title></rect>"
-        for i, c in enumerate(counts) if c > 0)
-    return (f"<svg width='{width}' height='{height}' viewBox='0 0 {width} {height}' fill='{color}' "
-            f"role='img' aria-label='histogram'>{bars}</svg>")
+    tall = [max(1.0, c / counts.max() * (height - 2)) for c in counts]
+    return [{"x": f"{i * bar + 0.5:.1f}", "y": f"{height - h:.1f}", "width": f"{bar - 1:.1f}", "height": f"{h:.1f}",
+             "count": f"{int(c):,}"} for i, (c, h) in enumerate(zip(counts, tall)) if c > 0]
 
 
-def _top_bars(top: list, total: int, color: str) -> str:
-    if not top:
-        return ""
-    peak = max(count for _, count in top)
-    rows = "".join(
-        f"<div class='tv'><span class='tvn' title='{html.escape(value)}'>{html.escape(value)}</span>"
-        f"<span class='tvb'><i style='width:{count / peak * 100:.0f}%;background:{color}'></i></span>"
-        f"<span class='tvc'>{count:,}</span></div>" for value, count in top)
-    return f"<div class='tops'>{rows}</div>"
-
-
-OVERVIEW_CSS = """
-.controls { display:flex; gap:16px; align-items:center; margin:8px 0 16px; flex-wrap:wrap; }
-.controls input, .controls select { font:inherit; padding:4px 8px; border:1px solid #cbd2d9; border-radius:4px; }
-table.feat { width:100%; margin-bottom:24px; }
-table.feat tbody.f { border-top:2px solid #cbd2d9; }
-table.feat td { padding:3px 10px; } table.feat td.fname { font-weight:600; white-space:nowrap; }
-table.feat td.fname small { display:block; font-weight:400; color:var(--muted); }
-td.warn { color:#c0392b; font-weight:600; }
-.grp { display:inline-block; padding:0 6px; border-radius:8px; color:#fff; font-size:12px; }
-.tops { min-width:260px; } .tv { display:flex; gap:6px; align-items:center; font-size:12px; }
-.tvn { width:120px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
-.tvb { flex:1; background:#eef1f5; height:9px; border-radius:2px; min-width:80px; }
-.tvb i { display:block; height:9px; border-radius:2px; } .tvc { width:52px; text-align:right; color:var(--muted); }
-.legend span { margin-right:14px; }
-"""
-
-OVERVIEW_JS = """
-(function () {
-  const filter = document.getElementById('feature-filter');
-  const sorter = document.getElementById('feature-sort');
-  function apply() {
-    const text = filter.value.trim().toLowerCase();
-    document.querySelectorAll('table.feat').forEach(table => {
-      const bodies = Array.from(table.querySelectorAll('tbody.f'));
-      const key = sorter.value;
-      bodies.sort((a, b) => key === 'name' ? a.dataset.name.localeCompare(b.dataset.name)
-                                           : parseFloat(b.dataset[key]) - parseFloat(a.dataset[key]));
-      bodies.forEach(body => {
-        body.style.display = body.dataset.name.toLowerCase().includes(text) ? '' : 'none';
-        table.appendChild(body);
-      });
-    });
-    const shown = document.querySelectorAll('tbody.f:not([style*="none"])').length;
-    document.getElementById('feature-count').textContent = shown + ' columns shown';
-  }
-  filter.addEventListener('input', apply);
-  sorter.addEventListener('change', apply);
-  apply();
-})();
-"""
+def _numeric_cells(s: dict, kind: str) -> list[str]:
+    """count, missing, mean, std, zeros, min, median, max of a number or time column, as shown."""
+    return ([f"{s['count']:,}", f"{s['missing']:.1%}", _fmt_number(s.get("mean"), kind),
+             _fmt_number(s.get("std")) if kind == "num" else "–",
+             f"{s['zeros']:.1%}" if "zeros" in s and kind == "num" else "–"]
+            + [_fmt_number(s.get(k), kind) for k in ("min", "median", "max")])
 
 
 def render_overview_html(stats: dict, title: str, subtitle: str) -> str:
-    """The overview page (static HTML + a few lines of inline JS for filtering and sorting)."""
-    groups = stats["groups"]
-    legend = "".join(f"<span><span class='grp' style='background:{GROUP_COLORS.get(g, '#616e7c')}'>{html.escape(g)}"
-                     f"</span> {n:,} pictures</span>" for g, n in groups)
-
-    def group_cell(group):
-        return f"<span class='grp' style='background:{GROUP_COLORS.get(group, '#616e7c')}'>{html.escape(group)}</span>"
-
-    numeric_rows, categorical_rows = [], []
-    for feature in stats["features"]:
-        name, kind = feature["name"], feature["kind"]
-        missing_all = feature["stats"]["all"]["missing"]
-        attrs = (f"class='f' data-name='{html.escape(name)}' data-missing='{missing_all:.6f}' "
-                 f"data-uniformity='{feature['non_uniformity']:.6f}'")
-        rows = []
-        for i, (group, _) in enumerate(groups):
-            s = feature["stats"][group]
-            first = (f"<td class='fname' rowspan='{len(groups)}'>{html.escape(name)}"
-                     f"<small>{'time' if kind == 'time' else ('number' if kind == 'num' else 'category')}</small></td>"
-                     if i == 0 else "")
-            warn = " warn" if s["missing"] > 0 else ""
-            color = GROUP_COLORS.get(group, "#616e7c")
-            if kind in ("num", "time"):
-                cells = [f"{s['count']:,}", f"{s['missing']:.1%}"]
-                cells += ([_fmt_number(s.get(k), kind) for k in ("mean",)] +
-                          [_fmt_number(s.get("std")) if kind == "num" else "–"] +
-                          [f"{s['zeros']:.1%}" if "zeros" in s and kind == "num" else "–"] +
-                          [_fmt_number(s.get(k), kind) for k in ("min", "median", "max")])
-                tds = (f"<td class='num'>{cells[0]}</td><td class='num{warn}'>{cells[1]}</td>" +
-                       "".join(f"<td class='num'>{c}</td>" for c in cells[2:]))
-                rows.append(f"<tr>{first}<td>{group_cell(group)}</td>{tds}"
-                            f"<td>{_svg_histogram(s.get('hist', []), color)}</td></tr>")
-            else:
-                top_value = f"{html.escape(s['top'][0][0])} ({s['top'][0][1]:,})" if s["top"] else "–"
-                rows.append(f"<tr>{first}<td>{group_cell(group)}</td><td class='num'>{s['count']:,}</td>"
-                            f"<td class='num{warn}'>{s['missing']:.1%}</td><td class='num'>{s['unique']:,}</td>"
-                            f"<td>{top_value}</td><td>{_top_bars(s['top'], s['count'], color)}</td></tr>")
-        body = f"<tbody {attrs}>{''.join(rows)}</tbody>"
-        (numeric_rows if kind in ("num", "time") else categorical_rows).append(body)
-
-    numeric = ("<table class='feat' id='numeric'><thead><tr><th>column</th><th>data</th><th class='num'>count</th>"
-               "<th class='num'>missing</th><th class='num'>mean</th><th class='num'>std</th><th class='num'>zeros</th>"
-               "<th class='num'>min</th><th class='num'>median</th><th class='num'>max</th><th>histogram</th></tr></thead>"
-               + "".join(numeric_rows) + "</table>")
-    categorical = ("<table class='feat' id='categorical'><thead><tr><th>column</th><th>data</th><th class='num'>count</th>"
-                   "<th class='num'>missing</th><th class='num'>unique</th><th>most frequent</th><th>top values</th>"
-                   "</tr></thead>" + "".join(categorical_rows) + "</table>")
-    controls = ("<div class='controls'><label>Filter columns <input id='feature-filter' type='search' "
-                "placeholder='name contains…'></label><label>Sort by <select id='feature-sort'>"
-                "<option value='name'>name</option><option value='missing'>missing share</option>"
-                "<option value='uniformity'>non-uniformity</option></select></label>"
-                "<span id='feature-count' class='muted'></span></div>")
-    body = (f"<p class='muted'>{html.escape(subtitle)}</p><div class='legend'>{legend}</div>{controls}"
-            f"<h2>Numbers and times ({len(numeric_rows)})</h2>{numeric}"
-            f"<h2>Categories ({len(categorical_rows)})</h2>{categorical}")
-    nav = "<a href='index.html'>All runs</a><a href='facets_dive.html'>Dive</a>"
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<style>{PAGE_CSS}{OVERVIEW_CSS}</style></head><body><header class='top'><h1>{html.escape(title)}</h1>"
-            f"<nav>{nav}</nav></header><main>{body}</main><script>{OVERVIEW_JS}</script></body></html>")
+    """The overview page (``templates/facets_overview.html``; a few lines of inline JS filter and sort)."""
+    return render_page("facets_overview.html", title=title, subtitle=subtitle, stats=stats, groups=stats["groups"],
+                       nav=[("index.html", "All runs"), ("facets_dive.html", "Dive")],
+                       group_color=lambda group: GROUP_COLORS.get(group, "#616e7c"),
+                       histogram_bars=_histogram_bars, numeric_cells=_numeric_cells)
 
 
 # --- dive ---------------------------------------------------------------------------------------------
@@ -461,22 +358,15 @@ def dive_payload(table: pd.DataFrame, meta: dict, sprite: dict, thumbs_prefix: s
 
 def render_dive_html(payload: dict, title: str, subtitle: str, run_page: str | None = None,
                      explorer_js: str = "") -> str:
-    """The dive page: its CSS and JS inlined from ``assets/``, the data embedded as JSON.
+    """The dive page (``templates/facets_dive.html``): its CSS and JS inlined from ``assets/``, the data
+    embedded as JSON.
 
     ``run_page``: URL of the latest run's page (linked in the header); ``explorer_js``: the script
-    giving picture pages' URLs (:func:`iss.visualization.reports.explorer_script`)."""
-    data = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
-    css = (ASSETS / "dive.css").read_text(encoding="utf-8")
-    js = (ASSETS / "dive.js").read_text(encoding="utf-8")
-    nav = ("<a href='index.html'>All runs</a>" + (f"<a href='{html.escape(run_page)}'>Run page</a>" if run_page else "")
-           + "<a href='facets_overview.html'>Overview</a>")
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{PAGE_CSS}{css}</style>"
-            f"{explorer_js}</head><body class='dive'><header class='top'><h1>{html.escape(title)}</h1><nav>{nav}</nav>"
-            f"<span class='muted' id='subtitle'>{html.escape(subtitle)}</span></header>"
-            "<div id='dive-app'><aside id='panel'></aside><div id='stage'><canvas id='dive-canvas'></canvas>"
-            "<div id='tooltip' hidden></div></div></div>"
-            f"<script id='dive-data' type='application/json'>{data}</script><script>{js}</script></body></html>")
+    giving picture pages' URLs (:func:`iss.visualization.reports.explorer_script`, a ``Markup``)."""
+    nav = [("index.html", "All runs"), *([(run_page, "Run page")] if run_page else []),
+           ("facets_overview.html", "Overview")]
+    return render_page("facets_dive.html", title=title, subtitle=subtitle, nav=nav, payload=payload,
+                       explorer_js=explorer_js)
 
 
 # --- the step ---------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def project(latents: np.ndarray, method: str, random_state: int = 0) -> np.ndarr
                         random_state=random_state).fit_transform(reduced)
     if method == "umap":
         try:  # the clustering's fast import: numba code cached on disk, no TensorFlow
-            from iss.clustering.umap_reducer import import_umap
+            from iss.clustering.umap_compat import import_umap
 
             umap = import_umap()
         except ImportError as exc:  # an optional extra, as in umap-learn itself

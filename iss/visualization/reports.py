@@ -21,13 +21,13 @@ Writes, under ``paths.reports``::
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
+from markupsafe import Markup
 
 from iss.visualization.data import (
     ReportError,
@@ -42,9 +42,10 @@ from iss.visualization.data import (
 from iss.visualization.dendrogram import load_run_linkage, plot_dendrogram
 from iss.visualization.figures import METHOD_TITLES, run_projection, write_projection_figures
 from iss.visualization.mosaics import write_cluster_mosaics, write_overview_mosaic
+from iss.visualization.pages import render_page
 from iss.visualization.scatter import write_scatter_page
 from iss.visualization.silhouettes import plot_silhouettes
-from iss.visualization.style import PAGE_CSS, cluster_color, cluster_name, shown_names
+from iss.visualization.style import cluster_color, cluster_name, shown_names
 
 log = logging.getLogger(__name__)
 
@@ -191,15 +192,6 @@ def parameter_rows(params) -> list[tuple[str, str]]:
     return rows
 
 
-def _table(rows, header=None) -> str:
-    if not rows:
-        return "<p class='muted'>none recorded</p>"
-    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" if header else ""
-    body = "".join("<tr>" + "".join(f"<td{' class=muted' if i == 2 else ''}>{html.escape(str(c))}</td>"
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table>{head}{body}</table>"
-
-
 def explorer_base(cfg) -> str:
     """URL of the explorer server (``iss serve``) that static pages link picture pages to when opened as
     files: ``http://<search.host>:<search.port>``."""
@@ -207,33 +199,13 @@ def explorer_base(cfg) -> str:
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{int(cfg.get('search.port', 8000))}"
 
 
-def explorer_script(cfg) -> str:
-    """JS giving ``window.issExplorer(path)``: the URL of a server page (``/pictures/<id>``). Pages
-    served by the explorer itself (under ``/reports/``) link on the same origin; pages opened as
-    files or from another server link to :func:`explorer_base`. ``<a data-explorer="/path">`` links
-    get their ``href`` from it."""
-    return ("<script>window.issExplorer = function (path) { const served = /^https?:$/.test(location.protocol)"
-            " && location.pathname.indexOf('/reports/') === 0; return (served ? '' : "
-            f"{json.dumps(explorer_base(cfg))}) + path; }};"
-            "document.addEventListener('DOMContentLoaded', () => document.querySelectorAll('a[data-explorer]')"
-            ".forEach(a => { a.href = window.issExplorer(a.dataset.explorer); }));</script>")
+def explorer_script(cfg) -> Markup:
+    """The ``<script>`` giving ``window.issExplorer(path)``: the URL of a server page (``/pictures/<id>``).
 
-
-def _page(title: str, nav: list[tuple[str, str]], body: str, head: str = "") -> str:
-    links = "".join(f"<a href='{html.escape(href)}'>{html.escape(text)}</a>" if not href.startswith("explorer:")
-                    else f"<a href='#' data-explorer='{html.escape(href[9:])}'>{html.escape(text)}</a>"
-                    for href, text in nav)
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{PAGE_CSS}"
-            "figure { margin:0 0 16px; } figure.card { display:inline-block; max-width:100%; }"
-            ".figs img { display:block; max-width:100%; border-radius:4px; background:#fff; }"
-            ".grid { display:grid; grid-template-columns: repeat(auto-fill, minmax(380px, 1fr)); gap:16px; }"
-            ".grid.wide { grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); }"
-            ".grid figure.card { display:block; margin:0; }"
-            ".stats { display:flex; gap:12px; flex-wrap:wrap; } .stats .card { min-width:150px; }"
-            ".stats b { display:block; font-size:22px; }"
-            f"</style>{head}</head><body><header class='top'><h1>{html.escape(title)}</h1><nav>{links}</nav></header>"
-            f"<main>{body}</main></body></html>")
+    Pages served by the explorer itself (under ``/reports/``) link on the same origin; pages opened
+    as files or from another server link to :func:`explorer_base`. ``<a data-explorer="/path">``
+    links get their ``href`` from it (``templates/explorer_script.html``)."""
+    return Markup(render_page("explorer_script.html", explorer_base=explorer_base(cfg)))
 
 
 def _write(path: Path, text: str) -> Path:
@@ -242,6 +214,12 @@ def _write(path: Path, text: str) -> Path:
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def facets_pages(reports_root: Path) -> list[dict]:
+    """The facets pages the run pages and the index link: ``href``, ``text``, ``desc`` and whether ``built``."""
+    return [{"href": href, "text": text, "desc": desc, "built": (reports_root / href).exists()}
+            for href, text, desc in FACETS_PAGES]
 
 
 def run_figures(run_dir: Path) -> dict:
@@ -284,73 +262,30 @@ def write_run_page(cfg, engine, run_id: int | None = None, notes: list[str] | No
              ("mean silhouette", f"{mean_sil:.3f}" if mean_sil == mean_sil else "n/a"),
              ("model", f"{run['model_type']}/{run['model_name']}"),
              ("created", str(run["created_at"])[:19])]
-    body = ["<div class='stats'>" + "".join(f"<div class='card'><span class='muted'>{html.escape(k)}</span>"
-                                             f"<b>{html.escape(v)}</b></div>" for k, v in cards) + "</div>"]
-
-    pages = [("scatter.html", "Scatter", "every picture at its embedding coordinates, coloured by cluster; "
-              "hover for the thumbnail, select with the lasso or a box to see the pictures, click one to open it")]
-    page_items = "".join(f"<li><a href='{href}' class='explorer-link'><b>{text}</b></a> — {desc}</li>"
-                         for href, text, desc in pages)
-    facet_items = "".join(
-        f"<li><a href='../{href}' class='explorer-link'><b>{text}</b></a> — {desc}</li>"
-        if (reports_root / href).exists() else
-        f"<li><b>{text}</b> — {desc} <span class='muted'>(not built yet: run <code>iss facets</code>)</span></li>"
-        for href, text, desc in FACETS_PAGES)
-    server = (f"<li><a href='#' data-explorer='/clusters/{run['run_id']}'><b>Explorer server</b></a> — picture "
-              "pages, similar-picture search, renaming clusters, near-duplicates and outliers "
-              "<span class='muted'>(start it with <code>iss serve</code>)</span></li>")
-    body.append(f"<h2>Explore</h2><ul>{page_items}{facet_items}{server}</ul>")
-
-    rows = []
+    clusters = []
     for item in summary.itertuples():
         label = int(item.label)
-        mosaic = figures["mosaics"].get(label)
         info = names.get(label, {})
-        shown = cluster_name(label, {label: info.get("name")})
-        auto = (f"<div class='muted'>described as: {html.escape(info['auto_name'])}</div>"
-                if info.get("given") else "")
-        link = f"<a href='{html.escape(mosaic)}'>mosaic</a>" if mosaic else ""
-        sil = f"{item.mean_silhouette:.3f}" if item.mean_silhouette == item.mean_silhouette else "n/a"
-        rows.append(f"<tr data-label='{label}'><td class='num'>{label}</td><td><span class='swatch' "
-                    f"style='background:{cluster_color(label)}'></span><span class='cluster-name'>"
-                    f"{html.escape(shown)}</span>{auto}</td><td class='num'>{item.count:,}</td>"
-                    f"<td class='num'>{item.share:.1%}</td><td class='num'>{sil}</td><td>{link}</td></tr>")
-    body.append("<h2>Clusters</h2><table id='clusters'><tr><th class='num'>label</th><th>name</th>"
-                "<th class='num'>pictures</th><th class='num'>share</th><th class='num'>mean silhouette</th><th></th>"
-                "</tr>" + "".join(rows) + "</table>"
-                f"<p class='muted'>Names are described from each cluster's pictures; give one your own with "
-                f"<code>iss name-cluster {run['run_id']} LABEL \"name\"</code> or on the explorer server's "
-                f"cluster page.</p>")
-
-    def figure(key: str, caption: str) -> str:
-        src = figures.get(key)
-        return (f"<figure class='card'><a href='{html.escape(src)}'><img src='{html.escape(src)}' alt='{caption}' "
-                f"loading='lazy'></a><figcaption class='muted'>{caption}</figcaption></figure>") if src else ""
-
-    body.append("<h2>At a glance</h2><div class='figs'>"
-                + figure("overview", "The most typical pictures of each cluster (highest silhouette first)")
-                + "</div>")
-    quality = figure("silhouettes", "Silhouettes: per picture (left) and mean per cluster (right)") + \
-        figure("dendrogram", "Dendrogram of the hierarchical merge, cut at the run's clusters")
-    body.append(f"<h2>Cluster quality</h2><div class='figs'>{quality}</div>")
-    projections = "".join(figure(f"projection_{m}", f"{METHOD_TITLES[m]} projection of the latents")
-                          for m in METHOD_TITLES)
-    if projections:
-        body.append(f"<h2>Projections of the latents</h2><div class='figs grid'>{projections}</div>")
-    mosaics = "".join(f"<figure class='card'><img src='{html.escape(src)}' alt='mosaic of "
-                      f"{html.escape(cluster_name(label, shown_names(names)))}' loading='lazy'></figure>"
-                      for label, src in sorted(figures["mosaics"].items()))
-    body.append(f"<h2>Mosaics <span class='muted'>(most typical first)</span></h2><div class='figs grid wide'>{mosaics}</div>")
-    body.append(f"<h2>Metrics</h2>{_table(metric_rows(run.get('metrics')), ['metric', 'value', 'what it measures'])}")
-    body.append(f"<h2>Parameters <span class='muted'>(those the method used)</span></h2>"
-                f"{_table(parameter_rows(run.get('params')), ['parameter', 'value'])}")
-    if notes:
-        body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
-    body.append(f"<p class='muted'>Written {dt.datetime.now():%Y-%m-%d %H:%M} by "
-                f"<code>iss reports --run-id {run['run_id']}</code>.</p>")
-    nav = [("../index.html", "All runs"), ("scatter.html", "Scatter"), ("../facets_dive.html", "Dive"),
-           ("../facets_overview.html", "Overview"), (f"explorer:/clusters/{run['run_id']}", "Explorer")]
-    return _write(run_dir / "index.html", _page(run_title(run), nav, "".join(body), head=explorer_script(cfg)))
+        clusters.append({"label": label, "color": cluster_color(label),
+                         "name": cluster_name(label, {label: info.get("name")}),
+                         "auto_name": info["auto_name"] if info.get("given") else None,
+                         "count": f"{item.count:,}", "share": f"{item.share:.1%}",
+                         "silhouette": (f"{item.mean_silhouette:.3f}" if item.mean_silhouette == item.mean_silhouette
+                                        else "n/a"),
+                         "mosaic": figures["mosaics"].get(label)})
+    shown = shown_names(names)
+    page = render_page(
+        "run.html", title=run_title(run), run_id=run["run_id"], explorer_base=explorer_base(cfg),
+        nav=[("../index.html", "All runs"), ("scatter.html", "Scatter"), ("../facets_dive.html", "Dive"),
+             ("../facets_overview.html", "Overview"), (f"explorer:/clusters/{run['run_id']}", "Explorer")],
+        cards=cards, clusters=clusters, figures=figures,
+        facets=facets_pages(reports_root),
+        projections=[(f"projection_{m}", title) for m, title in METHOD_TITLES.items()
+                     if f"projection_{m}" in figures],
+        mosaics=[(src, cluster_name(label, shown)) for label, src in sorted(figures["mosaics"].items())],
+        metrics=metric_rows(run.get("metrics")), parameters=parameter_rows(run.get("params")),
+        notes=notes or [], written=f"{dt.datetime.now():%Y-%m-%d %H:%M}")
+    return _write(run_dir / "index.html", page)
 
 
 def write_favicon(reports_root: Path) -> Path:
@@ -373,30 +308,21 @@ def write_reports_index(cfg, engine) -> Path:
     """Write ``paths.reports/index.html``: every clustering run and the facets pages."""
     reports_root = cfg.path("reports")
     write_favicon(reports_root)
-    rows = []
+    runs = []
     for run in reversed(list_runs(engine)):
         folder = run_folder_name(run)
-        has_page = (reports_root / folder / "index.html").exists()
         metrics = run.get("metrics") or {}
         if isinstance(metrics, str):
             metrics = json.loads(metrics)
         sil = metrics.get("silhouette") if isinstance(metrics, dict) else None
-        name = html.escape(run_title(run))
-        link = f"<a href='{folder}/index.html'>{name}</a>" if has_page else \
-            f"{name} <span class='muted'>(no reports: <code>python -m iss.exec.reports --run-id {run['run_id']}</code>)</span>"
-        rows.append(f"<tr><td class='num'>{run['run_id']}</td><td>{link}</td><td class='num'>{run['n_clusters']}</td>"
-                    f"<td class='num'>{_fmt(sil) if sil is not None else ''}</td>"
-                    f"<td>{html.escape(str(run['created_at'])[:19])}</td></tr>")
-    runs_table = ("<table><tr><th class='num'>run</th><th>clustering</th><th class='num'>clusters</th>"
-                  "<th class='num'>silhouette</th><th>created</th></tr>" + "".join(rows) + "</table>") if rows else \
-        "<p class='muted'>No clustering run yet: <code>make exec_clustering</code>.</p>"
-    facets = "".join(f"<li><a href='{href}'><b>{text}</b></a> — {desc}"
-                     + ("" if (reports_root / href).exists() else
-                        " <span class='muted'>(not built yet: <code>make facets</code>)</span>") + "</li>"
-                     for href, text, desc in FACETS_PAGES)
-    body = f"<h2>Explore the collection</h2><ul>{facets}</ul><h2>Clustering runs</h2>{runs_table}"
-    nav = [("facets_overview.html", "Overview"), ("facets_dive.html", "Dive")]
-    return _write(reports_root / "index.html", _page("Smart ISS Posts · reports", nav, body))
+        runs.append({"run_id": run["run_id"], "title": run_title(run), "n_clusters": run["n_clusters"],
+                     "href": f"{folder}/index.html" if (reports_root / folder / "index.html").exists() else None,
+                     "silhouette": _fmt(sil) if sil is not None else "",
+                     "created": str(run["created_at"])[:19]})
+    page = render_page("runs.html", title="Smart ISS Posts · reports", runs=runs,
+                       nav=[("facets_overview.html", "Overview"), ("facets_dive.html", "Dive")],
+                       facets=facets_pages(reports_root))
+    return _write(reports_root / "index.html", page)
 
 
 def render_scatter(cfg, run: dict, frame, cache, names: dict | None = None) -> Path:

@@ -41,6 +41,7 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
 from iss.visualization.data import format_location, format_time, thumb_url
+from iss.visualization.pages import render_page
 from iss.visualization.style import cluster_color, cluster_title
 
 # thumbnails are 96x54 files, shown at 1.67x in the tooltip (still sharp enough, easier to read)
@@ -247,11 +248,10 @@ NAV_STYLE = {"background-color": "#17212b", "color": "#fff", "padding": "10px 18
 
 
 def page_nav(title: str, links: Sequence[tuple[str, str]]) -> Div:
-    """The dark header bar of the report pages (title and links), a bokeh ``Div`` as wide as the window."""
-    anchors = "".join(f"<a href='{href}' style='color:#cfe3ff;text-decoration:none;margin-left:18px'>{text}</a>"
-                      for href, text in links)
-    return Div(text=f"<b style='font-size:16px'>{title}</b>{anchors}", height=42, sizing_mode="stretch_width",
-               styles=NAV_STYLE, name="nav")
+    """The dark header bar of the report pages (title and links), a bokeh ``Div`` as wide as the window
+    (``templates/nav_bar.html``; the title and links are escaped there)."""
+    return Div(text=render_page("nav_bar.html", title=title, links=list(links)), height=42,
+               sizing_mode="stretch_width", styles=NAV_STYLE, name="nav")
 
 
 def write_scatter_page(frame: pd.DataFrame, out_html: str | Path, title: str = "Pictures",
@@ -280,11 +280,9 @@ def write_scatter_page(frame: pd.DataFrame, out_html: str | Path, title: str = "
     -------
     Path
     """
-    import html as html_text
-
     out_html = Path(out_html)
     out_html.parent.mkdir(parents=True, exist_ok=True)
-    layout = column(page_nav(html_text.escape(title), links), build_scatter(frame, title=title, thumb_prefix=thumb_prefix, fill=True, **kwargs),
+    layout = column(page_nav(title, links), build_scatter(frame, title=title, thumb_prefix=thumb_prefix, fill=True, **kwargs),
                     sizing_mode="stretch_both")
     html = file_html(layout, resources=INLINE, title=title)
     tmp = out_html.with_suffix(".tmp")

@@ -20,29 +20,6 @@ _PALETTE = [
 NOISE_COLOR = "#9e9e9e"  # label -1 (hdbscan noise)
 NOISE_LABEL = -1
 
-# Page chrome shared by the HTML pages (run index, facets overview, facets dive).
-PAGE_CSS = """
-:root { --ink:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f7f8fa; --accent:#4e79a7; }
-* { box-sizing: border-box; }
-body { margin:0; font: 14px/1.45 -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif;
-       color:var(--ink); background:var(--bg); }
-header.top { background:#17212b; color:#fff; padding:14px 24px; display:flex; gap:24px; align-items:baseline; }
-header.top h1 { font-size:20px; margin:0; font-weight:600; }
-header.top nav a { color:#cfe3ff; margin-right:16px; text-decoration:none; }
-header.top nav a:hover { text-decoration:underline; }
-main { padding:20px 24px; max-width:1400px; }
-h2 { font-size:17px; margin:28px 0 10px; border-bottom:1px solid var(--line); padding-bottom:4px; }
-table { border-collapse:collapse; background:#fff; }
-th, td { padding:4px 10px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
-th { background:#eef1f5; font-weight:600; }
-td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; }
-.muted { color:var(--muted); }
-.card { background:#fff; border:1px solid var(--line); border-radius:6px; padding:12px 14px; }
-.swatch { display:inline-block; width:12px; height:12px; border-radius:2px; vertical-align:middle; margin-right:6px; }
-code { background:#eef1f5; padding:1px 4px; border-radius:3px; }
-"""
-
-
 def cluster_color(label: int) -> str:
     """Hex colour of a cluster label (grey for noise, ``-1``)."""
     label = int(label)

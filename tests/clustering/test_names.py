@@ -21,7 +21,7 @@ from iss.clustering.names import (
 )
 from iss.data.cache import ImageCache
 from iss.db import schema
-from iss.visualization.synthetic import make_synthetic_run, synthetic_thumbs
+from tests.synthetic import make_synthetic_run, synthetic_thumbs
 
 REAL_FRAMES = Path("/work/shared/real/iss_frames")
 

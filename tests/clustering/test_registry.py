@@ -155,7 +155,7 @@ def test_the_clustering_step_does_not_import_tensorflow():
     """TensorFlow costs seconds at start-up; nothing the clustering step imports may pull it in."""
     code = ("import sys, iss.exec.exec_clustering, iss.clustering.registry, iss.clustering.n2d, "
             "iss.clustering.hdbscan\n"
-            "from iss.clustering.umap_reducer import import_umap\n"
+            "from iss.clustering.umap_compat import import_umap\n"
             "umap = import_umap()\n"
             "assert hasattr(umap, 'UMAP')\n"
             "print('tensorflow' in sys.modules)")

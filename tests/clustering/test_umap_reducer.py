@@ -1,33 +1,14 @@
-"""The fast UMAP set-up: cache folder, exact neighbours shaped like pynndescent's index,
-reproducible initialisation of disconnected neighbour graphs."""
+"""The fast UMAP set-up: exact neighbours shaped like pynndescent's index, reproducible initialisation
+of disconnected neighbour graphs (the cache folder and umap's internals: test_umap_compat.py)."""
 
 from __future__ import annotations
-
-import sys
 
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
 
-from iss.clustering.umap_reducer import ExactKNNIndex, UMAPReducer, import_umap, numba_cache_dir
-
-
-def test_numba_cache_dir_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    monkeypatch.delenv("ISS_NUMBA_CACHE_DIR", raising=False)
-    default = numba_cache_dir()
-    assert default.parent.name == "numba" and default.parent.parent.name == ".cache"
-    monkeypatch.setenv("ISS_NUMBA_CACHE_DIR", str(tmp_path / "mine"))
-    assert numba_cache_dir() == tmp_path / "mine"
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
-    assert numba_cache_dir() == tmp_path / "numba"  # numba's own variable wins
-
-
-def test_import_umap_leaves_parametric_umap_importable():
-    umap = import_umap()
-    assert hasattr(umap, "UMAP")
-    assert sys.modules.get("umap.parametric_umap", "absent") is not None  # no blocking entry left behind
+from iss.clustering.umap_reducer import ExactKNNIndex, UMAPReducer
 
 
 def test_exact_index_matches_scikit_learn_and_lists_each_point_first():

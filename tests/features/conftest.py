@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from iss.data.cache import ImageCache
-from iss.visualization.synthetic import synthetic_thumbs
+from tests.synthetic import synthetic_thumbs
 
 N, K = 240, 4
 

@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 @pytest.fixture(scope="module")
 def chromium():
-    from iss.visualization.browser import BrowserError, HeadlessChromium
+    from tests.browser import BrowserError, HeadlessChromium
 
     try:
         browser = HeadlessChromium(width=1280, height=900)

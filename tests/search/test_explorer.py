@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from iss.db import schema
-from iss.visualization.browser import DEEP_QUERY_FUNCTION, png_pixel_std
+from tests.browser import DEEP_QUERY_FUNCTION, png_pixel_std
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -38,7 +38,7 @@ def run_pages(search_env):
 
 @pytest.fixture(scope="module")
 def chromium():
-    from iss.visualization.browser import BrowserError, HeadlessChromium
+    from tests.browser import BrowserError, HeadlessChromium
 
     try:
         browser = HeadlessChromium(width=1400, height=900)

@@ -3,7 +3,7 @@
 The ``browser`` fixture is generic (open a URL or file, console errors, screenshot, run JS,
 hover/click at viewport coordinates); other areas can use the same class::
 
-    from iss.visualization.browser import HeadlessChromium
+    from tests.browser import HeadlessChromium
     with HeadlessChromium() as browser: ...
 """
 
@@ -19,8 +19,8 @@ import pytest
 
 from iss.config import load_config
 from iss.db.engine import get_engine
-from iss.visualization.browser import BrowserError, HeadlessChromium
-from iss.visualization.synthetic import SyntheticRun, make_synthetic_run
+from tests.browser import BrowserError, HeadlessChromium
+from tests.synthetic import SyntheticRun, make_synthetic_run
 
 N_PICTURES = 60
 N_CLUSTERS = 4

@@ -21,7 +21,7 @@ from iss.visualization.data import (
     run_folder_name,
     write_thumbnails,
 )
-from iss.visualization.synthetic import make_synthetic_run
+from tests.synthetic import make_synthetic_run
 
 from .conftest import N_CLUSTERS, N_PICTURES
 

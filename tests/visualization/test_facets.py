@@ -21,7 +21,7 @@ from iss.visualization.facets import (
     facets_table,
     overview_statistics,
 )
-from iss.visualization.synthetic import make_synthetic_run, synthetic_thumbs
+from tests.synthetic import make_synthetic_run, synthetic_thumbs
 
 from .conftest import N_CLUSTERS, N_PICTURES
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from iss.clustering.names import cluster_names
-from iss.visualization.browser import png_pixel_std
+from tests.browser import png_pixel_std
 
 from .conftest import N_CLUSTERS, N_PICTURES
 
@@ -66,7 +66,7 @@ def test_scatter_page(browser, rendered, tmp_path):
 
 
 def _deep_eval_js(selector: str, function_js: str) -> str:
-    from iss.visualization.browser import DEEP_QUERY_FUNCTION
+    from tests.browser import DEEP_QUERY_FUNCTION
 
     return f"({function_js})(({DEEP_QUERY_FUNCTION})({selector!r}))"
 

@@ -15,7 +15,7 @@ from iss.db.engine import get_engine
 from iss.visualization.data import ReportError, get_run, run_folder_name
 from iss.visualization.facets import build_facets
 from iss.visualization.reports import render_run_reports
-from iss.visualization.synthetic import make_synthetic_run
+from tests.synthetic import make_synthetic_run
 
 from .conftest import FAST_REPORTS, N_CLUSTERS, N_PICTURES
 
