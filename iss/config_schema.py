@@ -211,7 +211,7 @@ class N2D(Section):
     k_range: KRange = [2, 12]
     k_criterion: KCriterion = "modularity"
     umap: Umap = Umap()
-    method: Literal["kmeans", "gmm", "scan"] = "kmeans"
+    method: Annotated[str, _registered("iss.clustering.final_steps:FINAL_STEPS")] = "kmeans"
     n_init: PositiveInt = 10
     scan_neighbors: PositiveInt = 50
     entropy_weight: Annotated[float, Field(ge=0)] = 5.0
