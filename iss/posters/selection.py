@@ -5,10 +5,11 @@ and, for "best of cluster", the ingest cache's thumbnails (or a downscaled decod
 full-size files when a picture is not cached).
 
 Selection is deterministic for a given seed and database content: candidates are sorted by
-picture id before any random draw, slots are filled in a fixed order (explicit ids first, then
-best-of-cluster, then random-from-clusters; smaller candidate pools first within each kind, so
-a narrow slot is not starved by a broad one), and one ``numpy`` generator seeded with the
-poster's seed makes every draw.
+picture id before any random draw, slots are filled in a fixed order (each rule's
+:attr:`~iss.posters.rules.Rule.priority`: explicit ids first, then best-of-cluster, then
+random-from-clusters; smaller candidate pools first within each kind, so a narrow slot is not
+starved by a broad one), and one ``numpy`` generator seeded with the poster's seed makes every
+draw; a rule picks through :class:`Picking`.
 
 Variety: ``auto`` clusters are drawn farthest-first (a seeded first cluster, then each time the
 cluster whose mean look, :func:`layout` of its pictures, is farthest from those already drawn),
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from sqlalchemy import desc, select
@@ -32,8 +34,6 @@ from iss.posters import quality
 from iss.posters.templates import PosterTemplateError, Slot, Template
 
 log = logging.getLogger(__name__)
-
-_PRIORITY = {"pictures": 0, "best_of_cluster": 1, "clusters": 2}
 
 
 @dataclass(frozen=True)
@@ -285,34 +285,6 @@ class _ThumbSource:
         return np.stack([quality.small_decode(self.collections / filenames[i], size, fit) for i in ids]), "decode"
 
 
-def _pool(slot: Slot, pictures: RunPictures | None, auto: list[int] | None, template: Template,
-          names: dict[int, dict] | None = None) -> list[str]:
-    from iss.clustering.names import find_clusters
-
-    rule = slot.rule
-    if rule.kind == "pictures":
-        return sorted(set(rule.ids))
-    if rule.auto is not None:
-        labels = auto if rule.auto == -1 else [auto[rule.auto]]
-    else:
-        labels = []
-        for wanted in rule.clusters:
-            if isinstance(wanted, str):
-                found = find_clusters(names or {}, wanted)
-                if not found:
-                    known = "; ".join(f"{k}: {v['name']}" for k, v in (names or {}).items()) or "none named yet"
-                    raise template.error(f"no cluster named {wanted!r} in {pictures.run.describe()}; its clusters: "
-                                         f"{known}", slot)
-                labels += found
-            elif pictures.size(wanted) == 0:
-                raise template.error(
-                    f"unknown cluster {wanted}: {pictures.run.describe()} has clusters "
-                    f"{', '.join(map(str, pictures.clusters)) or 'none'}", slot)
-            else:
-                labels.append(wanted)
-    return pictures.members(list(dict.fromkeys(labels)))
-
-
 def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: int | None = None,
                     n_auto_clusters: int | None = None) -> Selection:
     """One picture per slot of ``template``, never the same picture twice.
@@ -338,7 +310,7 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
     rng = np.random.default_rng(seed)
     collections = cfg.path("collections")
     n_auto = int(n_auto_clusters if n_auto_clusters is not None else cfg.get("posters.n_clusters_per_poster", 2))
-    needs_run = [s for s in template.slots if s.rule.kind != "pictures"]
+    needs_run = [s for s in template.slots if s.rule.needs_run]
 
     # the runs: the template's (or run_id), and any a rule names
     runs: dict[int, RunPictures] = {}
@@ -376,19 +348,18 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
 
     names = {rid: _run_names(cfg, engine, rid) for rid in sorted(runs)
              if any(isinstance(c, str) for s in needs_run if slot_run[s.index] == rid for c in s.rule.clusters)}
-    pools = {s.index: _pool(s, runs.get(slot_run.get(s.index)), auto.get(slot_run.get(s.index)), template,
-                            names.get(slot_run.get(s.index))) for s in template.slots}
+    pools = {s.index: s.rule.pool(s, runs.get(slot_run.get(s.index)), auto.get(slot_run.get(s.index)), template,
+                                  names.get(slot_run.get(s.index))) for s in template.slots}
     filenames: dict[str, str] = {}
     for pictures in runs.values():
         filenames.update(pictures.filenames)
-    filenames.update(filenames_of(engine, {i for s in template.slots if s.rule.kind == "pictures" for i in s.rule.ids}))
+    filenames.update(filenames_of(engine, {i for pool in pools.values() for i in pool if i not in filenames}))
     for slot in template.slots:
-        if slot.rule.kind == "pictures":
-            missing = [i for i in pools[slot.index] if i not in filenames]
-            if missing:
-                raise template.error(f"unknown picture id {', '.join(missing[:5])}"
-                                     f"{'...' if len(missing) > 5 else ''}: not in the pictures table "
-                                     f"(run `make populate_db`, or fix the id)", slot)
+        missing = [i for i in pools[slot.index] if i not in filenames]
+        if missing:
+            raise template.error(f"unknown picture id {', '.join(missing[:5])}"
+                                 f"{'...' if len(missing) > 5 else ''}: not in the pictures table "
+                                 f"(run `make populate_db`, or fix the id)", slot)
 
     silhouette_of = {}
     for pictures in runs.values():
@@ -406,7 +377,7 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
     used: set[str] = set()
     missing_files: set[str] = set()
     choices: dict[int, SlotChoice] = {}
-    order = sorted(template.slots, key=lambda s: (_PRIORITY[s.rule.kind], len(pools[s.index]), s.index))
+    order = sorted(template.slots, key=lambda s: (s.rule.priority, len(pools[s.index]), s.index))
 
     def has_file(pid: str, slot: Slot) -> bool:
         if pid in missing_files:
@@ -417,26 +388,11 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
         missing_files.add(pid)
         return False
 
+    picking = Picking(rng=rng, thumbs=thumbs, filenames=filenames, silhouette_of=silhouette_of, has_file=has_file,
+                      near_duplicate=near_duplicate)
     for slot in order:
         pool = pools[slot.index]
-        available = [i for i in pool if i not in used]
-        if slot.rule.kind == "best_of_cluster":
-            found = _best(slot, available, silhouette_of, thumbs, filenames, has_file, near_duplicate)
-        else:
-            found, passed = None, []
-            while available and found is None:
-                picked = available.pop(int(rng.integers(len(available))))
-                if not has_file(picked, slot):
-                    continue
-                if slot.rule.kind != "pictures" and near_duplicate(picked):
-                    passed.append(picked)
-                else:
-                    found = picked, {"candidates": len(available) + 1 + len(passed),
-                                     "near_duplicates_passed": len(passed)}
-            if found is None and passed:  # only near-duplicates left: a repeat beats an empty slot
-                log.warning("%s: every candidate left looks like a picture already on the poster; using %s",
-                            slot.name, passed[0])
-                found = passed[0], {"candidates": len(passed), "near_duplicate": True}
+        found = slot.rule.choose(slot, [i for i in pool if i not in used], picking)
         if found is None:
             raise _too_few(template, slot, pool, used, missing_files, choices, slot_run.get(slot.index))
         picked, detail = found
@@ -451,8 +407,63 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
                      cluster_contrast=contrasts)
 
 
+@dataclass
+class Picking:
+    """What a rule's :meth:`~iss.posters.rules.Rule.choose` picks with: the poster's seeded generator and
+    the checks every slot shares.
+
+    Attributes
+    ----------
+    rng : numpy.random.Generator
+        The poster's generator: every random draw goes through it, in slot order.
+    thumbs : _ThumbSource
+        Small images of the pictures (``thumbs.images(ids, filenames)``).
+    filenames : dict
+        ``{pictures_id: filename}`` of every candidate.
+    silhouette_of : dict
+        ``{pictures_id: silhouette}`` in its run.
+    has_file : callable
+        ``has_file(pid, slot)``: whether the picture's file exists (a missing one is logged once).
+    near_duplicate : callable
+        ``near_duplicate(pid)``: whether it looks like a picture already on the poster.
+    """
+
+    rng: np.random.Generator
+    thumbs: _ThumbSource
+    filenames: dict[str, str]
+    silhouette_of: dict[str, float]
+    has_file: Callable[[str, Slot], bool]
+    near_duplicate: Callable[[str], bool]
+
+    def draw(self, slot: Slot, available: list[str], avoid_near_duplicates: bool = True) -> tuple[str, dict] | None:
+        """A seeded random pick among ``available`` with a file, passing over near-duplicates (unless
+        ``avoid_near_duplicates`` is False) while others are left."""
+        available = list(available)
+        found, passed = None, []
+        while available and found is None:
+            picked = available.pop(int(self.rng.integers(len(available))))
+            if not self.has_file(picked, slot):
+                continue
+            if avoid_near_duplicates and self.near_duplicate(picked):
+                passed.append(picked)
+            else:
+                found = picked, {"candidates": len(available) + 1 + len(passed), "near_duplicates_passed": len(passed)}
+        if found is None and passed:  # only near-duplicates left: a repeat beats an empty slot
+            log.warning("%s: every candidate left looks like a picture already on the poster; using %s",
+                        slot.name, passed[0])
+            found = passed[0], {"candidates": len(passed), "near_duplicate": True}
+        return found
+
+    def best(self, slot: Slot, available: list[str], shortlist: int) -> tuple[str, dict] | None:
+        """The top ``shortlist`` pictures by silhouette (with a file, not near-duplicates), then the best by
+        sharpness x exposure."""
+        return _best(slot, available, self.silhouette_of, self.thumbs, self.filenames, self.has_file,
+                     self.near_duplicate, shortlist)
+
+
 def _best(slot: Slot, available: list[str], silhouette_of: dict, thumbs: _ThumbSource,
-          filenames: dict[str, str], has_file, near_duplicate=lambda pid: False) -> tuple[str, dict] | None:
+          filenames: dict[str, str], has_file, near_duplicate=lambda pid: False,
+          shortlist_size: int = 10) -> tuple[str, dict] | None:
     """The top ``shortlist`` pictures by silhouette (with a file, not a near-duplicate of a picture
     already chosen), then the best by sharpness x exposure."""
     sil = np.array([silhouette_of.get(i, np.nan) for i in available], dtype=np.float64)
@@ -462,7 +473,7 @@ def _best(slot: Slot, available: list[str], silhouette_of: dict, thumbs: _ThumbS
     for i in np.argsort(-sil, kind="stable"):
         if has_file(available[i], slot) and not near_duplicate(available[i]):
             shortlist.append(available[i])
-            if len(shortlist) == slot.rule.shortlist:
+            if len(shortlist) == shortlist_size:
                 break
     if not shortlist:
         return None
