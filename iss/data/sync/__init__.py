@@ -33,7 +33,7 @@ import logging
 import time
 
 from iss.config import Config
-from iss.data.sync.base import SyncError, SyncRequest, SyncSource, SyncSummary, sync_extensions
+from iss.data.sync.base import SyncError, SyncRequest, SyncSource, SyncSummary, partial_name, sync_extensions
 from iss.data.sync.http import (MANIFEST_NAME, IncompleteDownload, download, parse_index, parse_list_file,
                                 sync_http)
 from iss.data.sync.local import copy_file, sync_local
@@ -101,6 +101,6 @@ def sync_collections(cfg: Config, progress: bool = True) -> SyncSummary:
 
 
 __all__ = ["MANIFEST_NAME", "RSYNC_PARTIAL_DIR", "TRANSPORTS", "IncompleteDownload", "SyncError", "SyncRequest",
-           "SyncSource", "SyncSummary", "copy_file", "download", "is_remote", "parse_index",
+           "SyncSource", "SyncSummary", "copy_file", "download", "is_remote", "parse_index", "partial_name",
            "parse_list_file", "rsync_command", "sync_collections", "sync_extensions", "sync_http", "sync_local",
            "sync_rsync", "transport"]
