@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from sqlalchemy import desc, select
@@ -285,6 +284,31 @@ class _ThumbSource:
         return np.stack([quality.small_decode(self.collections / filenames[i], size, fit) for i in ids]), "decode"
 
 
+def _auto_clusters(cfg, runs: dict[int, RunPictures], auto_slots: list[Slot], slot_run: dict[int, int],
+                   n_auto: int, rng: np.random.Generator, template: Template,
+                   thumbs: _ThumbSource) -> tuple[dict[int, list[int]], dict[int, dict[int, float]]]:
+    """The clusters drawn for "auto" rules, per run (the most unlike each other first; flat ones, blank
+    screens, only if the others are too few), and the median contrast of each cluster of those runs."""
+    min_contrast = float(cfg.get("posters.auto_min_contrast", 0.06))
+    auto: dict[int, list[int]] = {}
+    contrasts: dict[int, dict[int, float]] = {}
+    for rid in sorted(runs):
+        slots = [s for s in auto_slots if slot_run[s.index] == rid]
+        if not slots:
+            continue
+        profiles = cluster_profiles(runs[rid], thumbs, runs[rid].filenames)
+        contrasts[rid] = {label: c for label, (c, _) in profiles.items()}
+        flat: list[int] = []
+        if min_contrast > 0:
+            flat = [c for c in runs[rid].clusters if contrasts[rid].get(c, 0.0) < min_contrast]
+            if flat:
+                log.info("run %d: clusters %s are flat (median contrast below %.3g): drawn for auto rules only "
+                         "if the others are too few", rid, flat, min_contrast)
+        auto[rid] = draw_auto_clusters(runs[rid], slots, n_auto, rng, template, flat,
+                                       looks={label: look for label, (_, look) in profiles.items()})
+    return auto, contrasts
+
+
 def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: int | None = None,
                     n_auto_clusters: int | None = None) -> Selection:
     """One picture per slot of ``template``, never the same picture twice.
@@ -325,26 +349,9 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
             runs[run.run_id] = load_run_pictures(engine, run)
         slot_run[slot.index] = run.run_id
 
-    # the clusters drawn for "auto" rules, per run: the most unlike each other first; flat ones (blank
-    # screens) only if the others are too few
     thumbs = _ThumbSource(cfg, collections)
-    min_contrast = float(cfg.get("posters.auto_min_contrast", 0.06))
-    auto: dict[int, list[int]] = {}
-    contrasts: dict[int, dict[int, float]] = {}
-    for rid in sorted(runs):
-        auto_slots = [s for s in needs_run if s.rule.auto is not None and slot_run[s.index] == rid]
-        if not auto_slots:
-            continue
-        profiles = cluster_profiles(runs[rid], thumbs, runs[rid].filenames)
-        contrasts[rid] = {label: c for label, (c, _) in profiles.items()}
-        flat: list[int] = []
-        if min_contrast > 0:
-            flat = [c for c in runs[rid].clusters if contrasts[rid].get(c, 0.0) < min_contrast]
-            if flat:
-                log.info("run %d: clusters %s are flat (median contrast below %.3g): drawn for auto rules only "
-                         "if the others are too few", rid, flat, min_contrast)
-        auto[rid] = draw_auto_clusters(runs[rid], auto_slots, n_auto, rng, template, flat,
-                                       looks={label: look for label, (_, look) in profiles.items()})
+    auto, contrasts = _auto_clusters(cfg, runs, [s for s in needs_run if s.rule.auto is not None], slot_run, n_auto,
+                                     rng, template, thumbs)
 
     names = {rid: _run_names(cfg, engine, rid) for rid in sorted(runs)
              if any(isinstance(c, str) for s in needs_run if slot_run[s.index] == rid for c in s.rule.clusters)}
@@ -364,41 +371,18 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
     silhouette_of = {}
     for pictures in runs.values():
         silhouette_of.update(zip(pictures.ids.tolist(), pictures.silhouettes.tolist()))
-    near = float(cfg.get("posters.near_duplicate_distance", NEAR_DUPLICATE_DISTANCE))
-    shown_looks: list[np.ndarray] = []  # layouts of the pictures chosen so far
-
-    def near_duplicate(pid: str) -> bool:
-        """Whether ``pid`` looks like a picture already on the poster (and so is passed over)."""
-        if not shown_looks or near <= 0:
-            return False
-        images, _ = thumbs.images([pid], filenames)
-        return bool(look_distance(layout(images)[0], np.stack(shown_looks)).min() < near)
-
+    picking = Picking(rng=rng, thumbs=thumbs, filenames=filenames, silhouette_of=silhouette_of, collections=collections,
+                      near=float(cfg.get("posters.near_duplicate_distance", NEAR_DUPLICATE_DISTANCE)))
     used: set[str] = set()
-    missing_files: set[str] = set()
     choices: dict[int, SlotChoice] = {}
-    order = sorted(template.slots, key=lambda s: (s.rule.priority, len(pools[s.index]), s.index))
-
-    def has_file(pid: str, slot: Slot) -> bool:
-        if pid in missing_files:
-            return False
-        if (collections / filenames[pid]).is_file():
-            return True
-        log.warning("%s: picture %s has no file %s; choosing another", slot.name, pid, collections / filenames[pid])
-        missing_files.add(pid)
-        return False
-
-    picking = Picking(rng=rng, thumbs=thumbs, filenames=filenames, silhouette_of=silhouette_of, has_file=has_file,
-                      near_duplicate=near_duplicate)
-    for slot in order:
+    for slot in sorted(template.slots, key=lambda s: (s.rule.priority, len(pools[s.index]), s.index)):
         pool = pools[slot.index]
         found = slot.rule.choose(slot, [i for i in pool if i not in used], picking)
         if found is None:
-            raise _too_few(template, slot, pool, used, missing_files, choices, slot_run.get(slot.index))
+            raise _too_few(template, slot, pool, used, picking.missing_files, choices, slot_run.get(slot.index))
         picked, detail = found
         used.add(picked)
-        if has_file(picked, slot):
-            shown_looks.append(layout(thumbs.images([picked], filenames)[0])[0])
+        picking.shown(picked, slot)
         detail = {"rule": slot.rule.describe(), **detail}
         choices[slot.index] = SlotChoice(slot=slot, pictures_id=picked, filename=filenames[picked],
                                          run_id=slot_run.get(slot.index), detail=detail)
@@ -409,8 +393,8 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
 
 @dataclass
 class Picking:
-    """What a rule's :meth:`~iss.posters.rules.Rule.choose` picks with: the poster's seeded generator and
-    the checks every slot shares.
+    """The poster being filled, as a rule's :meth:`~iss.posters.rules.Rule.choose` sees it: the seeded
+    generator, the pictures' files, looks and silhouettes, and the checks every slot shares.
 
     Attributes
     ----------
@@ -422,18 +406,46 @@ class Picking:
         ``{pictures_id: filename}`` of every candidate.
     silhouette_of : dict
         ``{pictures_id: silhouette}`` in its run.
-    has_file : callable
-        ``has_file(pid, slot)``: whether the picture's file exists (a missing one is logged once).
-    near_duplicate : callable
-        ``near_duplicate(pid)``: whether it looks like a picture already on the poster.
+    collections : Path
+        The pictures' folder.
+    near : float
+        ``posters.near_duplicate_distance``: a picture whose look is nearer than this to one already
+        shown is a near-duplicate (0: no check).
+    missing_files : set of str
+        Pictures found without a file so far.
     """
 
     rng: np.random.Generator
     thumbs: _ThumbSource
     filenames: dict[str, str]
     silhouette_of: dict[str, float]
-    has_file: Callable[[str, Slot], bool]
-    near_duplicate: Callable[[str], bool]
+    collections: Path
+    near: float = NEAR_DUPLICATE_DISTANCE
+    missing_files: set[str] = field(default_factory=set)
+    _shown_looks: list[np.ndarray] = field(default_factory=list)  # layouts of the pictures chosen so far
+
+    def has_file(self, pid: str, slot: Slot) -> bool:
+        """Whether the picture's file exists (a missing one is logged once, and never picked)."""
+        if pid in self.missing_files:
+            return False
+        if (self.collections / self.filenames[pid]).is_file():
+            return True
+        log.warning("%s: picture %s has no file %s; choosing another", slot.name, pid,
+                    self.collections / self.filenames[pid])
+        self.missing_files.add(pid)
+        return False
+
+    def near_duplicate(self, pid: str) -> bool:
+        """Whether ``pid`` looks like a picture already on the poster (and so is passed over)."""
+        if not self._shown_looks or self.near <= 0:
+            return False
+        images, _ = self.thumbs.images([pid], self.filenames)
+        return bool(look_distance(layout(images)[0], np.stack(self._shown_looks)).min() < self.near)
+
+    def shown(self, pid: str, slot: Slot) -> None:
+        """Record that ``pid`` is on the poster (its look, for :meth:`near_duplicate`)."""
+        if self.has_file(pid, slot):
+            self._shown_looks.append(layout(self.thumbs.images([pid], self.filenames)[0])[0])
 
     def draw(self, slot: Slot, available: list[str], avoid_near_duplicates: bool = True) -> tuple[str, dict] | None:
         """A seeded random pick among ``available`` with a file, passing over near-duplicates (unless
