@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from iss.registries import load_entry
+
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Seed = Annotated[int, Field(ge=0)]
@@ -45,6 +47,17 @@ def _n_clusters(value: Any) -> Any:
 
 
 NClusters = Annotated[Union[int, str], BeforeValidator(_n_clusters)]
+
+
+def _registered(registry: str) -> BeforeValidator:
+    """A value that must be a key of the registry ``"module:NAME"`` (:mod:`iss.registries`), read when a
+    config is validated, so that a kind added to the registry is valid with no edit here."""
+    def check(value: Any) -> Any:
+        names = list(load_entry(registry))
+        if value not in names:
+            raise ValueError("expected " + ", ".join(map(repr, names[:-1])) + f" or {names[-1]!r}")
+        return value
+    return BeforeValidator(check)
 
 
 class Section(BaseModel):
@@ -81,7 +94,7 @@ class Demo(Section):
 
 
 class Sync(Section):
-    kind: Literal["local", "rsync", "http", "none"] = "local"
+    kind: Annotated[str, _registered("iss.data.sync:TRANSPORTS")] = "local"
     source: str = ""
     collections_subdir: str = "collections"
     history_file: str = "history/history.txt"
@@ -198,7 +211,7 @@ class N2D(Section):
     k_range: KRange = [2, 12]
     k_criterion: KCriterion = "modularity"
     umap: Umap = Umap()
-    method: Literal["kmeans", "gmm", "scan"] = "kmeans"
+    method: Annotated[str, _registered("iss.clustering.final_steps:FINAL_STEPS")] = "kmeans"
     n_init: PositiveInt = 10
     scan_neighbors: PositiveInt = 50
     entropy_weight: Annotated[float, Field(ge=0)] = 5.0

@@ -45,3 +45,17 @@ def test_readme_starts_with_the_two_commands():
     assert "make demo" in head and "make test" in head
     ci = (PROJ_ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_readme_extension_examples_are_the_tested_files():
+    """Issue 16: the developer guide's code is the code its tests register and run (no drift)."""
+    readme = (PROJ_ROOT / "README.md").read_text()
+    guide = readme[readme.index("## Developer guide: extending iss"):readme.index("## Layout")]
+    blocks = [block.split("```", 1)[0] for block in guide.split("```python\n")[1:]]
+    examples = {"FolderCopySource": "tests/data/folder_copy_source.py", "NewestRule": "tests/posters/newest_rule.py",
+                "BirchStep": "tests/clustering/birch_step.py"}
+    for name, path in examples.items():
+        code = next(block for block in blocks if f"class {name}(" in block)
+        lines = {line.strip() for line in (PROJ_ROOT / path).read_text().splitlines()}
+        assert [line for line in code.splitlines() if line.strip() and line.strip() not in lines] == [], path
+        assert any(f':{name}",' in block for block in blocks), f"no registry line for {name}"

@@ -18,8 +18,6 @@ default) or the first two components are used (``plot="first"``). New points go 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.mixture import GaussianMixture
 
 from iss.clustering.base import (
     ClusteringBase,
@@ -31,8 +29,8 @@ from iss.clustering.base import (
     check_n_clusters,
     size_order_map,
 )
+from iss.clustering.final_steps import FINAL_STEPS, final_step
 from iss.clustering.metrics import choose_k
-from iss.clustering.scan import SCANClusterer
 from iss.clustering.umap_compat import import_umap
 from iss.clustering.umap_reducer import ExactKNNIndex, UMAPReducer
 
@@ -85,6 +83,7 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
         within 1 % of the best), or the mean silhouette in the UMAP space
         (:func:`iss.clustering.metrics.choose_k`).
     method : {"kmeans", "gmm", "scan"}, default="kmeans"
+        The final step: a key of :data:`iss.clustering.final_steps.FINAL_STEPS`.
     n_neighbors : int, default=20
     min_dist : float, default=0.0
     n_components : int, default=2
@@ -113,7 +112,8 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
     embedding_ : ndarray, shape (n_samples, 2)
         Plot coordinates of the training latents.
     reducer_ : UMAPReducer
-    clusterer_ : KMeans, GaussianMixture or SCANClusterer
+    clusterer_ : KMeans, GaussianMixture, SCANClusterer...
+        The fitted final step.
     k_sweep_ : dict or None
         ``{k: score}`` when ``n_clusters="auto"``.
     """
@@ -143,35 +143,27 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
     def _check_params(self, X):
         n_clusters, (low, high) = check_n_clusters(self.n_clusters, self.k_range)
         check_choice("k_criterion", self.k_criterion, ("modularity", "silhouette"))
-        check_choice("method", self.method, ("kmeans", "gmm", "scan"))
+        check_choice("method", self.method, tuple(FINAL_STEPS))
         check_int("n_init", self.n_init, 1)
         check_choice("covariance_type", self.covariance_type, ("full", "tied", "diag", "spherical"))
         check_int("scan_neighbors", self.scan_neighbors, 1)
         check_float("entropy_weight", self.entropy_weight, 0.0)
-        if self.method == "scan":
-            check_enough_samples(f"scan_neighbors={self.scan_neighbors}", len(X), self.scan_neighbors + 1,
-                                 "each sample needs that many neighbours")
+        final_step(self.method).check(self, X)
         self._check_umap_params(X)
         k_max = high if n_clusters == "auto" else n_clusters
         check_enough_samples(f"n_clusters={self.n_clusters}", len(X), k_max + 1, "one sample per cluster and more")
 
     def latent_neighbours(self, X: np.ndarray) -> np.ndarray | None:
-        """``scan``: indices ``(n, scan_neighbors)`` of each latent's nearest others (``metric``); else None."""
-        if self.method != "scan":
+        """Indices ``(n, scan_neighbors)`` of each latent's nearest others (``metric``) when the final step
+        needs them (``scan``); else None."""
+        if not final_step(self.method).needs_neighbours:
             return None
         return ExactKNNIndex(X, self.metric).others(self.scan_neighbors)
 
     def fit_clusterer(self, k: int, features: np.ndarray, neighbours: np.ndarray | None = None):
-        """The final step alone: k-means, mixture or SCAN heads (``neighbours`` from
-        :meth:`latent_neighbours`) fitted on UMAP ``features`` (n, n_components)."""
-        if self.method == "scan":
-            heads = SCANClusterer(n_clusters=k, n_neighbors=self.scan_neighbors, entropy_weight=self.entropy_weight,
-                                  n_heads=self.n_init, random_state=self.random_state)
-            return heads.fit(features, neighbours=neighbours)
-        if self.method == "gmm":
-            return GaussianMixture(n_components=k, covariance_type=self.covariance_type, n_init=self.n_init,
-                                   random_state=self.random_state).fit(features)
-        return KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(features)
+        """The final step alone (:data:`iss.clustering.final_steps.FINAL_STEPS`): k-means, mixture, SCAN
+        heads (``neighbours`` from :meth:`latent_neighbours`)... fitted on UMAP ``features`` (n, n_components)."""
+        return final_step(self.method).fit(self, k, features, neighbours)
 
     def _fit(self, X):
         self._fit_reducer(X)

@@ -5,10 +5,11 @@ and, for "best of cluster", the ingest cache's thumbnails (or a downscaled decod
 full-size files when a picture is not cached).
 
 Selection is deterministic for a given seed and database content: candidates are sorted by
-picture id before any random draw, slots are filled in a fixed order (explicit ids first, then
-best-of-cluster, then random-from-clusters; smaller candidate pools first within each kind, so
-a narrow slot is not starved by a broad one), and one ``numpy`` generator seeded with the
-poster's seed makes every draw.
+picture id before any random draw, slots are filled in a fixed order (each rule's
+:attr:`~iss.posters.rules.Rule.priority`: explicit ids first, then best-of-cluster, then
+random-from-clusters; smaller candidate pools first within each kind, so a narrow slot is not
+starved by a broad one), and one ``numpy`` generator seeded with the poster's seed makes every
+draw; a rule picks through :class:`Picking`.
 
 Variety: ``auto`` clusters are drawn farthest-first (a seeded first cluster, then each time the
 cluster whose mean look, :func:`layout` of its pictures, is farthest from those already drawn),
@@ -32,8 +33,6 @@ from iss.posters import quality
 from iss.posters.templates import PosterTemplateError, Slot, Template
 
 log = logging.getLogger(__name__)
-
-_PRIORITY = {"pictures": 0, "best_of_cluster": 1, "clusters": 2}
 
 
 @dataclass(frozen=True)
@@ -285,32 +284,29 @@ class _ThumbSource:
         return np.stack([quality.small_decode(self.collections / filenames[i], size, fit) for i in ids]), "decode"
 
 
-def _pool(slot: Slot, pictures: RunPictures | None, auto: list[int] | None, template: Template,
-          names: dict[int, dict] | None = None) -> list[str]:
-    from iss.clustering.names import find_clusters
-
-    rule = slot.rule
-    if rule.kind == "pictures":
-        return sorted(set(rule.ids))
-    if rule.auto is not None:
-        labels = auto if rule.auto == -1 else [auto[rule.auto]]
-    else:
-        labels = []
-        for wanted in rule.clusters:
-            if isinstance(wanted, str):
-                found = find_clusters(names or {}, wanted)
-                if not found:
-                    known = "; ".join(f"{k}: {v['name']}" for k, v in (names or {}).items()) or "none named yet"
-                    raise template.error(f"no cluster named {wanted!r} in {pictures.run.describe()}; its clusters: "
-                                         f"{known}", slot)
-                labels += found
-            elif pictures.size(wanted) == 0:
-                raise template.error(
-                    f"unknown cluster {wanted}: {pictures.run.describe()} has clusters "
-                    f"{', '.join(map(str, pictures.clusters)) or 'none'}", slot)
-            else:
-                labels.append(wanted)
-    return pictures.members(list(dict.fromkeys(labels)))
+def _auto_clusters(cfg, runs: dict[int, RunPictures], auto_slots: list[Slot], slot_run: dict[int, int],
+                   n_auto: int, rng: np.random.Generator, template: Template,
+                   thumbs: _ThumbSource) -> tuple[dict[int, list[int]], dict[int, dict[int, float]]]:
+    """The clusters drawn for "auto" rules, per run (the most unlike each other first; flat ones, blank
+    screens, only if the others are too few), and the median contrast of each cluster of those runs."""
+    min_contrast = float(cfg.get("posters.auto_min_contrast", 0.06))
+    auto: dict[int, list[int]] = {}
+    contrasts: dict[int, dict[int, float]] = {}
+    for rid in sorted(runs):
+        slots = [s for s in auto_slots if slot_run[s.index] == rid]
+        if not slots:
+            continue
+        profiles = cluster_profiles(runs[rid], thumbs, runs[rid].filenames)
+        contrasts[rid] = {label: c for label, (c, _) in profiles.items()}
+        flat: list[int] = []
+        if min_contrast > 0:
+            flat = [c for c in runs[rid].clusters if contrasts[rid].get(c, 0.0) < min_contrast]
+            if flat:
+                log.info("run %d: clusters %s are flat (median contrast below %.3g): drawn for auto rules only "
+                         "if the others are too few", rid, flat, min_contrast)
+        auto[rid] = draw_auto_clusters(runs[rid], slots, n_auto, rng, template, flat,
+                                       looks={label: look for label, (_, look) in profiles.items()})
+    return auto, contrasts
 
 
 def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: int | None = None,
@@ -338,7 +334,7 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
     rng = np.random.default_rng(seed)
     collections = cfg.path("collections")
     n_auto = int(n_auto_clusters if n_auto_clusters is not None else cfg.get("posters.n_clusters_per_poster", 2))
-    needs_run = [s for s in template.slots if s.rule.kind != "pictures"]
+    needs_run = [s for s in template.slots if s.rule.needs_run]
 
     # the runs: the template's (or run_id), and any a rule names
     runs: dict[int, RunPictures] = {}
@@ -353,96 +349,40 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
             runs[run.run_id] = load_run_pictures(engine, run)
         slot_run[slot.index] = run.run_id
 
-    # the clusters drawn for "auto" rules, per run: the most unlike each other first; flat ones (blank
-    # screens) only if the others are too few
     thumbs = _ThumbSource(cfg, collections)
-    min_contrast = float(cfg.get("posters.auto_min_contrast", 0.06))
-    auto: dict[int, list[int]] = {}
-    contrasts: dict[int, dict[int, float]] = {}
-    for rid in sorted(runs):
-        auto_slots = [s for s in needs_run if s.rule.auto is not None and slot_run[s.index] == rid]
-        if not auto_slots:
-            continue
-        profiles = cluster_profiles(runs[rid], thumbs, runs[rid].filenames)
-        contrasts[rid] = {label: c for label, (c, _) in profiles.items()}
-        flat: list[int] = []
-        if min_contrast > 0:
-            flat = [c for c in runs[rid].clusters if contrasts[rid].get(c, 0.0) < min_contrast]
-            if flat:
-                log.info("run %d: clusters %s are flat (median contrast below %.3g): drawn for auto rules only "
-                         "if the others are too few", rid, flat, min_contrast)
-        auto[rid] = draw_auto_clusters(runs[rid], auto_slots, n_auto, rng, template, flat,
-                                       looks={label: look for label, (_, look) in profiles.items()})
+    auto, contrasts = _auto_clusters(cfg, runs, [s for s in needs_run if s.rule.auto is not None], slot_run, n_auto,
+                                     rng, template, thumbs)
 
     names = {rid: _run_names(cfg, engine, rid) for rid in sorted(runs)
              if any(isinstance(c, str) for s in needs_run if slot_run[s.index] == rid for c in s.rule.clusters)}
-    pools = {s.index: _pool(s, runs.get(slot_run.get(s.index)), auto.get(slot_run.get(s.index)), template,
-                            names.get(slot_run.get(s.index))) for s in template.slots}
+    pools = {s.index: s.rule.pool(s, runs.get(slot_run.get(s.index)), auto.get(slot_run.get(s.index)), template,
+                                  names.get(slot_run.get(s.index))) for s in template.slots}
     filenames: dict[str, str] = {}
     for pictures in runs.values():
         filenames.update(pictures.filenames)
-    filenames.update(filenames_of(engine, {i for s in template.slots if s.rule.kind == "pictures" for i in s.rule.ids}))
+    filenames.update(filenames_of(engine, {i for pool in pools.values() for i in pool if i not in filenames}))
     for slot in template.slots:
-        if slot.rule.kind == "pictures":
-            missing = [i for i in pools[slot.index] if i not in filenames]
-            if missing:
-                raise template.error(f"unknown picture id {', '.join(missing[:5])}"
-                                     f"{'...' if len(missing) > 5 else ''}: not in the pictures table "
-                                     f"(run `make populate_db`, or fix the id)", slot)
+        missing = [i for i in pools[slot.index] if i not in filenames]
+        if missing:
+            raise template.error(f"unknown picture id {', '.join(missing[:5])}"
+                                 f"{'...' if len(missing) > 5 else ''}: not in the pictures table "
+                                 f"(run `make populate_db`, or fix the id)", slot)
 
     silhouette_of = {}
     for pictures in runs.values():
         silhouette_of.update(zip(pictures.ids.tolist(), pictures.silhouettes.tolist()))
-    near = float(cfg.get("posters.near_duplicate_distance", NEAR_DUPLICATE_DISTANCE))
-    shown_looks: list[np.ndarray] = []  # layouts of the pictures chosen so far
-
-    def near_duplicate(pid: str) -> bool:
-        """Whether ``pid`` looks like a picture already on the poster (and so is passed over)."""
-        if not shown_looks or near <= 0:
-            return False
-        images, _ = thumbs.images([pid], filenames)
-        return bool(look_distance(layout(images)[0], np.stack(shown_looks)).min() < near)
-
+    picking = Picking(rng=rng, thumbs=thumbs, filenames=filenames, silhouette_of=silhouette_of, collections=collections,
+                      near=float(cfg.get("posters.near_duplicate_distance", NEAR_DUPLICATE_DISTANCE)))
     used: set[str] = set()
-    missing_files: set[str] = set()
     choices: dict[int, SlotChoice] = {}
-    order = sorted(template.slots, key=lambda s: (_PRIORITY[s.rule.kind], len(pools[s.index]), s.index))
-
-    def has_file(pid: str, slot: Slot) -> bool:
-        if pid in missing_files:
-            return False
-        if (collections / filenames[pid]).is_file():
-            return True
-        log.warning("%s: picture %s has no file %s; choosing another", slot.name, pid, collections / filenames[pid])
-        missing_files.add(pid)
-        return False
-
-    for slot in order:
+    for slot in sorted(template.slots, key=lambda s: (s.rule.priority, len(pools[s.index]), s.index)):
         pool = pools[slot.index]
-        available = [i for i in pool if i not in used]
-        if slot.rule.kind == "best_of_cluster":
-            found = _best(slot, available, silhouette_of, thumbs, filenames, has_file, near_duplicate)
-        else:
-            found, passed = None, []
-            while available and found is None:
-                picked = available.pop(int(rng.integers(len(available))))
-                if not has_file(picked, slot):
-                    continue
-                if slot.rule.kind != "pictures" and near_duplicate(picked):
-                    passed.append(picked)
-                else:
-                    found = picked, {"candidates": len(available) + 1 + len(passed),
-                                     "near_duplicates_passed": len(passed)}
-            if found is None and passed:  # only near-duplicates left: a repeat beats an empty slot
-                log.warning("%s: every candidate left looks like a picture already on the poster; using %s",
-                            slot.name, passed[0])
-                found = passed[0], {"candidates": len(passed), "near_duplicate": True}
+        found = slot.rule.choose(slot, [i for i in pool if i not in used], picking)
         if found is None:
-            raise _too_few(template, slot, pool, used, missing_files, choices, slot_run.get(slot.index))
+            raise _too_few(template, slot, pool, used, picking.missing_files, choices, slot_run.get(slot.index))
         picked, detail = found
         used.add(picked)
-        if has_file(picked, slot):
-            shown_looks.append(layout(thumbs.images([picked], filenames)[0])[0])
+        picking.shown(picked, slot)
         detail = {"rule": slot.rule.describe(), **detail}
         choices[slot.index] = SlotChoice(slot=slot, pictures_id=picked, filename=filenames[picked],
                                          run_id=slot_run.get(slot.index), detail=detail)
@@ -451,8 +391,91 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
                      cluster_contrast=contrasts)
 
 
+@dataclass
+class Picking:
+    """The poster being filled, as a rule's :meth:`~iss.posters.rules.Rule.choose` sees it: the seeded
+    generator, the pictures' files, looks and silhouettes, and the checks every slot shares.
+
+    Attributes
+    ----------
+    rng : numpy.random.Generator
+        The poster's generator: every random draw goes through it, in slot order.
+    thumbs : _ThumbSource
+        Small images of the pictures (``thumbs.images(ids, filenames)``).
+    filenames : dict
+        ``{pictures_id: filename}`` of every candidate.
+    silhouette_of : dict
+        ``{pictures_id: silhouette}`` in its run.
+    collections : Path
+        The pictures' folder.
+    near : float
+        ``posters.near_duplicate_distance``: a picture whose look is nearer than this to one already
+        shown is a near-duplicate (0: no check).
+    missing_files : set of str
+        Pictures found without a file so far.
+    """
+
+    rng: np.random.Generator
+    thumbs: _ThumbSource
+    filenames: dict[str, str]
+    silhouette_of: dict[str, float]
+    collections: Path
+    near: float = NEAR_DUPLICATE_DISTANCE
+    missing_files: set[str] = field(default_factory=set)
+    _shown_looks: list[np.ndarray] = field(default_factory=list)  # layouts of the pictures chosen so far
+
+    def has_file(self, pid: str, slot: Slot) -> bool:
+        """Whether the picture's file exists (a missing one is logged once, and never picked)."""
+        if pid in self.missing_files:
+            return False
+        if (self.collections / self.filenames[pid]).is_file():
+            return True
+        log.warning("%s: picture %s has no file %s; choosing another", slot.name, pid,
+                    self.collections / self.filenames[pid])
+        self.missing_files.add(pid)
+        return False
+
+    def near_duplicate(self, pid: str) -> bool:
+        """Whether ``pid`` looks like a picture already on the poster (and so is passed over)."""
+        if not self._shown_looks or self.near <= 0:
+            return False
+        images, _ = self.thumbs.images([pid], self.filenames)
+        return bool(look_distance(layout(images)[0], np.stack(self._shown_looks)).min() < self.near)
+
+    def shown(self, pid: str, slot: Slot) -> None:
+        """Record that ``pid`` is on the poster (its look, for :meth:`near_duplicate`)."""
+        if self.has_file(pid, slot):
+            self._shown_looks.append(layout(self.thumbs.images([pid], self.filenames)[0])[0])
+
+    def draw(self, slot: Slot, available: list[str], avoid_near_duplicates: bool = True) -> tuple[str, dict] | None:
+        """A seeded random pick among ``available`` with a file, passing over near-duplicates (unless
+        ``avoid_near_duplicates`` is False) while others are left."""
+        available = list(available)
+        found, passed = None, []
+        while available and found is None:
+            picked = available.pop(int(self.rng.integers(len(available))))
+            if not self.has_file(picked, slot):
+                continue
+            if avoid_near_duplicates and self.near_duplicate(picked):
+                passed.append(picked)
+            else:
+                found = picked, {"candidates": len(available) + 1 + len(passed), "near_duplicates_passed": len(passed)}
+        if found is None and passed:  # only near-duplicates left: a repeat beats an empty slot
+            log.warning("%s: every candidate left looks like a picture already on the poster; using %s",
+                        slot.name, passed[0])
+            found = passed[0], {"candidates": len(passed), "near_duplicate": True}
+        return found
+
+    def best(self, slot: Slot, available: list[str], shortlist: int) -> tuple[str, dict] | None:
+        """The top ``shortlist`` pictures by silhouette (with a file, not near-duplicates), then the best by
+        sharpness x exposure."""
+        return _best(slot, available, self.silhouette_of, self.thumbs, self.filenames, self.has_file,
+                     self.near_duplicate, shortlist)
+
+
 def _best(slot: Slot, available: list[str], silhouette_of: dict, thumbs: _ThumbSource,
-          filenames: dict[str, str], has_file, near_duplicate=lambda pid: False) -> tuple[str, dict] | None:
+          filenames: dict[str, str], has_file, near_duplicate=lambda pid: False,
+          shortlist_size: int = 10) -> tuple[str, dict] | None:
     """The top ``shortlist`` pictures by silhouette (with a file, not a near-duplicate of a picture
     already chosen), then the best by sharpness x exposure."""
     sil = np.array([silhouette_of.get(i, np.nan) for i in available], dtype=np.float64)
@@ -462,7 +485,7 @@ def _best(slot: Slot, available: list[str], silhouette_of: dict, thumbs: _ThumbS
     for i in np.argsort(-sil, kind="stable"):
         if has_file(available[i], slot) and not near_duplicate(available[i]):
             shortlist.append(available[i])
-            if len(shortlist) == slot.rule.shortlist:
+            if len(shortlist) == shortlist_size:
                 break
     if not shortlist:
         return None

@@ -17,7 +17,7 @@ default), a background colour, a position label and a selection rule. Example::
       - {origin: [3, 0], size: [1, 1], background: "#f7f9f9", position: "3",
          rule: {kind: pictures, ids: ["20170726-004001", "20170723-231002"]}}
 
-Rules (``rule.kind``):
+Rules (``rule.kind``, one module each in :mod:`iss.posters.rules`, registered in its ``RULES``):
 
 ``clusters``
     a picture drawn at random (seeded) from the listed clusters of the run;
@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,15 +67,14 @@ from typing import Any
 import yaml
 from PIL import ImageColor
 
+from iss.posters.rules import RULES, Rule, rule_class, rule_keys
+
 CM_PER_INCH = 2.54
-RULE_KINDS = ("clusters", "best_of_cluster", "pictures")
 RUN_KEYS = ("run_id", "clustering_type", "version", "model_type", "model_name")
 _TEMPLATE_KEYS = {"description", "canvas", "unit", "border", "run", "slots", "band"}
 _BAND_KEYS = {"position", "height_px", "colour", "text_colour", "title", "caption"}
 _CANVAS_KEYS = {"width_px", "height_px", "width_cm", "height_cm", "dpi"}
 _SLOT_KEYS = {"origin", "size", "background", "position", "rule"}
-_RULE_KEYS = {"kind", "clusters", "ids", "shortlist", "run"}
-_AUTO_PATTERN = re.compile(r"^auto(?::(\d+))?$")
 
 
 class PosterError(Exception):
@@ -85,42 +83,6 @@ class PosterError(Exception):
 
 class PosterTemplateError(PosterError):
     """A template is invalid, or cannot be filled from the database: names file, slot and problem."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    """How a slot picks its picture.
-
-    Attributes
-    ----------
-    kind : {"clusters", "best_of_cluster", "pictures"}
-    clusters : tuple of int or str
-        Explicit cluster labels or names (empty when ``auto`` is set or for ``pictures``).
-    auto : int or None
-        ``-1`` for ``clusters: auto`` (every cluster drawn for the poster), ``K >= 0`` for
-        ``auto:K``, ``None`` for an explicit list.
-    ids : tuple of str
-        Picture ids for ``pictures``.
-    shortlist : int
-        For ``best_of_cluster``: how many top-silhouette pictures are ranked by quality.
-    run : dict or None
-        The clustering run of this rule, if it overrides the template's.
-    """
-
-    kind: str
-    clusters: tuple[int | str, ...] = ()
-    auto: int | None = None
-    ids: tuple[str, ...] = ()
-    shortlist: int = 10
-    run: dict | None = None
-
-    def describe(self) -> str:
-        """Short text for previews and logs, e.g. ``best of auto:0`` or ``clusters 2,6``."""
-        if self.kind == "pictures":
-            return f"ids {','.join(self.ids[:3])}{'...' if len(self.ids) > 3 else ''}"
-        what = ("auto" if self.auto == -1 else f"auto:{self.auto}") if self.auto is not None \
-            else ",".join(map(str, self.clusters))
-        return f"best of {what}" if self.kind == "best_of_cluster" else f"clusters {what}"
 
 
 @dataclass(frozen=True)
@@ -335,40 +297,19 @@ def _parse_run(value: Any, what: str, fail) -> dict:
 
 
 def _parse_rule(value: Any, fail) -> Rule:
+    """What every rule shares (a mapping, known keys, a registered kind, ``run``); the rest is its kind's."""
+    kinds = " | ".join(RULES)
     if not isinstance(value, dict):
-        raise fail(f"rule should be a mapping with a 'kind' ({' | '.join(RULE_KINDS)}), got {value!r}")
-    unknown = sorted(set(value) - _RULE_KEYS)
+        raise fail(f"rule should be a mapping with a 'kind' ({kinds}), got {value!r}")
+    known = rule_keys()
+    unknown = sorted(set(value) - set(known))
     if unknown:
-        raise fail(f"rule has unknown keys {unknown}; expected keys among {sorted(_RULE_KEYS)}")
+        raise fail(f"rule has unknown keys {unknown}; expected keys among {known}")
     kind = value.get("kind")
-    if kind not in RULE_KINDS:
-        raise fail(f"rule kind {kind!r} is not one of {' | '.join(RULE_KINDS)}")
+    if kind not in RULES:
+        raise fail(f"rule kind {kind!r} is not one of {kinds}")
     run = _parse_run(value.get("run"), "rule run", fail) if "run" in value else None
-    shortlist = value.get("shortlist", 10)
-    if not isinstance(shortlist, int) or isinstance(shortlist, bool) or shortlist < 1:
-        raise fail(f"rule shortlist should be a positive integer, got {shortlist!r}")
-    if kind == "pictures":
-        ids = value.get("ids")
-        if "clusters" in value:
-            raise fail("a 'pictures' rule takes 'ids', not 'clusters'")
-        if not isinstance(ids, list) or not ids:
-            raise fail(f"a 'pictures' rule needs a non-empty list 'ids' of picture ids, got {ids!r}")
-        return Rule(kind=kind, ids=tuple(str(i) for i in ids), run=run)
-    if "ids" in value:
-        raise fail(f"a {kind!r} rule takes 'clusters', not 'ids' (use kind: pictures for explicit ids)")
-    clusters = value.get("clusters", "auto")
-    if isinstance(clusters, str):
-        match = _AUTO_PATTERN.match(clusters.strip())
-        if not match:
-            raise fail(f"rule clusters {clusters!r} should be a list of cluster labels, 'auto' or 'auto:K'")
-        auto = int(match.group(1)) if match.group(1) is not None else -1
-        return Rule(kind=kind, auto=auto, shortlist=shortlist, run=run)
-    if (not isinstance(clusters, list) or not clusters
-            or not all((isinstance(c, int) and not isinstance(c, bool)) or (isinstance(c, str) and c.strip())
-                       for c in clusters)):
-        raise fail(f"rule clusters should be a non-empty list of cluster labels or names, 'auto' or 'auto:K'; "
-                   f"got {clusters!r}")
-    return Rule(kind=kind, clusters=tuple(dict.fromkeys(clusters)), shortlist=shortlist, run=run)
+    return rule_class(kind).parse(kind, value, run, fail)
 
 
 def parse_template(raw: Any, config_id: str, source: str, sha256: str | None = None) -> Template:
