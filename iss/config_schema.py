@@ -1,4 +1,4 @@
-"""The typed config schema: one Pydantic model per config section.
+"""The typed config schema: one Pydantic model per config section, and every key's one default.
 
 :func:`iss.config.load_config` validates every loaded file (after ``${VAR}`` interpolation and
 command-line overrides) against :class:`ConfigSchema`, so a value of the wrong type or out of
@@ -7,18 +7,22 @@ and what was expected::
 
     config/config_demo.yaml: training.epochs is 'thirty'; expected a valid integer
 
-Keys a file leaves out are not filled in here (the code's own defaults still apply), and a key
-the schema does not know is kept and reported as a warning with the closest known key, so a
-typo is seen and a newer key never breaks an older schema.
+The defaults below are the base configuration: a config file (``config/config_<MODE>.yaml`` or
+``$ISS_CONFIG``) holds only what differs from them, and keys it leaves out are filled in here,
+so the code reads every key without a fallback of its own. A key the schema does not know is
+kept and reported as a warning with the closest known key, so a typo is seen and a newer key
+never breaks an older schema.
 
 To add a key: add a field to its section's model below (type, default, constraint) and document
-it in ``config/config_template.yaml``; to add a section, add a model and a field of
+it, with the same value, in ``config/config_template.yaml`` (``tests/test_config.py`` checks that
+the template lists every key with its default); to add a section, add a model and a field of
 :class:`ConfigSchema`.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -77,12 +81,13 @@ class Database(Section):
 class Demo(Section):
     n_frames: PositiveInt = 2000
     seed: Seed = 0
-    odd_frames: bool = False
+    odd_frames: bool = True
 
 
 class Sync(Section):
     kind: Literal["local", "rsync", "http", "none"] = "local"
-    source: str = ""
+    # $ISS_SYNC_SOURCE when set (read on each load, as ${ISS_SYNC_SOURCE:-} in a file); "" = paths.source
+    source: str = Field(default_factory=lambda: os.environ.get("ISS_SYNC_SOURCE", ""))
     collections_subdir: str = "collections"
     history_file: str = "history/history.txt"
     labels_file: str = "labels.csv"
@@ -90,7 +95,7 @@ class Sync(Section):
     workers: PositiveInt = 4
     recheck: bool = True
     timeout: Annotated[float, Field(gt=0)] = 60.0
-    ssh: str = "ssh"
+    ssh: str = "ssh -o BatchMode=yes -o ConnectTimeout=20"
     rsync_options: list[str] = []
 
 
@@ -135,24 +140,37 @@ class Training(Section):
     input: Literal["input", "thumb"] = "input"
 
 
-class DenseModel(Section):
+# the build parameters of each autoencoder type (iss.models.autoencoders.build_autoencoder)
+ConvVariant = Literal["fast", "original"]
+KLWeight = Annotated[float, Field(ge=0)]
+
+
+class SimpleModel(Section):
     hidden: list[PositiveInt] = [256]
     latent_dim: PositiveInt = 32
-    kl_weight: Annotated[float, Field(ge=0)] = 1.0
 
 
-class ConvModel(Section):
-    variant: Literal["fast", "original"] = "fast"
+class SimpleConvModel(Section):
+    variant: ConvVariant = "fast"
     latent_shape: Annotated[list[PositiveInt], Field(min_length=3, max_length=3)] = [3, 6, 16]
+
+
+class VariationalModel(SimpleModel):
     latent_dim: PositiveInt = 16
-    kl_weight: Annotated[float, Field(ge=0)] = 1.0
+    kl_weight: KLWeight = 1.0
+
+
+class VariationalConvModel(Section):
+    variant: ConvVariant = "fast"
+    latent_dim: PositiveInt = 16
+    kl_weight: KLWeight = 1.0
 
 
 class Models(Section):
-    simple: DenseModel = DenseModel()
-    simple_conv: ConvModel = ConvModel()
-    variational: DenseModel = DenseModel()
-    variational_conv: ConvModel = ConvModel()
+    simple: SimpleModel = SimpleModel()
+    simple_conv: SimpleConvModel = SimpleConvModel()
+    variational: VariationalModel = VariationalModel()
+    variational_conv: VariationalConvModel = VariationalConvModel()
 
 
 class Umap(Section):
@@ -187,14 +205,14 @@ class AutoFeatures(Section):
 
 
 class Features(Section):
-    kind: Literal["autoencoder", "pixels", "auto"] = "autoencoder"
+    kind: Literal["autoencoder", "pixels", "auto"] = "auto"
     pixels: PixelFeatures = PixelFeatures()
     auto: AutoFeatures = AutoFeatures()
 
 
 class N2D(Section):
     version: PositiveInt = 1
-    n_clusters: NClusters = 6
+    n_clusters: NClusters = "auto"
     k_range: KRange = [2, 12]
     k_criterion: KCriterion = "modularity"
     umap: Umap = Umap()
@@ -287,7 +305,7 @@ class Search(Section):
     n_stored: PositiveInt = 10
     threshold_percentile: Annotated[float, Field(gt=0, le=100)] = 99
     margin: Annotated[float, Field(gt=0)] = 1.5
-    texture_sample: NonNegativeInt = 500
+    texture_sample: NonNegativeInt = 2000
     texture_size: Size2 = [320, 180]
     near_copy_sample: NonNegativeInt = 200
     seed: Seed = 0
@@ -310,7 +328,7 @@ class ConfigSchema(Section):
     paths: Paths = Paths()
     database: Database = Database()
     demo: Demo = Demo()
-    sync: Sync = Sync()
+    sync: Sync = Field(default_factory=Sync)  # a new one per load: sync.source reads the environment
     ingest: Ingest = Ingest()
     sampling: Sampling = Sampling()
     training: Training = Training()
@@ -386,8 +404,13 @@ def unknown_keys(data: Any, model: type[BaseModel] = ConfigSchema, prefix: str =
     return found
 
 
+def defaults() -> dict:
+    """The whole default configuration (the base every config file is merged over)."""
+    return ConfigSchema().model_dump()
+
+
 def validate_config(data: dict, source: str) -> dict:
-    """The config ``data`` validated and coerced (``"30"`` -> 30); keys left out stay left out.
+    """The config ``data`` validated and coerced (``"30"`` -> 30), keys left out filled with their defaults.
 
     Raises
     ------
@@ -398,4 +421,4 @@ def validate_config(data: dict, source: str) -> dict:
         model = ConfigSchema.model_validate(data)
     except ValidationError as exc:
         raise ValueError("\n".join(validation_messages(exc, source))) from None
-    return model.model_dump(exclude_unset=True)
+    return model.model_dump()
