@@ -315,6 +315,8 @@ class Posters(Section):
     default_template: str = "grid_4x4_band"
     templates_dir: str = "posters"
     n_clusters_per_poster: PositiveInt = 4
+    # the 95th percentile of layout() distances between 30 real HDEV frames and their copies brightened or
+    # contrasted 10% or cropped 3% (0.058), rounded up (iss/posters/selection.py)
     near_duplicate_distance: Annotated[float, Field(ge=0)] = 0.06
     auto_min_contrast: Annotated[float, Field(ge=0)] = 0.06
     upscaler: str = "lanczos"

@@ -57,7 +57,7 @@ def generate_demo(cfg: Config, progress: bool = True):
 
     n, seed = int(cfg.get("demo.n_frames")), int(cfg.get("demo.seed"))
     summary = generate_collection(cfg.path("source"), n=n, seed=seed, progress=progress)
-    if cfg.get("demo.odd_frames", False):
+    if cfg.get("demo.odd_frames"):
         from iss.data.odd_frames import add_odd_frames
 
         odd = add_odd_frames(cfg.path("source"), n=n, seed=seed)

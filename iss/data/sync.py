@@ -589,15 +589,15 @@ def sync_collections(cfg: Config, progress: bool = True) -> SyncSummary:
     kind = str(cfg.get("sync.kind"))
     if kind not in KINDS:
         raise SyncError(f"{cfg.source}: sync.kind is {kind!r}; expected one of {', '.join(KINDS)}")
-    source = str(cfg.get("sync.source", "") or "") or str(cfg.get("paths.source"))
-    subdir = str(cfg.get("sync.collections_subdir", "collections") or "")
+    source = str(cfg.get("sync.source") or "") or str(cfg.get("paths.source"))
+    subdir = str(cfg.get("sync.collections_subdir") or "")
     destination = cfg.path("collections")
-    extensions = sync_extensions(cfg.get("ingest.extensions", "auto"))
-    recursive = bool(cfg.get("ingest.recursive", True))
-    workers = int(cfg.get("sync.workers", 4))
+    extensions = sync_extensions(cfg.get("ingest.extensions"))
+    recursive = bool(cfg.get("ingest.recursive"))
+    workers = int(cfg.get("sync.workers"))
     extras = {}
     for label, key, target in (("history", "sync.history_file", "history"), ("labels", "sync.labels_file", "labels")):
-        relative = str(cfg.get(key, "") or "")
+        relative = str(cfg.get(key) or "")
         if relative:
             extras[label] = (relative, cfg.path(target))
 
@@ -613,14 +613,14 @@ def sync_collections(cfg: Config, progress: bool = True) -> SyncSummary:
     elif kind == "rsync":
         rsync_source = source if is_remote(source) else str(local_path(source))
         summary = sync_rsync(rsync_source, subdir, destination, extras, extensions,
-                             ssh=str(cfg.get("sync.ssh", "ssh")), options=list(cfg.get("sync.rsync_options", [])),
+                             ssh=str(cfg.get("sync.ssh")), options=list(cfg.get("sync.rsync_options")),
                              progress=progress, recursive=recursive)
     else:
         if not re.match(r"^https?://", source):
             raise SyncError(f"{cfg.source}: sync.kind is http but sync.source {source!r} is not an http(s):// URL")
         summary = sync_http(source, subdir, destination, extras, extensions,
-                            list_file=str(cfg.get("sync.list_file", "") or ""), workers=workers,
-                            recheck=bool(cfg.get("sync.recheck", True)), timeout=float(cfg.get("sync.timeout", 60)),
+                            list_file=str(cfg.get("sync.list_file") or ""), workers=workers,
+                            recheck=bool(cfg.get("sync.recheck")), timeout=float(cfg.get("sync.timeout")),
                             progress=progress)
     summary.seconds = time.perf_counter() - began
     for error in summary.errors[:20]:

@@ -26,6 +26,7 @@ import numpy as np
 from sqlalchemy import desc, select
 from sqlalchemy.engine import Engine
 
+from iss.config_schema import Posters
 from iss.db import schema
 from iss.db.queries import filenames_of
 from iss.posters import quality
@@ -157,9 +158,8 @@ def load_run_pictures(engine: Engine, run: RunInfo) -> RunPictures:
 
 
 # --- what pictures look like ----------------------------------------------------------
-# Near-duplicate distance default: the 95th percentile of layout() distances between 30 real HDEV
-# frames and their copies brightened or contrasted 10% or cropped 3% (0.058), rounded up.
-NEAR_DUPLICATE_DISTANCE = 0.06
+# posters.near_duplicate_distance's default (its measurement is told in iss/config_schema.py)
+NEAR_DUPLICATE_DISTANCE = Posters.model_fields["near_duplicate_distance"].default
 
 
 def layout(images: np.ndarray) -> np.ndarray:
@@ -280,8 +280,8 @@ class _ThumbSource:
         cache = self._open_cache()
         if cache is not None and all(i in cache for i in ids):
             return cache.get_thumbs(ids), "thumbnail"
-        size = tuple(self.cfg.get("ingest.thumb_size", [96, 54]))
-        fit = str(self.cfg.get("ingest.fit", "stretch"))
+        size = tuple(self.cfg.get("ingest.thumb_size"))
+        fit = str(self.cfg.get("ingest.fit"))
         return np.stack([quality.small_decode(self.collections / filenames[i], size, fit) for i in ids]), "decode"
 
 
@@ -337,7 +337,7 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
     """
     rng = np.random.default_rng(seed)
     collections = cfg.path("collections")
-    n_auto = int(n_auto_clusters if n_auto_clusters is not None else cfg.get("posters.n_clusters_per_poster", 2))
+    n_auto = int(n_auto_clusters if n_auto_clusters is not None else cfg.get("posters.n_clusters_per_poster"))
     needs_run = [s for s in template.slots if s.rule.kind != "pictures"]
 
     # the runs: the template's (or run_id), and any a rule names
@@ -356,7 +356,7 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
     # the clusters drawn for "auto" rules, per run: the most unlike each other first; flat ones (blank
     # screens) only if the others are too few
     thumbs = _ThumbSource(cfg, collections)
-    min_contrast = float(cfg.get("posters.auto_min_contrast", 0.06))
+    min_contrast = float(cfg.get("posters.auto_min_contrast"))
     auto: dict[int, list[int]] = {}
     contrasts: dict[int, dict[int, float]] = {}
     for rid in sorted(runs):
@@ -393,7 +393,7 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
     silhouette_of = {}
     for pictures in runs.values():
         silhouette_of.update(zip(pictures.ids.tolist(), pictures.silhouettes.tolist()))
-    near = float(cfg.get("posters.near_duplicate_distance", NEAR_DUPLICATE_DISTANCE))
+    near = float(cfg.get("posters.near_duplicate_distance"))
     shown_looks: list[np.ndarray] = []  # layouts of the pictures chosen so far
 
     def near_duplicate(pid: str) -> bool:

@@ -249,7 +249,7 @@ class Template:
 # --- locating and loading -------------------------------------------------------
 def templates_dir(cfg) -> Path:
     """Folder of the templates: ``posters.templates_dir``, relative to the config file's folder."""
-    folder = Path(str(cfg.get("posters.templates_dir", "posters"))).expanduser()
+    folder = Path(str(cfg.get("posters.templates_dir"))).expanduser()
     return folder if folder.is_absolute() else Path(cfg.source).parent / folder
 
 
