@@ -81,3 +81,21 @@ def test_a_bad_set_is_one_clear_line(runner, caplog):
 def test_plain_help_strips_markup():
     assert plain_help("Reads ``paths.cache`` via :func:`iss.data.cache.ImageCache` and `x`.\n\nMore.") == \
         "Reads paths.cache via iss.data.cache.ImageCache and x."
+
+
+def test_an_unknown_clustering_type_lists_the_valid_ones(runner, caplog, tmp_path, monkeypatch):
+    """Issue 16: `--clustering-type kmeans` (make exec_clustering CLUSTERING=kmeans) names the option, the value
+    and every registered type, instead of asking for a config key."""
+    from iss.clustering import CLUSTERING_TYPES
+
+    monkeypatch.setenv("ISS_ROOT", str(tmp_path))
+    result = runner.invoke(app, ["exec-clustering", "--clustering-type", "kmeans"], terminal_width=200)
+    assert result.exit_code == 2
+    message = " ".join(result.output.replace("│", " ").split())
+    assert "Invalid value for '--clustering-type'" in message and "'kmeans' is not one of" in message
+    assert all(f"'{name}'" in message for name in CLUSTERING_TYPES)
+    # the same through the config: the key, the value and the types
+    result = runner.invoke(app, ["exec-clustering", "--set", "clustering.default=kmeans"])
+    assert result.exit_code == 1
+    assert any("clustering.default is 'kmeans'; expected one of 'classical', 'advanced', 'n2d', 'hdbscan'"
+               in r.getMessage() for r in caplog.records)
