@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Literal, Optional, Union, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -352,6 +352,9 @@ def _expected(error: dict) -> str:
     context = error.get("ctx") or {}
     if error.get("type") in ("too_short", "too_long"):
         wanted = context.get("min_length") if error["type"] == "too_short" else context.get("max_length")
+        if isinstance(error.get("input"), str):  # a text checked after a validator
+            return f"expected at {'least' if error['type'] == 'too_short' else 'most'} {wanted} characters, " \
+                   f"got {context.get('actual_length')}"
         return f"expected a list of {wanted} items, got {context.get('actual_length')}"
     if message.startswith("Value error, "):
         return message[len("Value error, "):]
@@ -368,20 +371,56 @@ def _key(loc: tuple) -> str:
     return text
 
 
-def validation_messages(exc: ValidationError, source: str) -> list[str]:
-    """One line per bad key: ``<file>: <key> is <value>; expected <what>``."""
-    expected: dict[str, list[str]] = {}
+def _model_at(model: type[BaseModel] | None, loc: tuple) -> type[BaseModel] | None:
+    """The model of the mapping at ``loc`` (list indices skipped), or None when it is not a model."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None or part not in model.model_fields:
+            return None
+        candidates = [model.model_fields[part].annotation]
+        model = None
+        while candidates:  # unwrap Optional[...], list[...], Annotated[...] down to a model
+            annotation = candidates.pop()
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                model = annotation
+                break
+            candidates += [a for a in get_args(annotation) if a is not None]
+    return model
+
+
+def validation_messages(exc: ValidationError, source: str, model: type[BaseModel] | None = None,
+                        key_name: Callable[[tuple], str] = _key) -> list[str]:
+    """One line per bad key: ``<file>: <key> is <value>; expected <what>``.
+
+    A required key left out reads ``<file>: <key> is missing``, and a key a model forbids
+    ``<file>: <key> is not a known key; expected keys among <the model's keys>`` (``model``: the
+    validated model, to list them). ``key_name`` spells a location (default ``ingest.input_size[0]``).
+    """
+    expected: dict[str, list[str]] = {}  # in the errors' order
     values: dict[str, Any] = {}
+    whole: dict[str, str] = {}  # keys missing or unknown: their whole line
     for error in exc.errors():
         loc = tuple(error["loc"])
         if len(loc) > 1 and isinstance(loc[-1], str) and ("[" in loc[-1] or loc[-1] in ("str", "int", "float", "bool")):
             loc = loc[:-1]  # the tag of a union member (``literal['auto']``, ``list[str]``), not a key
-        key = _key(loc)
-        values.setdefault(key, error.get("input"))
-        if _expected(error) not in expected.setdefault(key, []):
-            expected[key].append(_expected(error))
+        key = key_name(loc)
+        expected.setdefault(key, [])
+        if error.get("type") == "missing":
+            whole[key] = f"{key} is missing"
+        elif error.get("type") == "extra_forbidden":
+            parent = _model_at(model, loc[:-1])
+            whole[key] = f"{key} is not a known key" + (
+                f"; expected keys among {', '.join(parent.model_fields)}" if parent is not None else "")
+        else:
+            values.setdefault(key, error.get("input"))
+            if _expected(error) not in expected[key]:
+                expected[key].append(_expected(error))
     lines = []
     for key, what in expected.items():
+        if key in whole:
+            lines.append(f"{source}: {whole[key]}")
+            continue
         if all(w.startswith("expected ") for w in what):  # "expected 'auto' or a valid list"
             what = ["expected " + " or ".join(w.removeprefix("expected ") for w in what)]
         lines.append(f"{source}: {key} is {values[key]!r}; {' or '.join(what)}")
