@@ -81,7 +81,7 @@ class Database(Section):
 class Demo(Section):
     n_frames: PositiveInt = 2000
     seed: Seed = 0
-    odd_frames: bool = True
+    odd_frames: bool = False  # true in config_demo.yaml
 
 
 class Sync(Section):

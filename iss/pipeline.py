@@ -46,7 +46,7 @@ def _timed(result: PipelineResult, name: str, step: Callable):
 
 def generate_demo(cfg: Config, progress: bool = True):
     """Generate the demo collection into ``paths.source`` (``demo.n_frames``, ``demo.seed``), plus, with
-    ``demo.odd_frames`` (true in the shipped configs), a test pattern, a lens reflection and a half-black frame
+    ``demo.odd_frames`` (true in demo mode), a test pattern, a lens reflection and a half-black frame
     (:mod:`iss.data.odd_frames`) for the outlier list to find.
 
     Returns
