@@ -363,7 +363,7 @@ def _expected(error: dict) -> str:
     return message[:1].lower() + message[1:]
 
 
-def _key(loc: tuple) -> str:
+def dotted_key(loc: tuple) -> str:
     """``("ingest", "input_size", 0)`` -> ``"ingest.input_size[0]"``."""
     text = ""
     for part in loc:
@@ -390,7 +390,7 @@ def _model_at(model: type[BaseModel] | None, loc: tuple) -> type[BaseModel] | No
 
 
 def validation_messages(exc: ValidationError, source: str, model: type[BaseModel] | None = None,
-                        key_name: Callable[[tuple], str] = _key) -> list[str]:
+                        key_name: Callable[[tuple], str] = dotted_key) -> list[str]:
     """One line per bad key: ``<file>: <key> is <value>; expected <what>``.
 
     A required key left out reads ``<file>: <key> is missing``, and a key a model forbids

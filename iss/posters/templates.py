@@ -72,7 +72,7 @@ import yaml
 from PIL import ImageColor
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from iss.config_schema import validation_messages
+from iss.config_schema import dotted_key, validation_messages
 
 CM_PER_INCH = 2.54
 RULE_KINDS = ("clusters", "best_of_cluster", "pictures")
@@ -189,9 +189,8 @@ def _checked(raw: dict, source: str) -> TemplateSchema:
         if len(loc) > 1 and loc[0] == "slots" and isinstance(loc[1], int):
             item = slots[loc[1]] if loc[1] < len(slots) else None
             label = str(item.get("position")) if isinstance(item, dict) and item.get("position") is not None else "?"
-            rest = ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in loc[2:]).replace(".[", "[")
-            return f"slot {loc[1]} (position {label!r})" + (f": {rest}" if rest else "")
-        return ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in loc).replace(".[", "[")
+            return f"slot {loc[1]} (position {label!r})" + (f": {dotted_key(loc[2:])}" if len(loc) > 2 else "")
+        return dotted_key(loc)
 
     try:
         return TemplateSchema.model_validate(raw)
