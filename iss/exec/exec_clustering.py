@@ -19,18 +19,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal, Optional
+from typing import Optional
 
 import typer
 
-from iss.clustering import CLUSTERING_TYPES
 from iss.exec.common import ModeOption, SetOption, setup_logging, step_app, step_config, step_engine, step_errors
 
 log = logging.getLogger("iss.exec.exec_clustering")
 app = step_app(__doc__)
-
-# the registry's types as the option's choices: a bad one is refused naming the option, the value and the types
-ClusteringType = Literal[tuple(CLUSTERING_TYPES)]
 
 
 def _n_clusters(value: str | None) -> int | str | None:
@@ -44,8 +40,8 @@ def _n_clusters(value: str | None) -> int | str | None:
 
 @app.command()
 def exec_clustering(
-    clustering_type: Optional[ClusteringType] = typer.Option(
-        None, "--clustering-type", help="default: clustering.default"),
+    clustering_type: Optional[str] = typer.Option(
+        None, "--clustering-type", help="classical | advanced | n2d | hdbscan (default: clustering.default)"),
     n_clusters: Optional[str] = typer.Option(
         None, "--n-clusters", callback=_n_clusters, metavar="K|auto",
         help="Number of clusters, or auto (best silhouette over k_range); default clustering.<type>.n_clusters"),
