@@ -1,15 +1,18 @@
 """Configuration: the only place that reads ``.env``, ``MODE`` and the config files.
 
-``MODE`` (from the environment, else from ``.env``) picks ``config/config_<MODE>.yaml``;
-``ISS_CONFIG`` may name a config file directly. Values may contain ``${VAR}`` or
-``${VAR:-default}``, filled from the environment. Every relative path in the ``paths``
-section, and a relative SQLite file in ``database.url``, is resolved against the project
-root (``ISS_ROOT`` or the repository folder), so the whole pipeline can be pointed at
-another folder by one variable.
+The base configuration is the schema's defaults (:mod:`iss.config_schema`, documented key by key
+in ``config/config_template.yaml``). ``MODE`` (from the environment, else from ``.env``) picks the
+overlay ``config/config_<MODE>.yaml``, which holds only what differs from them; ``ISS_CONFIG`` may
+name a file to use instead, merged over the same defaults, so it may be complete or hold only what
+differs. Values may contain ``${VAR}`` or ``${VAR:-default}``, filled from the environment.
+Every relative path in the ``paths`` section, and a relative SQLite file in ``database.url``, is
+resolved against the project root (``ISS_ROOT`` or the repository folder), so the whole pipeline
+can be pointed at another folder by one variable.
 
 Every loaded config is validated against the typed schema of :mod:`iss.config_schema` (one
 Pydantic model per section): a value of the wrong type stops with one line per bad key naming
 the file, the key, the value and what was expected; an unknown key is reported as a warning.
+Every key of the schema is then present, so the code reads ``cfg.get(key)`` without a fallback.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ PROJ_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJ_ROOT / "config"
 
 log = logging.getLogger(__name__)
-_MISSING = object()
 _VAR_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -92,18 +94,21 @@ class Config:
     mode: str = "demo"
     _cache: dict = field(default_factory=dict, repr=False)
 
-    def get(self, key: str, default: Any = _MISSING) -> Any:
-        """Value at a dotted key (``"training.epochs"``); without a default a missing key raises."""
+    def get(self, key: str) -> Any:
+        """Value at a dotted key (``"training.epochs"``).
+
+        Every key of the schema has its default (:mod:`iss.config_schema`), so there is no fallback
+        argument: a missing key is one the schema does not know (a typo in the code, or a key of a
+        newer step), and raises.
+        """
         node: Any = self.data
         walked = []
         for part in key.split("."):
             walked.append(part)
             if not isinstance(node, dict) or part not in node:
-                if default is not _MISSING:
-                    return default
                 raise ConfigError(
-                    f"{self.source}: missing key '{'.'.join(walked)}' (needed as '{key}'); "
-                    f"add it, see config/config_template.yaml for its meaning and default"
+                    f"{self.source}: missing key '{'.'.join(walked)}' (needed as '{key}'); it is not a key of "
+                    f"the config schema (iss/config_schema.py, documented in config/config_template.yaml)"
                 )
             node = node[part]
         return node
@@ -178,14 +183,15 @@ def real_frames_dir() -> Path:
 
 def load_config(mode: str | None = None, path: str | Path | None = None, root: str | Path | None = None,
                 overrides: dict | None = None) -> Config:
-    """Load the configuration for a mode.
+    """Load the configuration for a mode: the schema's defaults with the mode's file deep-merged over them.
 
     Parameters
     ----------
     mode : str, optional
         Picks ``config/config_<mode>.yaml``. Default: ``$MODE`` (environment, then ``.env``), else ``demo``.
     path : str or Path, optional
-        A config file to use instead of the mode's (default ``$ISS_CONFIG`` if set).
+        A config file to use instead of the mode's (default ``$ISS_CONFIG`` if set); like a mode's file it
+        is merged over the defaults, so it may hold every key or only those that differ.
     root : str or Path, optional
         Folder for relative paths. Default ``$ISS_ROOT`` or the repository folder.
     overrides : dict, optional

@@ -1,4 +1,4 @@
-"""The typed config schema: one Pydantic model per config section.
+"""The typed config schema: one Pydantic model per config section, and every key's one default.
 
 :func:`iss.config.load_config` validates every loaded file (after ``${VAR}`` interpolation and
 command-line overrides) against :class:`ConfigSchema`, so a value of the wrong type or out of
@@ -7,19 +7,23 @@ and what was expected::
 
     config/config_demo.yaml: training.epochs is 'thirty'; expected a valid integer
 
-Keys a file leaves out are not filled in here (the code's own defaults still apply), and a key
-the schema does not know is kept and reported as a warning with the closest known key, so a
-typo is seen and a newer key never breaks an older schema.
+The defaults below are the base configuration: a config file (``config/config_<MODE>.yaml`` or
+``$ISS_CONFIG``) holds only what differs from them, and keys it leaves out are filled in here,
+so the code reads every key without a fallback of its own. A key the schema does not know is
+kept and reported as a warning with the closest known key, so a typo is seen and a newer key
+never breaks an older schema.
 
 To add a key: add a field to its section's model below (type, default, constraint) and document
-it in ``config/config_template.yaml``; to add a section, add a model and a field of
+it, with the same value, in ``config/config_template.yaml`` (``tests/test_config.py`` checks that
+the template lists every key with its default); to add a section, add a model and a field of
 :class:`ConfigSchema`.
 """
 
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any, Literal, Optional, Union
+import os
+from typing import Annotated, Any, Callable, Literal, Optional, Union, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -90,12 +94,13 @@ class Database(Section):
 class Demo(Section):
     n_frames: PositiveInt = 2000
     seed: Seed = 0
-    odd_frames: bool = False
+    odd_frames: bool = False  # true in config_demo.yaml
 
 
 class Sync(Section):
     kind: Annotated[str, _registered("iss.data.sync:TRANSPORTS")] = "local"
-    source: str = ""
+    # $ISS_SYNC_SOURCE when set (read on each load, as ${ISS_SYNC_SOURCE:-} in a file); "" = paths.source
+    source: str = Field(default_factory=lambda: os.environ.get("ISS_SYNC_SOURCE", ""))
     collections_subdir: str = "collections"
     history_file: str = "history/history.txt"
     labels_file: str = "labels.csv"
@@ -103,7 +108,7 @@ class Sync(Section):
     workers: PositiveInt = 4
     recheck: bool = True
     timeout: Annotated[float, Field(gt=0)] = 60.0
-    ssh: str = "ssh"
+    ssh: str = "ssh -o BatchMode=yes -o ConnectTimeout=20"
     rsync_options: list[str] = []
 
 
@@ -148,24 +153,37 @@ class Training(Section):
     input: Literal["input", "thumb"] = "input"
 
 
-class DenseModel(Section):
+# the build parameters of each autoencoder type (iss.models.autoencoders.build_autoencoder)
+ConvVariant = Literal["fast", "original"]
+KLWeight = Annotated[float, Field(ge=0)]
+
+
+class SimpleModel(Section):
     hidden: list[PositiveInt] = [256]
     latent_dim: PositiveInt = 32
-    kl_weight: Annotated[float, Field(ge=0)] = 1.0
 
 
-class ConvModel(Section):
-    variant: Literal["fast", "original"] = "fast"
+class SimpleConvModel(Section):
+    variant: ConvVariant = "fast"
     latent_shape: Annotated[list[PositiveInt], Field(min_length=3, max_length=3)] = [3, 6, 16]
+
+
+class VariationalModel(SimpleModel):
     latent_dim: PositiveInt = 16
-    kl_weight: Annotated[float, Field(ge=0)] = 1.0
+    kl_weight: KLWeight = 1.0
+
+
+class VariationalConvModel(Section):
+    variant: ConvVariant = "fast"
+    latent_dim: PositiveInt = 16
+    kl_weight: KLWeight = 1.0
 
 
 class Models(Section):
-    simple: DenseModel = DenseModel()
-    simple_conv: ConvModel = ConvModel()
-    variational: DenseModel = DenseModel()
-    variational_conv: ConvModel = ConvModel()
+    simple: SimpleModel = SimpleModel()
+    simple_conv: SimpleConvModel = SimpleConvModel()
+    variational: VariationalModel = VariationalModel()
+    variational_conv: VariationalConvModel = VariationalConvModel()
 
 
 class Umap(Section):
@@ -200,14 +218,14 @@ class AutoFeatures(Section):
 
 
 class Features(Section):
-    kind: Literal["autoencoder", "pixels", "auto"] = "autoencoder"
+    kind: Literal["autoencoder", "pixels", "auto"] = "auto"
     pixels: PixelFeatures = PixelFeatures()
     auto: AutoFeatures = AutoFeatures()
 
 
 class N2D(Section):
     version: PositiveInt = 1
-    n_clusters: NClusters = 6
+    n_clusters: NClusters = "auto"
     k_range: KRange = [2, 12]
     k_criterion: KCriterion = "modularity"
     umap: Umap = Umap()
@@ -300,7 +318,7 @@ class Search(Section):
     n_stored: PositiveInt = 10
     threshold_percentile: Annotated[float, Field(gt=0, le=100)] = 99
     margin: Annotated[float, Field(gt=0)] = 1.5
-    texture_sample: NonNegativeInt = 500
+    texture_sample: NonNegativeInt = 2000
     texture_size: Size2 = [320, 180]
     near_copy_sample: NonNegativeInt = 200
     seed: Seed = 0
@@ -310,6 +328,8 @@ class Posters(Section):
     default_template: str = "grid_4x4_band"
     templates_dir: str = "posters"
     n_clusters_per_poster: PositiveInt = 4
+    # the 95th percentile of layout() distances between 30 real HDEV frames and their copies brightened or
+    # contrasted 10% or cropped 3% (0.058), rounded up (iss/posters/selection.py)
     near_duplicate_distance: Annotated[float, Field(ge=0)] = 0.06
     auto_min_contrast: Annotated[float, Field(ge=0)] = 0.06
     upscaler: str = "lanczos"
@@ -323,7 +343,7 @@ class ConfigSchema(Section):
     paths: Paths = Paths()
     database: Database = Database()
     demo: Demo = Demo()
-    sync: Sync = Sync()
+    sync: Sync = Field(default_factory=Sync)  # a new one per load: sync.source reads the environment
     ingest: Ingest = Ingest()
     sampling: Sampling = Sampling()
     training: Training = Training()
@@ -345,6 +365,9 @@ def _expected(error: dict) -> str:
     context = error.get("ctx") or {}
     if error.get("type") in ("too_short", "too_long"):
         wanted = context.get("min_length") if error["type"] == "too_short" else context.get("max_length")
+        if isinstance(error.get("input"), str):  # a text checked after a validator
+            return f"expected at {'least' if error['type'] == 'too_short' else 'most'} {wanted} characters, " \
+                   f"got {context.get('actual_length')}"
         return f"expected a list of {wanted} items, got {context.get('actual_length')}"
     if message.startswith("Value error, "):
         return message[len("Value error, "):]
@@ -353,7 +376,7 @@ def _expected(error: dict) -> str:
     return message[:1].lower() + message[1:]
 
 
-def _key(loc: tuple) -> str:
+def dotted_key(loc: tuple) -> str:
     """``("ingest", "input_size", 0)`` -> ``"ingest.input_size[0]"``."""
     text = ""
     for part in loc:
@@ -361,20 +384,56 @@ def _key(loc: tuple) -> str:
     return text
 
 
-def validation_messages(exc: ValidationError, source: str) -> list[str]:
-    """One line per bad key: ``<file>: <key> is <value>; expected <what>``."""
-    expected: dict[str, list[str]] = {}
+def _model_at(model: type[BaseModel] | None, loc: tuple) -> type[BaseModel] | None:
+    """The model of the mapping at ``loc`` (list indices skipped), or None when it is not a model."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None or part not in model.model_fields:
+            return None
+        candidates = [model.model_fields[part].annotation]
+        model = None
+        while candidates:  # unwrap Optional[...], list[...], Annotated[...] down to a model
+            annotation = candidates.pop()
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                model = annotation
+                break
+            candidates += [a for a in get_args(annotation) if a is not None]
+    return model
+
+
+def validation_messages(exc: ValidationError, source: str, model: type[BaseModel] | None = None,
+                        key_name: Callable[[tuple], str] = dotted_key) -> list[str]:
+    """One line per bad key: ``<file>: <key> is <value>; expected <what>``.
+
+    A required key left out reads ``<file>: <key> is missing``, and a key a model forbids
+    ``<file>: <key> is not a known key; expected keys among <the model's keys>`` (``model``: the
+    validated model, to list them). ``key_name`` spells a location (default ``ingest.input_size[0]``).
+    """
+    expected: dict[str, list[str]] = {}  # in the errors' order
     values: dict[str, Any] = {}
+    whole: dict[str, str] = {}  # keys missing or unknown: their whole line
     for error in exc.errors():
         loc = tuple(error["loc"])
         if len(loc) > 1 and isinstance(loc[-1], str) and ("[" in loc[-1] or loc[-1] in ("str", "int", "float", "bool")):
             loc = loc[:-1]  # the tag of a union member (``literal['auto']``, ``list[str]``), not a key
-        key = _key(loc)
-        values.setdefault(key, error.get("input"))
-        if _expected(error) not in expected.setdefault(key, []):
-            expected[key].append(_expected(error))
+        key = key_name(loc)
+        expected.setdefault(key, [])
+        if error.get("type") == "missing":
+            whole[key] = f"{key} is missing"
+        elif error.get("type") == "extra_forbidden":
+            parent = _model_at(model, loc[:-1])
+            whole[key] = f"{key} is not a known key" + (
+                f"; expected keys among {', '.join(parent.model_fields)}" if parent is not None else "")
+        else:
+            values.setdefault(key, error.get("input"))
+            if _expected(error) not in expected[key]:
+                expected[key].append(_expected(error))
     lines = []
     for key, what in expected.items():
+        if key in whole:
+            lines.append(f"{source}: {whole[key]}")
+            continue
         if all(w.startswith("expected ") for w in what):  # "expected 'auto' or a valid list"
             what = ["expected " + " or ".join(w.removeprefix("expected ") for w in what)]
         lines.append(f"{source}: {key} is {values[key]!r}; {' or '.join(what)}")
@@ -399,8 +458,13 @@ def unknown_keys(data: Any, model: type[BaseModel] = ConfigSchema, prefix: str =
     return found
 
 
+def defaults() -> dict:
+    """The whole default configuration (the base every config file is merged over)."""
+    return ConfigSchema().model_dump()
+
+
 def validate_config(data: dict, source: str) -> dict:
-    """The config ``data`` validated and coerced (``"30"`` -> 30); keys left out stay left out.
+    """The config ``data`` validated and coerced (``"30"`` -> 30), keys left out filled with their defaults.
 
     Raises
     ------
@@ -411,4 +475,4 @@ def validate_config(data: dict, source: str) -> dict:
         model = ConfigSchema.model_validate(data)
     except ValidationError as exc:
         raise ValueError("\n".join(validation_messages(exc, source))) from None
-    return model.model_dump(exclude_unset=True)
+    return model.model_dump()

@@ -46,7 +46,7 @@ def _timed(result: PipelineResult, name: str, step: Callable):
 
 def generate_demo(cfg: Config, progress: bool = True):
     """Generate the demo collection into ``paths.source`` (``demo.n_frames``, ``demo.seed``), plus, with
-    ``demo.odd_frames`` (true in the shipped configs), a test pattern, a lens reflection and a half-black frame
+    ``demo.odd_frames`` (true in demo mode), a test pattern, a lens reflection and a half-black frame
     (:mod:`iss.data.odd_frames`) for the outlier list to find.
 
     Returns
@@ -57,7 +57,7 @@ def generate_demo(cfg: Config, progress: bool = True):
 
     n, seed = int(cfg.get("demo.n_frames")), int(cfg.get("demo.seed"))
     summary = generate_collection(cfg.path("source"), n=n, seed=seed, progress=progress)
-    if cfg.get("demo.odd_frames", False):
+    if cfg.get("demo.odd_frames"):
         from iss.data.odd_frames import add_odd_frames
 
         odd = add_odd_frames(cfg.path("source"), n=n, seed=seed)

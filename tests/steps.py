@@ -49,8 +49,8 @@ def step_env(root: Path, database_url: str, **sections) -> StepEnv:
     """The demo config with its database set to ``database_url`` and ``sections`` merged in, written under ``root``."""
     import yaml
 
-    data = yaml.safe_load((PROJ_ROOT / "config" / "config_demo.yaml").read_text())
-    data["database"]["url"] = database_url
+    data = yaml.safe_load((PROJ_ROOT / "config" / "config_demo.yaml").read_text()) or {}  # an overlay of the defaults
+    data.setdefault("database", {})["url"] = database_url
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     root.mkdir(parents=True, exist_ok=True)

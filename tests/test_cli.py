@@ -81,3 +81,21 @@ def test_a_bad_set_is_one_clear_line(runner, caplog):
 def test_plain_help_strips_markup():
     assert plain_help("Reads ``paths.cache`` via :func:`iss.data.cache.ImageCache` and `x`.\n\nMore.") == \
         "Reads paths.cache via iss.data.cache.ImageCache and x."
+
+
+def test_an_unknown_clustering_type_lists_the_valid_ones(runner, caplog, tmp_path, monkeypatch):
+    """Issue 16: `--clustering-type kmeans` (make exec_clustering CLUSTERING=kmeans) names the value and every
+    registered type instead of asking for a config key, and so does the config key clustering.default."""
+    monkeypatch.setenv("ISS_ROOT", str(tmp_path))
+    monkeypatch.setenv("MODE", "demo")
+    monkeypatch.delenv("ISS_CONFIG", raising=False)
+    for args, expected in (
+            (["--clustering-type", "kmeans"], "clustering_type='kmeans': expected one of "
+                                              "'classical', 'advanced', 'n2d', 'hdbscan'"),
+            (["--set", "clustering.default=kmeans"], "clustering.default is 'kmeans'; expected one of "
+                                                     "'classical', 'advanced', 'n2d', 'hdbscan'")):
+        caplog.clear()
+        result = runner.invoke(app, ["exec-clustering", *args, "--no-reports"])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # one line, no traceback
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and expected in errors[0], errors

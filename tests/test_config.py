@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from iss.config import PROJ_ROOT, ConfigError, load_config
+from iss.config_schema import Training, defaults
 
 
 def write(path: Path, text: str) -> Path:
@@ -45,14 +46,13 @@ def test_interpolation_with_default_and_missing_variable(tmp_path, monkeypatch):
         load_config(path=bad)
 
 
-def test_missing_key_names_key_and_file(tmp_path):
+def test_a_key_outside_the_schema_names_key_and_file(tmp_path):
     cfg = load_config(path=write(tmp_path / "c.yaml", "training:\n  epochs: 3\n"))
     assert cfg.get("training.epochs") == 3
-    assert cfg.get("training.batch_size", 32) == 32
-    with pytest.raises(ConfigError, match=r"c\.yaml: missing key 'training\.batch_size'"):
-        cfg.get("training.batch_size")
-    with pytest.raises(ConfigError, match=r"missing key 'clustering'"):
-        cfg.section("clustering.n2d")
+    with pytest.raises(ConfigError, match=r"c\.yaml: missing key 'training\.batchsize'.*not a key of the config schema"):
+        cfg.get("training.batchsize")
+    with pytest.raises(ConfigError, match=r"missing key 'cluster'"):
+        cfg.section("cluster.n2d")
 
 
 def test_invalid_yaml_and_non_mapping(tmp_path):
@@ -140,11 +140,12 @@ def test_every_bad_key_is_listed_at_once_and_overrides_are_checked_too(tmp_path)
         cfg.with_overrides({"ingest": {"workers": "all"}})
 
 
-def test_values_are_coerced_and_left_out_keys_stay_left_out(tmp_path, monkeypatch):
+def test_values_are_coerced_and_left_out_keys_get_the_schema_default(tmp_path, monkeypatch):
     monkeypatch.setenv("ISS_T_EPOCHS", "12")
     cfg = load_config(path=write(tmp_path / "c.yaml", "training:\n  epochs: ${ISS_T_EPOCHS}\n"))
     assert cfg.get("training.epochs") == 12  # from the environment, a string, now an int
-    assert cfg.get("training.batch_size", "absent") == "absent"
+    assert cfg.get("training.batch_size") == Training().batch_size == 64
+    assert cfg.section("clustering.n2d") == defaults()["clustering"]["n2d"]
 
 
 def test_an_unknown_key_is_a_warning_with_the_closest_known_key(tmp_path, caplog):
@@ -162,3 +163,58 @@ def test_the_shipped_configs_and_the_template_validate_without_warnings(monkeypa
         load_config(mode=mode)
     load_config(path=PROJ_ROOT / "config" / "config_template.yaml")
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+# --- one default per key: the schema is the base, a mode's file holds only what differs (issue 16) ---------
+def flat(node, prefix=""):
+    """``{"a.b": value}`` for every leaf of a nested mapping (a mapping value of a schema key, such as
+    ``sampling.proportions``, is compared whole)."""
+    if isinstance(node, dict) and node and prefix not in ("sampling.proportions",):
+        return {k: v for key, value in node.items() for k, v in flat(value, f"{prefix}.{key}" if prefix else key).items()}
+    return {prefix: node}
+
+
+def test_the_template_lists_every_schema_key_with_its_default_and_no_other(monkeypatch):
+    import yaml
+
+    monkeypatch.delenv("ISS_SYNC_SOURCE", raising=False)
+    text = (PROJ_ROOT / "config" / "config_template.yaml").read_text()
+    template, schema = flat(yaml.safe_load(text)), flat(defaults())
+    assert sorted(set(schema) - set(template)) == [], "schema keys missing from config_template.yaml"
+    assert sorted(set(template) - set(schema)) == [], "keys of config_template.yaml unknown to the schema"
+    loaded = flat(load_config(path=PROJ_ROOT / "config" / "config_template.yaml").data)
+    assert {k: v for k, v in loaded.items() if v != schema[k]} == {}, "template values that are not the default"
+
+
+def test_the_mode_files_hold_only_what_differs_from_the_defaults(monkeypatch):
+    import yaml
+
+    monkeypatch.delenv("ISS_SYNC_SOURCE", raising=False)
+    monkeypatch.setenv("MYSQL_PASSWORD", "x")
+    for mode, differs in (("demo", {"demo.odd_frames"}), ("dev", {"database.url"})):
+        loaded = flat(load_config(mode=mode).data)
+        assert {k for k, v in loaded.items() if v != flat(defaults())[k]} == differs, mode
+    for mode in ("demo", "dev"):  # nothing in a mode's file repeats a default
+        raw = yaml.safe_load((PROJ_ROOT / "config" / f"config_{mode}.yaml").read_text()) or {}
+        assert {k for k, v in (flat(raw) if raw else {}).items() if v == flat(defaults())[k]} == set(), mode
+
+
+def test_a_complete_or_partial_file_given_by_iss_config_is_merged_over_the_defaults(tmp_path, monkeypatch):
+    monkeypatch.delenv("ISS_SYNC_SOURCE", raising=False)
+    monkeypatch.setenv("ISS_CONFIG", str(PROJ_ROOT / "config" / "config_template.yaml"))
+    assert load_config(mode="dev").data == defaults()
+    partial = write(tmp_path / "mine.yaml", "sampling:\n  proportions: {train: 0.5, test: 0.5}\n"
+                                            "clustering:\n  n2d:\n    umap: {n_neighbors: 5}\n")
+    monkeypatch.setenv("ISS_CONFIG", str(partial))
+    cfg = load_config()
+    assert cfg.source == partial
+    assert cfg.get("sampling.proportions") == {"train": 0.5, "test": 0.5}  # a mapping value is replaced whole
+    assert cfg.get("clustering.n2d.umap") == {**defaults()["clustering"]["n2d"]["umap"], "n_neighbors": 5}
+    assert cfg.get("training.epochs") == defaults()["training"]["epochs"]
+
+
+def test_sync_source_defaults_to_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("ISS_SYNC_SOURCE", "user@host:/srv/pictures")
+    assert load_config(mode="demo").get("sync.source") == "user@host:/srv/pictures"
+    monkeypatch.delenv("ISS_SYNC_SOURCE")
+    assert load_config(mode="demo").get("sync.source") == ""  # "" = paths.source

@@ -59,3 +59,71 @@ def test_readme_extension_examples_are_the_tested_files():
         lines = {line.strip() for line in (PROJ_ROOT / path).read_text().splitlines()}
         assert [line for line in code.splitlines() if line.strip() and line.strip() not in lines] == [], path
         assert any(f':{name}",' in block for block in blocks), f"no registry line for {name}"
+
+
+# --- packaging (issue 16, item 7) ----------------------------------------------------------------------
+def setup_kwargs() -> dict:
+    """What setup.py passes to setuptools.setup (read without building anything)."""
+    import runpy
+    from unittest import mock
+
+    with mock.patch("setuptools.setup") as setup:
+        runpy.run_path(str(PROJ_ROOT / "setup.py"))
+    return setup.call_args.kwargs
+
+
+def distribution(requirement: str) -> str:
+    """``scikit-image>=0.24,<0.27`` -> ``scikit-image`` (normalised as pip compares names)."""
+    import re
+
+    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def imported_distributions(files) -> dict[str, set[str]]:
+    """Distribution -> the files that import it, for every third-party top-level import (lazy ones too)."""
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    owners = packages_distributions()
+    found: dict[str, set[str]] = {}
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("iss", "tests", "benchmarks"):
+                    continue
+                for dist in owners.get(top, [top]):
+                    found.setdefault(dist.lower().replace("_", "-"), set()).add(str(path.relative_to(PROJ_ROOT)))
+    return found
+
+
+def test_extras_are_declared_from_requirements_txt():
+    kwargs = setup_kwargs()
+    assert {"test", "bench", "heic"} <= set(kwargs["extras_require"])
+    listed = [line.split("#")[0].strip() for line in (PROJ_ROOT / "requirements.txt").read_text().splitlines()]
+    declared = kwargs["install_requires"] + [r for group in kwargs["extras_require"].values() for r in group]
+    assert sorted(set(filter(None, listed))) == sorted(set(declared))  # make installs what setup.py declares
+
+
+def test_every_direct_import_is_declared_where_it_is_used():
+    kwargs = setup_kwargs()
+    runtime = {distribution(r) for r in kwargs["install_requires"]}
+    extras = {name: {distribution(r) for r in group} for name, group in kwargs["extras_require"].items()}
+    peers = {distribution(line) for name in ("requirements-peers.txt", "requirements-fastdup.txt")
+             for line in (PROJ_ROOT / name).read_text().splitlines() if line.split("#")[0].strip()}
+    allowed = [(list((PROJ_ROOT / "iss").rglob("*.py")), runtime | extras["heic"]),
+               (list((PROJ_ROOT / "tests").rglob("*.py")), runtime | extras["heic"] | extras["test"]),
+               (list((PROJ_ROOT / "benchmarks").rglob("*.py")), runtime | extras["test"] | extras["bench"] | peers)]
+    undeclared = {}
+    for files, declared in allowed:
+        for dist, users in imported_distributions(files).items():
+            if dist not in declared:
+                undeclared[dist] = sorted(users)[:3]
+    assert undeclared == {}, "imported but not declared in requirements.txt (setup.py reads it)"

@@ -69,7 +69,7 @@ def read_known_labels(cfg: Config, ids: np.ndarray) -> np.ndarray | None:
         The file is not UTF-8 or has no ``pictures_id`` and ``kind`` columns (names the file and
         what was found).
     """
-    if cfg.get("paths.labels", None) in (None, ""):
+    if not cfg.get("paths.labels"):
         return None
     path = cfg.path("labels")
     if not path.is_file():
@@ -140,9 +140,9 @@ def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = No
     feature_set = load_features(cfg, features, model_type, model_name)
     model_type, model_name = feature_set.model_type, feature_set.model_name
     section = cfg.section(f"clustering.{clustering_type}")
-    version = int(version if version is not None else section.get("version", 1))
+    version = int(version if version is not None else section["version"])
     estimator = make_clustering(clustering_type, **estimator_params(clustering_type, {**section, **(params or {})}))
-    fit_sample = int(cfg.get("clustering.fit_sample", 0) if fit_sample is None else fit_sample)
+    fit_sample = int(cfg.get("clustering.fit_sample") if fit_sample is None else fit_sample)
     if fit_sample < 0:
         raise ValueError(f"fit_sample={fit_sample}: expected 0 (fit on every picture) or a positive sample size")
 
@@ -153,7 +153,7 @@ def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = No
     log.info("clustering %d %s features (%d-d, %s) with %s v%d%s", n, feature_set.kind, latents.shape[1],
              feature_set.record.get("source") or f"{model_type}/{model_name}", clustering_type, version,
              f", fitted on a sample of {fit_sample}" if 0 < fit_sample < n else "")
-    features_record = {"kind": str(features or cfg.get("features.kind", "autoencoder")),
+    features_record = {"kind": str(features or cfg.get("features.kind")),
                        "used": feature_set.kind, "path": str(feature_set.path), "dim": feature_set.dim,
                        **{k: v for k, v in feature_set.record.items() if k in ("source", "auto")}}
     try:

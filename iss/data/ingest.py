@@ -333,7 +333,7 @@ def _by_reason(counts: dict[str, int]) -> str:
 
 def settings_from_config(cfg: Config) -> IngestSettings:
     """The worker settings of ``cfg`` (``ingest`` section and ``paths.collections``)."""
-    fit = cfg.get("ingest.fit", "stretch")
+    fit = cfg.get("ingest.fit")
     if fit not in ("stretch", "crop"):
         raise IngestError(f"{cfg.source}: ingest.fit is {fit!r}; expected 'stretch' or 'crop'")
     sizes = []
@@ -342,11 +342,11 @@ def settings_from_config(cfg: Config) -> IngestSettings:
         if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(int(v) > 0 for v in value)):
             raise IngestError(f"{cfg.source}: {key} is {value!r}; expected [width, height], e.g. [48, 27]")
         sizes.append((int(value[0]), int(value[1])))
-    utc_converter(cfg.get("ingest.timezone", "UTC"))  # fail early on an unknown zone
+    utc_converter(cfg.get("ingest.timezone"))  # fail early on an unknown zone
     return IngestSettings(folder=str(cfg.path("collections")), input_size=sizes[0], thumb_size=sizes[1],
                           max_pixels=int(cfg.get("ingest.max_pixels")), fit=fit,
                           filename_pattern=str(cfg.get("ingest.filename_pattern") or ""),
-                          timezone=str(cfg.get("ingest.timezone", "UTC")))
+                          timezone=str(cfg.get("ingest.timezone")))
 
 
 def _stat_pair(path: Path) -> tuple[int | None, float | None]:
@@ -524,12 +524,12 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
     if batch_size < 1:
         raise IngestError(f"{cfg.source}: ingest.batch_size is {batch_size}; expected at least 1")
     workers_setting = int(cfg.get("ingest.workers"))
-    chunk_limit = int(cfg.get("ingest.chunk_size", 64))
-    extensions = picture_extensions(cfg.get("ingest.extensions", "auto"))
+    chunk_limit = int(cfg.get("ingest.chunk_size"))
+    extensions = picture_extensions(cfg.get("ingest.extensions"))
     cache = ImageCache(cfg.path("cache"), settings.input_size, settings.thumb_size)
     summary = IngestSummary(folder=str(folder))
 
-    listing = list_folder(folder, extensions, recursive=bool(cfg.get("ingest.recursive", True)))
+    listing = list_folder(folder, extensions, recursive=bool(cfg.get("ingest.recursive")))
     summary.listed, summary.folders = len(listing.pictures), listing.folders
     with engine.connect() as conn:
         db_pictures = {r.filename: r.pictures_id for r in conn.execute(
@@ -570,7 +570,7 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
                     bar.update(len(items))
             else:
                 _decode_in_pool(settings, todo, chunk_size, workers, batch_size, writer, bar,
-                                str(cfg.get("ingest.start_method", "fork")), cache)
+                                str(cfg.get("ingest.start_method")), cache)
         finally:
             bar.close()
     writer.flush()

@@ -435,8 +435,8 @@ def update_locations(cfg: Config, engine: Engine, batch_size: int = 5000) -> Loc
     Re-running is idempotent.
     """
     summary = LocationSummary()
-    pattern = cfg.get("ingest.filename_pattern", "%Y%m%d-%H%M%S")
-    min_elevation = float(cfg.get("ingest.day_min_sun_elevation", 0.0))
+    pattern = cfg.get("ingest.filename_pattern")
+    min_elevation = float(cfg.get("ingest.day_min_sun_elevation"))
     with engine.connect() as conn:
         pictures = conn.execute(select(schema.pictures.c.pictures_id, schema.pictures.c.taken_at,
                                        schema.pictures.c.filename)).all()
@@ -444,7 +444,7 @@ def update_locations(cfg: Config, engine: Engine, batch_size: int = 5000) -> Loc
         existing = {r.pictures_id: (r.pictures_latitude, r.pictures_longitude, r.pictures_location_text,
                                     r.source, None if r.is_day is None else bool(r.is_day))
                     for r in conn.execute(select(schema.pictures_location))}
-    to_utc = utc_converter(cfg.get("ingest.timezone", "UTC"))
+    to_utc = utc_converter(cfg.get("ingest.timezone"))
 
     def timestamp(picture_id: str):
         if taken.get(picture_id) is not None:
@@ -476,7 +476,7 @@ def update_locations(cfg: Config, engine: Engine, batch_size: int = 5000) -> Loc
     else:
         log.info("no history file at %s: locations from history skipped", history_path)
 
-    tle_setting = str(cfg.get("paths.tle", "") or "")
+    tle_setting = str(cfg.get("paths.tle") or "")
     if tle_setting:
         tle_path = cfg.path("tle")
         if not tle_path.is_file():
@@ -488,7 +488,7 @@ def update_locations(cfg: Config, engine: Engine, batch_size: int = 5000) -> Loc
         todo = sorted(i for i, t in taken.items() if t is not None and i not in wanted
                       and (existing.get(i) is None or existing[i][3] == "tle"))
         times = [taken[i] for i in todo]
-        lat, lon, valid = subsatellite_points(tles, times, float(cfg.get("ingest.tle_max_days", 14.0)))
+        lat, lon, valid = subsatellite_points(tles, times, float(cfg.get("ingest.tle_max_days")))
         day = is_day(times, np.nan_to_num(lat), np.nan_to_num(lon), min_elevation) if todo else []
         for k, picture_id in enumerate(todo):
             if valid[k]:

@@ -153,7 +153,7 @@ def sample_splits(cfg: Config, engine: Engine, batch_size: int = 5000) -> dict[s
         # flat split folders: a picture of a sub-folder, or with an odd name, appears as <id><extension>
         copy_to_dirs(cfg.path("collections"), cfg.path("splits_dir"),
                      {p.filename: (str(s), p.pictures_id + split_name(p.filename)[1]) for p, s in zip(pictures, splits)},
-                     link=bool(cfg.get("sampling.link", True)))
+                     link=bool(cfg.get("sampling.link")))
     return counts
 
 

@@ -38,7 +38,7 @@ def features(
 
     with step_errors(log, FileNotFoundError, ValueError, CacheError):
         cfg = step_config(mode, settings)
-        log.info("features: start (%s)", kind or cfg.get("features.kind", "autoencoder"))
+        log.info("features: start (%s)", kind or cfg.get("features.kind"))
         result = build_features(cfg, kind, model_type, model_name)
     auto = result.record.get("auto")
     typer.echo(f"features: {len(result.ids)} pictures x {result.dim} ({result.kind}) in {result.path}")

@@ -40,7 +40,7 @@ def sync_collections(
     with step_errors(log, SyncError):
         cfg = step_config(mode, settings, {"sync": overrides} if overrides else None)
         log.info("sync_collections: start (%s from %s)", cfg.get("sync.kind"),
-                 cfg.get("sync.source", "") or cfg.get("paths.source"))
+                 cfg.get("sync.source") or cfg.get("paths.source"))
         summary = run_sync(cfg, progress=progress)
     typer.echo(summary.format())
     log.info("sync_collections: done in %.1f s", summary.seconds)

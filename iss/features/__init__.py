@@ -65,7 +65,7 @@ def auto_features(cfg: Config, model_type: str | None = None, model_name: str | 
         else:
             candidates["autoencoder"] = latents.values[[row_of[pid] for pid in pixels.ids.tolist()]]
             sets["autoencoder"] = latents
-    chosen, record = choose_features(candidates, cfg.get("features.auto", None))
+    chosen, record = choose_features(candidates, cfg.get("features.auto"))
     log.info("features auto: %s", record["reason"])
     base = sets[chosen]
     return FeatureSet(pixels.ids, candidates[chosen], base.kind, base.model_type, base.model_name,
@@ -89,7 +89,7 @@ def build_features(cfg: Config, kind: str | None = None, model_type: str | None 
     FeatureSet
         With ``path`` set to the file clustering will read.
     """
-    kind = check_kind(kind or str(cfg.get("features.kind", "autoencoder")))
+    kind = check_kind(kind or str(cfg.get("features.kind")))
     features = _builder(kind)(cfg, model_type, model_name)
     if kind == "autoencoder":  # the encode step's latents are the artefact
         return features
@@ -106,7 +106,7 @@ def load_features(cfg: Config, kind: str | None = None, model_type: str | None =
     ``autoencoder`` reads the encode step's latents; ``pixels`` and ``auto`` read what
     ``make features`` wrote (a ``FileNotFoundError`` says so when it has not run).
     """
-    kind = check_kind(kind or str(cfg.get("features.kind", "autoencoder")))
+    kind = check_kind(kind or str(cfg.get("features.kind")))
     if kind == "autoencoder":
         return _builder(kind)(cfg, model_type, model_name)
     if kind == "auto":

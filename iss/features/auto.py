@@ -33,13 +33,9 @@ from threadpoolctl import threadpool_limits
 
 from iss.clustering.metrics import choose_k
 from iss.clustering.umap_reducer import UMAPReducer
+from iss.config_schema import AutoFeatures
 
 log = logging.getLogger(__name__)
-
-# features.auto keys and their defaults
-AUTO_DEFAULTS = {"sample": 2000, "subsample": 0.8, "n_runs": 3, "n_neighbors": 20, "n_epochs": 200,
-                 "k_range": [2, 12], "margin": 0.02, "random_state": 0}
-
 
 def cluster_stability(X: np.ndarray, k_range=(2, 12), n_runs: int = 3, subsample: float = 0.8, n_neighbors: int = 20,
                       n_epochs: int | None = 200, random_state: int = 0) -> dict:
@@ -108,7 +104,7 @@ def choose_features(candidates: dict[str, np.ndarray], settings: dict | None = N
         ``{"pixels": (n, d1), "autoencoder": (n, d2)}``, rows in the same picture order; without
         ``"autoencoder"`` the pixels are chosen without measuring.
     settings : dict, optional
-        ``features.auto`` keys (``AUTO_DEFAULTS``).
+        ``features.auto`` keys; those left out take their default (:class:`iss.config_schema.AutoFeatures`).
 
     Returns
     -------
@@ -117,11 +113,11 @@ def choose_features(candidates: dict[str, np.ndarray], settings: dict | None = N
         ``chosen``, ``reason`` (a sentence with the numbers), ``scores`` (per candidate, from
         :func:`cluster_stability`), ``settings``, ``n_measured``.
     """
-    settings = {**AUTO_DEFAULTS, **(settings or {})}
-    unknown = sorted(set(settings) - set(AUTO_DEFAULTS))
+    settings = {**AutoFeatures().model_dump(), **(settings or {})}
+    unknown = sorted(set(settings) - set(AutoFeatures.model_fields))
     if unknown:
         raise ValueError(f"features.auto: unknown key(s) {', '.join(unknown)}; expected some of "
-                         f"{', '.join(sorted(AUTO_DEFAULTS))}")
+                         f"{', '.join(sorted(AutoFeatures.model_fields))}")
     if "pixels" not in candidates:
         raise ValueError("features: auto needs the pixel features as a candidate")
     record = {"settings": settings}

@@ -115,12 +115,14 @@ def pixel_feature_set(cfg, model_type: str | None = None, model_name: str | None
 
 def pixel_settings(cfg, settings: dict | None = None) -> dict:
     """``features.pixels`` with its defaults filled in; unknown keys raise a ``ValueError`` naming them."""
-    given = settings if settings is not None else (cfg.get("features.pixels", None) or {})
-    unknown = sorted(set(given) - set(PIXEL_DEFAULTS))
+    from iss.config_schema import PixelFeatures  # the keys and their defaults
+
+    given = settings if settings is not None else cfg.get("features.pixels")
+    unknown = sorted(set(given) - set(PixelFeatures.model_fields))
     if unknown:
         raise ValueError(f"features.pixels: unknown key(s) {', '.join(unknown)}; expected some of "
-                         f"{', '.join(sorted(PIXEL_DEFAULTS))}")
-    return {**PIXEL_DEFAULTS, **given}
+                         f"{', '.join(sorted(PixelFeatures.model_fields))}")
+    return {**PixelFeatures().model_dump(), **given}
 
 
 def pixel_set_name(cfg, settings: dict | None = None) -> str:
@@ -129,6 +131,3 @@ def pixel_set_name(cfg, settings: dict | None = None) -> str:
     size = cfg.get("ingest.input_size" if settings["size"] == "input" else "ingest.thumb_size")
     return f"pixels-{settings['size']}{int(size[0])}x{int(size[1])}"
 
-
-# features.pixels keys and their defaults
-PIXEL_DEFAULTS = {"size": "thumb", "standardise": True, "pca_components": 50, "pca_sample": 5000, "random_state": 0}

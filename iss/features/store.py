@@ -68,10 +68,8 @@ class FeatureSet:
 
 
 def features_root(cfg: Config) -> Path:
-    """``paths.features``, else ``<paths.processed>/features``."""
-    if cfg.get("paths.features", None):
-        return cfg.path("features")
-    return cfg.path("processed") / "features"
+    """``paths.features``."""
+    return cfg.path("features")
 
 
 def features_dir(cfg: Config, name: str) -> Path:

@@ -54,19 +54,8 @@ log = logging.getLogger(__name__)
 CSV_FILE = "training.csv"
 LOGS_DIR = "logs"
 
-# Optional training keys and their defaults (the required ones: epochs, batch_size, learning_rate).
 # the cached pictures an autoencoder can take: ingest.input_size (48x27) or ingest.thumb_size (96x54)
 INPUT_SIZES = ("input", "thumb")
-TRAINING_DEFAULTS = {
-    "input": "input",
-    "early_stopping_patience": 5,
-    "checkpoint_every": 5,
-    "mixed_precision": False,
-    "jit_compile": False,
-    "seed": 0,
-    "image_every": 5,
-    "max_in_memory_mb": 2048,
-}
 
 
 class TrainingError(Exception):
@@ -352,10 +341,8 @@ def load_for_training(cfg: Config, model_type: str, name: str) -> tuple[Autoenco
 # --------------------------------------------------------------------------------------------
 
 def training_settings(cfg: Config, epochs: int | None = None) -> dict:
-    """``training.*`` with defaults for the optional keys; ``epochs`` overrides the config's."""
-    settings = {**TRAINING_DEFAULTS, **cfg.section("training")}
-    for key in ("epochs", "batch_size", "learning_rate"):
-        cfg.get(f"training.{key}")  # required: a missing one raises ConfigError naming it
+    """``training.*`` (every key filled by the config schema); ``epochs`` overrides the config's."""
+    settings = cfg.section("training")
     if epochs is not None:
         settings["epochs"] = int(epochs)
     if int(settings["epochs"]) < 1 or int(settings["batch_size"]) < 1:

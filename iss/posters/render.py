@@ -45,7 +45,6 @@ from iss.posters.upscale import Upscaler, get_upscaler, lanczos
 log = logging.getLogger(__name__)
 
 RENDER_VERSION = 1
-DEFAULTS = {"jpeg_quality": 92, "upscaler": "lanczos", "pdf": True}
 # 4:4:4 chroma (no subsampling): colour edges stay sharp in print
 JPEG_SUBSAMPLING = 0
 
@@ -272,7 +271,7 @@ def _resolve_stored(cfg, stored: str) -> Path:
 
 
 def _render_settings(cfg) -> dict:
-    settings = {key: cfg.get(f"posters.{key}", default) for key, default in DEFAULTS.items()}
+    settings = {key: cfg.get(f"posters.{key}") for key in ("jpeg_quality", "upscaler", "pdf")}
     quality = settings["jpeg_quality"]
     if not isinstance(quality, int) or not 1 <= quality <= 95:
         raise PosterError(f"{cfg.source}: posters.jpeg_quality should be an integer in 1..95, got {quality!r}")
@@ -459,7 +458,7 @@ def preview_template(cfg, config_id: str | None = None) -> Path:
     ``paths.posters/<config_id>-preview.jpg``, at the poster's size and dpi; no database needed."""
     template = load_template(cfg, config_id or cfg.get("posters.default_template"))
     path = cfg.path("posters") / f"{template.config_id}-preview.jpg"
-    _write(path, jpeg_bytes(draw_preview(template), template.dpi, int(cfg.get("posters.jpeg_quality", 92))))
+    _write(path, jpeg_bytes(draw_preview(template), template.dpi, int(cfg.get("posters.jpeg_quality"))))
     log.info("preview of %s (%d slots, %s) -> %s", template.config_id, len(template.slots),
              template.describe_size(), path)
     return path

@@ -27,6 +27,7 @@ import numpy as np
 from sqlalchemy import desc, select
 from sqlalchemy.engine import Engine
 
+from iss.config_schema import Posters
 from iss.db import schema
 from iss.db.queries import filenames_of
 from iss.posters import quality
@@ -156,9 +157,8 @@ def load_run_pictures(engine: Engine, run: RunInfo) -> RunPictures:
 
 
 # --- what pictures look like ----------------------------------------------------------
-# Near-duplicate distance default: the 95th percentile of layout() distances between 30 real HDEV
-# frames and their copies brightened or contrasted 10% or cropped 3% (0.058), rounded up.
-NEAR_DUPLICATE_DISTANCE = 0.06
+# posters.near_duplicate_distance's default (its measurement is told in iss/config_schema.py)
+NEAR_DUPLICATE_DISTANCE = Posters.model_fields["near_duplicate_distance"].default
 
 
 def layout(images: np.ndarray) -> np.ndarray:
@@ -279,8 +279,8 @@ class _ThumbSource:
         cache = self._open_cache()
         if cache is not None and all(i in cache for i in ids):
             return cache.get_thumbs(ids), "thumbnail"
-        size = tuple(self.cfg.get("ingest.thumb_size", [96, 54]))
-        fit = str(self.cfg.get("ingest.fit", "stretch"))
+        size = tuple(self.cfg.get("ingest.thumb_size"))
+        fit = str(self.cfg.get("ingest.fit"))
         return np.stack([quality.small_decode(self.collections / filenames[i], size, fit) for i in ids]), "decode"
 
 
@@ -289,7 +289,7 @@ def _auto_clusters(cfg, runs: dict[int, RunPictures], auto_slots: list[Slot], sl
                    thumbs: _ThumbSource) -> tuple[dict[int, list[int]], dict[int, dict[int, float]]]:
     """The clusters drawn for "auto" rules, per run (the most unlike each other first; flat ones, blank
     screens, only if the others are too few), and the median contrast of each cluster of those runs."""
-    min_contrast = float(cfg.get("posters.auto_min_contrast", 0.06))
+    min_contrast = float(cfg.get("posters.auto_min_contrast"))
     auto: dict[int, list[int]] = {}
     contrasts: dict[int, dict[int, float]] = {}
     for rid in sorted(runs):
@@ -333,7 +333,7 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
     """
     rng = np.random.default_rng(seed)
     collections = cfg.path("collections")
-    n_auto = int(n_auto_clusters if n_auto_clusters is not None else cfg.get("posters.n_clusters_per_poster", 2))
+    n_auto = int(n_auto_clusters if n_auto_clusters is not None else cfg.get("posters.n_clusters_per_poster"))
     needs_run = [s for s in template.slots if s.rule.needs_run]
 
     # the runs: the template's (or run_id), and any a rule names
@@ -372,7 +372,7 @@ def select_pictures(cfg, engine: Engine, template: Template, seed: int, run_id: 
     for pictures in runs.values():
         silhouette_of.update(zip(pictures.ids.tolist(), pictures.silhouettes.tolist()))
     picking = Picking(rng=rng, thumbs=thumbs, filenames=filenames, silhouette_of=silhouette_of, collections=collections,
-                      near=float(cfg.get("posters.near_duplicate_distance", NEAR_DUPLICATE_DISTANCE)))
+                      near=float(cfg.get("posters.near_duplicate_distance")))
     used: set[str] = set()
     choices: dict[int, SlotChoice] = {}
     for slot in sorted(template.slots, key=lambda s: (s.rule.priority, len(pools[s.index]), s.index)):

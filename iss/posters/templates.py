@@ -50,10 +50,13 @@ title and a caption (the clusters' names, the dates and the places of the pictur
     band: {position: bottom, height_px: 220, colour: "#17212b", text_colour: "#f7f9f9",
            title: "Earth from the ISS", caption: true}
 
-Geometry is checked when a template is loaded (slots inside the canvas, no overlaps, valid
-colours and rules); clusters and picture counts are checked against the database when a poster
-is generated. Every problem raises :class:`PosterTemplateError` naming the template file, the
-slot (index and position label) and the problem.
+A template is checked when it is loaded: its keys, types and colours by the Pydantic models
+below (:class:`TemplateSchema`, the mechanism of the config schema, with the same messages:
+``<file>: slot 2 (position 'C'): background is 'pink-ish'; expected a colour ...``), then its
+rules and its geometry (slots inside the canvas, no overlaps); clusters and picture counts are
+checked against the database when a poster is generated. Every problem raises
+:class:`PosterTemplateError` naming the template file, the slot (index and position label) and
+the problem.
 """
 
 from __future__ import annotations
@@ -62,19 +65,18 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
 from PIL import ImageColor
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from iss.config_schema import dotted_key, validation_messages
 
 from iss.posters.rules import RULES, Rule, rule_class, rule_keys
 
 CM_PER_INCH = 2.54
 RUN_KEYS = ("run_id", "clustering_type", "version", "model_type", "model_name")
-_TEMPLATE_KEYS = {"description", "canvas", "unit", "border", "run", "slots", "band"}
-_BAND_KEYS = {"position", "height_px", "colour", "text_colour", "title", "caption"}
-_CANVAS_KEYS = {"width_px", "height_px", "width_cm", "height_cm", "dpi"}
-_SLOT_KEYS = {"origin", "size", "background", "position", "rule"}
 
 
 class PosterError(Exception):
@@ -83,6 +85,115 @@ class PosterError(Exception):
 
 class PosterTemplateError(PosterError):
     """A template is invalid, or cannot be filled from the database: names file, slot and problem."""
+
+
+# --- the schema of a template file: keys, types, defaults --------------------------------
+def _rgb(value: str) -> tuple[int, int, int]:
+    try:
+        return tuple(int(c) for c in ImageColor.getrgb(value)[:3])
+    except ValueError:
+        raise ValueError("expected a colour: '#rrggbb' or a name like 'white'") from None
+
+
+Colour = Annotated[str, AfterValidator(_rgb)]  # -> (r, g, b)
+Number = Annotated[float, Field(strict=True)]  # an int or a float, not a string or a boolean
+PositiveNumber = Annotated[float, Field(strict=True, gt=0)]
+PositiveInt = Annotated[int, Field(strict=True, gt=0)]
+Pair = Annotated[list[Number], Field(min_length=2, max_length=2)]  # [x, y]
+PositivePair = Annotated[list[PositiveNumber], Field(min_length=2, max_length=2)]
+
+
+class _Part(BaseModel):
+    """A part of a template: an unknown key is an error (a template is small and written by hand)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)  # defaults too: a colour default -> (r, g, b)
+
+
+class CanvasSchema(_Part):
+    width_px: Optional[PositiveInt] = None
+    height_px: Optional[PositiveInt] = None
+    width_cm: Optional[PositiveNumber] = None
+    height_cm: Optional[PositiveNumber] = None
+    dpi: PositiveInt
+
+    @model_validator(mode="after")
+    def _one_size(self) -> "CanvasSchema":
+        pixels = (self.width_px, self.height_px)
+        centimetres = (self.width_cm, self.height_cm)
+        if any(v is not None for v in pixels) and any(v is not None for v in centimetres):
+            raise ValueError("expected pixels or centimetres, not both pixels and centimetres")
+        if None in (pixels if any(v is not None for v in pixels) else centimetres):
+            raise ValueError("expected width_px and height_px, or width_cm and height_cm (with dpi)")
+        return self
+
+    def size_px(self) -> tuple[int, int]:
+        """``(width, height)`` in pixels (centimetres at ``dpi``, rounded)."""
+        if self.width_px is not None:
+            return self.width_px, self.height_px
+        return (int(round(self.width_cm / CM_PER_INCH * self.dpi)), int(round(self.height_cm / CM_PER_INCH * self.dpi)))
+
+
+class BorderSchema(_Part):
+    size_px: Annotated[int, Field(strict=True, ge=0)] = 0
+    colour: Colour = "white"
+
+
+def _text(value: Any) -> Any:
+    """A label or description written as a number (``position: 1``) is the text ``"1"``."""
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+class SlotSchema(_Part):
+    origin: Pair
+    size: PositivePair
+    background: Colour = "#f7f9f9"
+    position: Annotated[str, BeforeValidator(_text), Field(max_length=32)]  # the posters_slots.position column
+    rule: dict  # checked by _parse_rule
+
+
+class BandSchema(_Part):
+    position: Literal["top", "bottom"] = "bottom"
+    height_px: PositiveInt
+    colour: Colour = "#17212b"
+    text_colour: Colour = "#f7f9f9"
+    title: str = ""
+    caption: bool = True
+
+
+def _some_slots(slots: list) -> list:
+    if not slots:
+        raise ValueError("expected a non-empty list of slots")
+    return slots
+
+
+class TemplateSchema(_Part):
+    """A template file (see the module docstring)."""
+
+    description: Annotated[str, BeforeValidator(_text)] = ""
+    canvas: CanvasSchema
+    unit: PositivePair = [1, 1]
+    border: BorderSchema = BorderSchema()
+    run: Any = None  # checked by _parse_run, as a rule's run
+    slots: Annotated[list[SlotSchema], AfterValidator(_some_slots)]
+    band: Annotated[Optional[BandSchema], BeforeValidator(lambda value: value or None)] = None  # {} = no band
+
+
+def _checked(raw: dict, source: str) -> TemplateSchema:
+    """``raw`` validated by :class:`TemplateSchema`; a :class:`PosterTemplateError` listing every bad key,
+    a slot named by its index and position label."""
+    slots = raw.get("slots") if isinstance(raw.get("slots"), list) else []
+
+    def key_name(loc: tuple) -> str:
+        if len(loc) > 1 and loc[0] == "slots" and isinstance(loc[1], int):
+            item = slots[loc[1]] if loc[1] < len(slots) else None
+            label = str(item.get("position")) if isinstance(item, dict) and item.get("position") is not None else "?"
+            return f"slot {loc[1]} (position {label!r})" + (f": {dotted_key(loc[2:])}" if len(loc) > 2 else "")
+        return dotted_key(loc)
+
+    try:
+        return TemplateSchema.model_validate(raw)
+    except ValidationError as exc:
+        raise PosterTemplateError("\n".join(validation_messages(exc, source, TemplateSchema, key_name))) from None
 
 
 @dataclass(frozen=True)
@@ -211,7 +322,7 @@ class Template:
 # --- locating and loading -------------------------------------------------------
 def templates_dir(cfg) -> Path:
     """Folder of the templates: ``posters.templates_dir``, relative to the config file's folder."""
-    folder = Path(str(cfg.get("posters.templates_dir", "posters"))).expanduser()
+    folder = Path(str(cfg.get("posters.templates_dir"))).expanduser()
     return folder if folder.is_absolute() else Path(cfg.source).parent / folder
 
 
@@ -261,23 +372,6 @@ def content_hash(raw: dict) -> str:
 
 
 # --- validation -----------------------------------------------------------------
-def _colour(value: Any, what: str, fail) -> tuple[int, int, int]:
-    try:
-        rgb = ImageColor.getrgb(str(value))
-    except ValueError:
-        raise fail(f"{what} {value!r} is not a colour; expected '#rrggbb' or a name like 'white'") from None
-    return tuple(int(c) for c in rgb[:3])
-
-
-def _pair(value: Any, what: str, fail, positive: bool) -> tuple[float, float]:
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        raise fail(f"{what} should be a pair of numbers [x, y], got {value!r}")
-    if positive and min(value) <= 0:
-        raise fail(f"{what} should be positive, got {list(value)}")
-    return float(value[0]), float(value[1])
-
-
 def _to_px(value: float, unit: float, what: str, fail) -> int:
     px = value * unit
     if abs(px - round(px)) > 1e-6:
@@ -330,75 +424,30 @@ def parse_template(raw: Any, config_id: str, source: str, sha256: str | None = N
         return PosterTemplateError(f"{source}: {problem}")
 
     if not isinstance(raw, dict):
-        raise fail_top(f"expected a mapping with keys {sorted(_TEMPLATE_KEYS)}, got {type(raw).__name__}")
+        raise fail_top(f"expected a mapping with keys among {', '.join(TemplateSchema.model_fields)}, "
+                       f"got {type(raw).__name__}")
     if len(config_id) > 64:
         raise fail_top(f"template name {config_id!r} is longer than 64 characters (the posters.config_id column)")
-    unknown = sorted(set(raw) - _TEMPLATE_KEYS)
-    if unknown:
-        raise fail_top(f"unknown keys {unknown}; expected keys among {sorted(_TEMPLATE_KEYS)}")
-
-    # canvas: pixels, or centimetres plus dpi
-    canvas = raw.get("canvas")
-    if not isinstance(canvas, dict):
-        raise fail_top("missing 'canvas' mapping: {width_px, height_px, dpi} or {width_cm, height_cm, dpi}")
-    unknown = sorted(set(canvas) - _CANVAS_KEYS)
-    if unknown:
-        raise fail_top(f"canvas has unknown keys {unknown}; expected {sorted(_CANVAS_KEYS)}")
-    dpi = canvas.get("dpi")
-    if not isinstance(dpi, int) or isinstance(dpi, bool) or dpi <= 0:
-        raise fail_top(f"canvas dpi should be a positive integer, got {dpi!r}")
-    if "width_px" in canvas or "height_px" in canvas:
-        if "width_cm" in canvas or "height_cm" in canvas:
-            raise fail_top("canvas gives both pixels and centimetres; give one of them")
-        width_px, height_px = canvas.get("width_px"), canvas.get("height_px")
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width_px, height_px)):
-            raise fail_top(f"canvas width_px and height_px should be positive integers, got "
-                           f"{width_px!r} x {height_px!r}")
-    else:
-        width_cm, height_cm = canvas.get("width_cm"), canvas.get("height_cm")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (width_cm, height_cm)):
-            raise fail_top(f"canvas needs width_px/height_px, or width_cm/height_cm (positive numbers) with dpi; "
-                           f"got {canvas!r}")
-        width_px = int(round(width_cm / CM_PER_INCH * dpi))
-        height_px = int(round(height_cm / CM_PER_INCH * dpi))
-
-    unit = _pair(raw.get("unit", [1, 1]), "unit", fail_top, positive=True)
-    border = raw.get("border", {})
-    if not isinstance(border, dict) or set(border) - {"size_px", "colour"}:
-        raise fail_top(f"border should be a mapping {{size_px, colour}}, got {border!r}")
-    border_px = border.get("size_px", 0)
-    if not isinstance(border_px, int) or isinstance(border_px, bool) or border_px < 0:
-        raise fail_top(f"border size_px should be a non-negative integer, got {border_px!r}")
-    border_colour = _colour(border.get("colour", "white"), "border colour", fail_top)
+    checked = _checked(raw, source)
+    dpi = checked.canvas.dpi
+    width_px, height_px = checked.canvas.size_px()
+    unit = (float(checked.unit[0]), float(checked.unit[1]))
+    border_px, border_colour = checked.border.size_px, checked.border.colour
     run = _parse_run(raw.get("run"), "run", fail_top)
 
-    raw_slots = raw.get("slots")
-    if not isinstance(raw_slots, list) or not raw_slots:
-        raise fail_top("'slots' should be a non-empty list of slots")
     slots: list[Slot] = []
     seen_positions: dict[str, int] = {}
-    for index, item in enumerate(raw_slots):
-        label = str(item.get("position")) if isinstance(item, dict) and item.get("position") is not None else "?"
+    for index, item in enumerate(checked.slots):
+        label = item.position
 
         def fail(problem: str, index=index, label=label) -> PosterTemplateError:
             return PosterTemplateError(f"{source}: slot {index} (position {label!r}): {problem}")
 
-        if not isinstance(item, dict):
-            raise fail(f"should be a mapping with keys {sorted(_SLOT_KEYS)}, got {item!r}")
-        unknown = sorted(set(item) - _SLOT_KEYS)
-        if unknown:
-            raise fail(f"unknown keys {unknown}; expected keys among {sorted(_SLOT_KEYS)}")
-        missing = sorted(k for k in ("origin", "size", "position", "rule") if k not in item)
-        if missing:
-            raise fail(f"missing keys {missing}")
-        if len(label) > 32:
-            raise fail(f"position label {label!r} is longer than 32 characters (the posters_slots.position column)")
         if label in seen_positions:
             raise fail(f"position label {label!r} is already used by slot {seen_positions[label]}; labels must be "
                        f"unique")
         seen_positions[label] = index
-        ox, oy = _pair(item["origin"], "origin", fail, positive=False)
-        sw, sh = _pair(item["size"], "size", fail, positive=True)
+        (ox, oy), (sw, sh) = item.origin, item.size
         x, y = _to_px(ox, unit[0], "origin x", fail), _to_px(oy, unit[1], "origin y", fail)
         w, h = _to_px(sw, unit[0], "width", fail), _to_px(sh, unit[1], "height", fail)
         if x < 0 or y < 0 or x + w > width_px or y + h > height_px:
@@ -406,32 +455,24 @@ def parse_template(raw: Any, config_id: str, source: str, sha256: str | None = N
                        f"{width_px}x{height_px} px")
         if w <= 2 * border_px or h <= 2 * border_px:
             raise fail(f"is {w}x{h} px, too small for a {border_px} px border on each side")
-        background = _colour(item.get("background", "#f7f9f9"), "background", fail)
-        slot = Slot(index=index, position=label, x=x, y=y, width=w, height=h, background=background,
-                    rule=_parse_rule(item["rule"], fail))
+        slot = Slot(index=index, position=label, x=x, y=y, width=w, height=h, background=item.background,
+                    rule=_parse_rule(item.rule, fail))
         for other in slots:  # a handful of slots: pairwise checks are cheap and name both slots
             if x < other.x + other.width and other.x < x + w and y < other.y + other.height and other.y < y + h:
                 raise fail(f"overlaps {other.name}: x {x}..{x + w}, y {y}..{y + h} px against "
                            f"x {other.x}..{other.x + other.width}, y {other.y}..{other.y + other.height} px")
         slots.append(slot)
 
-    band = _parse_band(raw.get("band"), width_px, height_px, border_px, fail_top) if raw.get("band") else None
+    band = _band(checked.band, height_px, border_px, fail_top) if checked.band else None
     return Template(config_id=config_id, source=source, width_px=width_px, height_px=height_px, dpi=dpi,
                     border_px=border_px, border_colour=border_colour, slots=tuple(slots), run=run, raw=raw,
-                    sha256=sha256 or content_hash(raw), description=str(raw.get("description", "")),
-                    unit=unit, band=band)
+                    sha256=sha256 or content_hash(raw), description=checked.description, unit=unit, band=band)
 
 
-def _parse_band(value: Any, width_px: int, height_px: int, border_px: int, fail) -> Band:
-    if not isinstance(value, dict) or set(value) - _BAND_KEYS:
-        raise fail(f"band should be a mapping with keys among {sorted(_BAND_KEYS)}, got {value!r}")
-    position = value.get("position", "bottom")
-    if position not in ("top", "bottom"):
-        raise fail(f"band position should be 'top' or 'bottom', got {position!r}")
-    height = value.get("height_px")
-    if not isinstance(height, int) or isinstance(height, bool) or not 2 * border_px < height < height_px // 2:
-        raise fail(f"band height_px should be an integer between {2 * border_px + 1} and {height_px // 2 - 1} "
-                   f"(more than two borders, less than half the canvas), got {height!r}")
-    return Band(position=position, height_px=height, colour=_colour(value.get("colour", "#17212b"), "band colour", fail),
-                text_colour=_colour(value.get("text_colour", "#f7f9f9"), "band text_colour", fail),
-                title=str(value.get("title", "")), caption=bool(value.get("caption", True)))
+def _band(value: BandSchema, height_px: int, border_px: int, fail) -> Band:
+    height = value.height_px
+    if not 2 * border_px < height < height_px // 2:
+        raise fail(f"band.height_px is {height!r}; expected an integer between {2 * border_px + 1} and "
+                   f"{height_px // 2 - 1} (more than two borders, less than half the canvas)")
+    return Band(position=value.position, height_px=height, colour=value.colour, text_colour=value.text_colour,
+                title=value.title, caption=value.caption)

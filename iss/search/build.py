@@ -38,21 +38,9 @@ from iss.search.novelty import NOVELTY_VERSION, NoveltyCalibration, thumb_correl
 
 log = logging.getLogger(__name__)
 
-SEARCH_DEFAULTS = {
-    "threshold_percentile": 99.0,
-    "margin": 1.5,
-    "n_stored": 10,
-    "texture_sample": 2000,
-    "texture_size": [320, 180],
-    "near_copy_sample": 200,
-    "seed": 0,
-}
-
-
 def search_settings(cfg: Config) -> dict:
-    """The ``search`` config section over :data:`SEARCH_DEFAULTS` (every key optional)."""
-    section = cfg.get("search", None) or {}
-    return {**SEARCH_DEFAULTS, **section}
+    """The ``search`` config section (every key filled by the config schema)."""
+    return cfg.section("search")
 
 
 def model_names(cfg: Config, model_type: str | None = None, model_name: str | None = None) -> tuple[str, str]:

@@ -79,7 +79,7 @@ def create_app(cfg: Config, service: SearchService | None = None) -> FastAPI:
     """The FastAPI application (``service`` defaults to :meth:`SearchService.from_config`)."""
     service = service or SearchService.from_config(cfg)
     settings = service.settings
-    max_upload_mb = float(settings.get("max_upload_mb", 10))
+    max_upload_mb = float(settings["max_upload_mb"])
     max_upload = int(max_upload_mb * 1024 * 1024)
     templates = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
 
@@ -335,8 +335,8 @@ def serve(cfg: Config, host: str | None = None, port: int | None = None, model_t
     from iss.search.build import search_settings
 
     settings = search_settings(cfg)
-    host = host or str(settings.get("host", "127.0.0.1"))
-    port = int(port or settings.get("port", 8000))
+    host = host or str(settings["host"])
+    port = int(port or settings["port"])
     service = SearchService.from_config(cfg, model_type=model_type, model_name=model_name, rebuild=rebuild)
     app = create_app(cfg, service)
     log.info("explorer server on http://%s:%d/ (%d pictures, model %s/%s)", host, port, len(service.index),

@@ -157,11 +157,11 @@ class SearchService:
         self.cfg, self.engine, self.model = cfg, engine, model
         self.index, self.calibration, self.cache = index, calibration, cache
         self.settings = search_settings(cfg)
-        self.k = int(self.settings.get("k", 12))
-        self.max_k = int(self.settings.get("max_k", 100))
-        self.page_size = int(self.settings.get("page_size", 48))
-        self.max_pixels = int(self.settings.get("max_pixels") or cfg.get("ingest.max_pixels", 89_478_485))
-        self.fit = str(cfg.get("ingest.fit", "stretch"))
+        self.k = int(self.settings["k"])
+        self.max_k = int(self.settings["max_k"])
+        self.page_size = int(self.settings["page_size"])
+        self.max_pixels = int(self.settings["max_pixels"])
+        self.fit = str(cfg.get("ingest.fit"))
         self._thumb_jpeg = functools.lru_cache(maxsize=4096)(self._render_thumb)
 
     @classmethod
@@ -441,7 +441,7 @@ class SearchService:
         """The pictures least like the rest, most odd first (:func:`iss.search.collection.outlier_scores`)."""
         from iss.search.collection import REASONS
 
-        limit = int(limit or self.settings.get("n_outliers", 50))
+        limit = int(limit or self.settings["n_outliers"])
         scores = self.outlier_scores
         order = np.argsort(-scores.score, kind="stable")[:limit]
         ids = [str(self.index.ids_[i]) for i in order]

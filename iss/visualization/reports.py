@@ -195,8 +195,8 @@ def parameter_rows(params) -> list[tuple[str, str]]:
 def explorer_base(cfg) -> str:
     """URL of the explorer server (``iss serve``) that static pages link picture pages to when opened as
     files: ``http://<search.host>:<search.port>``."""
-    host = str(cfg.get("search.host", "127.0.0.1"))
-    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{int(cfg.get('search.port', 8000))}"
+    host = str(cfg.get("search.host"))
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{int(cfg.get('search.port'))}"
 
 
 def explorer_script(cfg) -> Markup:

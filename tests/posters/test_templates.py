@@ -139,7 +139,7 @@ def test_negative_origin_is_outside_the_canvas(tcfg):
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"background": "not-a-colour"}, "background 'not-a-colour' is not a colour"),
+    ({"background": "not-a-colour"}, "background is 'not-a-colour'; expected a colour: '#rrggbb' or a name"),
     ({"rule": {"kind": "favourites"}}, "rule kind 'favourites' is not one of"),
     ({"rule": {"kind": "clusters", "clusters": []}}, "non-empty list"),
     ({"rule": {"kind": "clusters", "clusters": "some"}}, "'auto' or 'auto:K'"),
@@ -147,10 +147,12 @@ def test_negative_origin_is_outside_the_canvas(tcfg):
     ({"rule": {"kind": "clusters", "clusters": [1], "colour": "red"}}, "unknown keys ['colour']"),
     ({"rule": {"kind": "best_of_cluster", "clusters": [1], "shortlist": 0}}, "shortlist should be a positive"),
     ({"origin": [3.005, 0]}, "not a whole number of pixels"),
-    ({"size": [1]}, "pair of numbers"),
+    ({"size": [1]}, "size is [1]; expected a list of 2 items, got 1"),
+    ({"origin": ["a", 0]}, "origin[0] is 'a'; expected a valid number"),
+    ({"rule": "best"}, "rule is 'best'; expected a valid dictionary"),
     ({"position": "hero"}, "position label 'hero' is already used by slot 0"),
-    ({"extra": 1}, "unknown keys ['extra']"),
-    ({"position": "x" * 33}, "longer than 32 characters"),
+    ({"extra": 1}, "extra is not a known key; expected keys among origin, size, background, position, rule"),
+    ({"position": "x" * 33}, f"position is {'x' * 33!r}; expected at most 32 characters, got 33"),
 ])
 def test_bad_slot_is_named_with_its_problem(tcfg, change, expected):
     content = small_template()
@@ -166,13 +168,17 @@ def test_slot_too_small_for_its_border(tcfg):
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"canvas": {"width_px": 400, "dpi": 50}}, "width_px and height_px should be positive integers"),
-    ({"canvas": {"width_px": 400, "height_px": 300}}, "dpi should be a positive integer"),
+    ({"canvas": {"width_px": 400, "dpi": 50}},
+     "canvas is {'width_px': 400, 'dpi': 50}; expected width_px and height_px, or width_cm and height_cm"),
+    ({"canvas": {"width_px": 400, "height_px": 300}}, "canvas.dpi is missing"),
+    ({"canvas": {"width_px": 400, "height_px": 300, "dpi": 1.5}}, "canvas.dpi is 1.5; expected a valid integer"),
     ({"canvas": {"width_px": 400, "height_px": 300, "width_cm": 3, "dpi": 50}}, "both pixels and centimetres"),
-    ({"slots": []}, "non-empty list of slots"),
-    ({"border": {"size_px": 3, "color": "red"}}, "border should be a mapping"),
+    ({"slots": []}, "slots is []; expected a non-empty list of slots"),
+    ({"border": {"size_px": 3, "color": "red"}}, "border.color is not a known key; expected keys among size_px, colour"),
+    ({"border": {"size_px": -1}}, "border.size_px is -1; expected greater than or equal to 0"),
+    ({"band": {"position": "left", "height_px": 40}}, "band.position is 'left'; expected 'top' or 'bottom'"),
     ({"run": {"model": "x"}}, "run has unknown keys ['model']"),
-    ({"colours": {}}, "unknown keys ['colours']"),
+    ({"colours": {}}, "colours is not a known key; expected keys among description, canvas, unit, border, run"),
 ])
 def test_bad_template_level_keys(tcfg, change, expected):
     assert expected in load_error(tcfg, small_template(**change))
@@ -208,4 +214,20 @@ def test_band_takes_its_strip_and_tiles_stay_equal(tcfg):
     assert template.band.title == "Earth" and template.band.caption
     message = load_error(tcfg, {"canvas": {"width_px": 400, "height_px": 300, "dpi": 50}, "unit": [100, 100],
                                 "band": {"height_px": 290}, "slots": slots[:1]})
-    assert "band height_px" in message
+    assert "band.height_px is 290; expected an integer between 1 and 149" in message
+
+
+def test_a_bad_template_lists_every_bad_key_at_once_as_the_config_does(tcfg):
+    """Issue 16: templates are checked by Pydantic models, as the config is: one line per bad key, naming the
+    file, the key (a slot by its index and label), the value and what was expected."""
+    content = small_template(border={"size_px": "thin", "colour": "chartreuse-ish"})
+    content["slots"][2]["background"] = 7
+    content["slots"][3]["size"] = [1, 0]
+    lines = load_error(tcfg, content).splitlines()
+    path = tcfg[1] / "bad.yaml"
+    assert lines == [
+        f"{path}: border.size_px is 'thin'; expected a valid integer",
+        f"{path}: border.colour is 'chartreuse-ish'; expected a colour: '#rrggbb' or a name like 'white'",
+        f"{path}: slot 2 (position 'B'): background is 7; expected a valid string",
+        f"{path}: slot 3 (position 'C'): size[1] is 0; expected greater than 0",
+    ]

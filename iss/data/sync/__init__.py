@@ -83,15 +83,15 @@ def sync_collections(cfg: Config, progress: bool = True) -> SyncSummary:
         raise SyncError(f"{cfg.source}: sync.kind is {kind!r}; expected one of {', '.join(TRANSPORTS)}")
     extras = {}
     for label, key, target in (("history", "sync.history_file", "history"), ("labels", "sync.labels_file", "labels")):
-        relative = str(cfg.get(key, "") or "")
+        relative = str(cfg.get(key) or "")
         if relative:
             extras[label] = (relative, cfg.path(target))
     request = SyncRequest(
-        source=str(cfg.get("sync.source", "") or "") or str(cfg.get("paths.source")),
-        subdir=str(cfg.get("sync.collections_subdir", "collections") or ""),
+        source=str(cfg.get("sync.source") or "") or str(cfg.get("paths.source")),
+        subdir=str(cfg.get("sync.collections_subdir") or ""),
         destination=cfg.path("collections"), extras=extras,
-        extensions=sync_extensions(cfg.get("ingest.extensions", "auto")),
-        recursive=bool(cfg.get("ingest.recursive", True)), workers=int(cfg.get("sync.workers", 4)),
+        extensions=sync_extensions(cfg.get("ingest.extensions")),
+        recursive=bool(cfg.get("ingest.recursive")), workers=int(cfg.get("sync.workers")),
         progress=progress, cfg=cfg)
     summary = transport(kind).sync(request)
     summary.seconds = time.perf_counter() - began

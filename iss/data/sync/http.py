@@ -271,6 +271,6 @@ class HttpSource(SyncSource):
             raise SyncError(f"{cfg.source}: sync.kind is http but sync.source {request.source!r} is not an "
                             f"http(s):// URL")
         return sync_http(request.source, request.subdir, request.destination, request.extras, request.extensions,
-                         list_file=str(cfg.get("sync.list_file", "") or ""), workers=request.workers,
-                         recheck=bool(cfg.get("sync.recheck", True)), timeout=float(cfg.get("sync.timeout", 60)),
+                         list_file=str(cfg.get("sync.list_file") or ""), workers=request.workers,
+                         recheck=bool(cfg.get("sync.recheck")), timeout=float(cfg.get("sync.timeout")),
                          progress=request.progress)

@@ -137,5 +137,5 @@ class RsyncSource(SyncSource):
         cfg = request.cfg
         source = request.source if is_remote(request.source) else str(request.local_path())
         return sync_rsync(source, request.subdir, request.destination, request.extras, request.extensions,
-                          ssh=str(cfg.get("sync.ssh", "ssh")), options=list(cfg.get("sync.rsync_options", [])),
+                          ssh=str(cfg.get("sync.ssh")), options=list(cfg.get("sync.rsync_options")),
                           progress=request.progress, recursive=request.recursive)
