@@ -30,7 +30,8 @@ reached in one of three ways (``sync.kind``):
     Nothing to do: ``paths.collections`` already holds the pictures.
 
 In every case a file is written to a hidden temporary name in the destination folder
-(``.<name>.part``) and renamed when complete, so a partial file never enters the collection.
+(:func:`iss.artefacts.atomic_path`; ``.<name>.part`` for a download, which resumes from it) and
+renamed when complete, so a partial file never enters the collection.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from urllib.parse import unquote, urljoin, urlparse
 
 from tqdm import tqdm
 
+from iss.artefacts import atomic_path, write_text
 from iss.config import Config
 from iss.data.ids import is_temporary, normalise_extensions, split_name
 from iss.data.listing import PICTURE_LIKE_EXTENSIONS, list_folder, picture_extensions
@@ -160,11 +162,9 @@ def copy_file(src: Path, dst: Path) -> tuple[str, int]:
     stat = src.stat()
     if _unchanged(stat, dst):
         return "unchanged", 0
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    partial = _partial_name(dst)
-    shutil.copyfile(src, partial)
-    os.utime(partial, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    os.replace(partial, dst)
+    with atomic_path(dst) as partial:
+        shutil.copyfile(src, partial)
+        os.utime(partial, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     return "transferred", stat.st_size
 
 
@@ -485,9 +485,7 @@ def _load_manifest(path: Path) -> dict:
 
 
 def _save_manifest(path: Path, manifest: dict) -> None:
-    partial = _partial_name(path)
-    partial.write_text(json.dumps(manifest, sort_keys=True))
-    os.replace(partial, path)
+    write_text(path, json.dumps(manifest, sort_keys=True))
 
 
 def sync_http(base_url: str, subdir: str, destination: Path, extras: dict[str, tuple[str, Path]],

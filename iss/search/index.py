@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from iss.artefacts import atomic_path, write_text
 
 INDEX_VERSION = 1
 _SINGLE_THREAD_QUERIES = 32
@@ -411,17 +412,13 @@ class SimilarityIndex:
         self._check_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{_ARRAYS_FILE}.partial"
-        with open(partial, "wb") as f:
+        with atomic_path(folder / _ARRAYS_FILE) as partial, open(partial, "wb") as f:
             np.savez(f, ids=self.ids_, latents=self.latents_, center=self.center_,
                      knn_distances=self.knn_distances_, knn_indices=self.knn_indices_)
-        os.replace(partial, folder / _ARRAYS_FILE)
         meta = {"version": INDEX_VERSION, "params": self.params(), "n": len(self.ids_), "dim": self.dim,
                 "threshold": self.threshold_, "built_at": getattr(self, "built_at_", time.time()),
                 **(extra_meta or {})}
-        partial = folder / f".{_META_FILE}.partial"
-        partial.write_text(json.dumps(meta, indent=2))
-        os.replace(partial, folder / _META_FILE)
+        write_text(folder / _META_FILE, json.dumps(meta, indent=2))
         self.meta_ = meta
         return folder
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from iss.artefacts import write_text
 from iss.visualization.data import (
     ReportError,
     cache_for,
@@ -237,11 +238,7 @@ def _page(title: str, nav: list[tuple[str, str]], body: str, head: str = "") -> 
 
 
 def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text(path, text)
 
 
 def run_figures(run_dir: Path) -> dict:
