@@ -220,7 +220,7 @@ class ClusteringBase(ClusterMixin, BaseEstimator):
         # One BLAS/OpenMP thread: the steps work on small or low-dimensional arrays, where
         # spinning worker threads only cost (t-SNE of 600 points: 3 s with one thread, 49 s
         # with two on this loaded 2-core machine). The one big product, the exact neighbour
-        # search, sets its own thread count (umap_reducer.ExactKNNIndex).
+        # search, sets its own thread count (iss.neighbours.ExactNeighbours).
         with threadpool_limits(limits=1):
             self._fit(distinct)
         if len(first) < len(X):
