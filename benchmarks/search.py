@@ -39,7 +39,7 @@ JSON answers. Reported: p50 / p95 latency, requests per second, and the server-s
 
 Index comparison, in-process on the same 14,000 x 288 float32 latents, k = 12: one query and a
 batch of 100 (median of repeats), build time, and recall@12 against the exact answer, for
-:class:`iss.search.index.SimilarityIndex` (exact NumPy/BLAS), scikit-learn ``NearestNeighbors``
+:class:`iss.search.index.SimilarityIndex` (exact, :mod:`iss.neighbours`), scikit-learn ``NearestNeighbors``
 (brute and ball tree) and ``pynndescent.NNDescent`` (approximate; build timed twice, the first
 run includes numba compilation). Also the exact index's own build (with leave-one-out
 calibration) and an incremental add of 100 pictures.
@@ -106,7 +106,7 @@ def setup(root: Path) -> dict:
     from iss.models.autoencoders import build_autoencoder
     from iss.models.dataset import make_dataset
     from iss.models.encode import encode_collection
-    from iss.models.store import latents_path, load_latents
+    from iss.models.store import latents_encoder_sha, latents_path, read_latents, write_latents
     from iss.models.training import model_dir, save_model
     from iss.search.build import load_search_model, sync_index
 
@@ -136,7 +136,7 @@ def setup(root: Path) -> dict:
     verdicts = evaluate_verdicts(cfg, engine, model, index, calibration, cache, held_out)
 
     # grow to N_INDEX with synthetic latents around the real ones, through the normal incremental update
-    ids, latents = load_latents(cfg, MODEL_TYPE, MODEL_NAME)
+    ids, latents = read_latents(cfg, MODEL_TYPE, MODEL_NAME)
     rng = np.random.default_rng(0)
     n_new = N_INDEX - len(ids)
     base = rng.integers(0, len(ids), n_new)
@@ -146,10 +146,7 @@ def setup(root: Path) -> dict:
     new_ids = np.array([(start + dt.timedelta(minutes=20 * i)).strftime("%Y%m%d-%H%M%S") for i in range(n_new)])
     all_ids, all_latents = np.concatenate([ids, new_ids]), np.concatenate([latents, synthetic])
     path = latents_path(cfg, MODEL_TYPE, MODEL_NAME)
-    with np.load(path) as data:
-        encoder_sha = data["encoder_sha256"]
-    with open(path, "wb") as f:
-        np.savez(f, ids=all_ids, latents=all_latents, encoder_sha256=encoder_sha)
+    write_latents(path, all_ids, all_latents, latents_encoder_sha(path))
     write_database_rows(engine, ids, new_ids, base, all_latents)
     started = time.perf_counter()
     index, _, summary = sync_index(cfg, model, cache)

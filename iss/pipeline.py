@@ -1,7 +1,9 @@
 """The whole data flow in one place: every step in order, as the demo runs it.
 
-Each step is the library function behind one ``iss.exec.<step>`` module and one Makefile
-target; this module only chains them, times them and says where the results are.
+:data:`STEPS` lists each step with the artefacts it reads and writes (names of the catalog,
+:data:`iss.artefacts.ARTEFACTS`, which gives each one's path, writer and reader). Each step is the
+library function behind one ``iss.exec.<step>`` module and one Makefile target; this module only
+chains them, times them and says where the results are.
 """
 
 from __future__ import annotations
@@ -65,8 +67,116 @@ def generate_demo(cfg: Config, progress: bool = True):
     return summary
 
 
+@dataclass
+class _Run:
+    """What the steps of one pipeline run share."""
+
+    cfg: Config
+    engine: object
+    result: PipelineResult
+    progress: bool
+
+    @property
+    def model(self) -> tuple[str, str]:
+        return self.cfg.get("training.model_type"), self.cfg.get("training.model_name")
+
+
+def _sync(run: _Run):
+    from iss.data.sync import sync_collections
+
+    run.result.sync = sync_collections(run.cfg, progress=run.progress)
+
+
+def _populate_db(run: _Run):
+    from iss.data.ingest import populate_db
+
+    run.result.ingest = populate_db(run.cfg, run.engine, progress=run.progress)
+
+
+def _sampling(run: _Run):
+    from iss.data.sampling import sample_splits
+
+    sample_splits(run.cfg, run.engine)
+
+
+def _training(run: _Run):
+    from iss.models.training import train_model
+
+    run.result.model_dir = getattr(train_model(run.cfg, run.engine, *run.model), "model_dir", None)
+
+
+def _encode(run: _Run):
+    from iss.models.encode import encode_collection
+
+    encode_collection(run.cfg, run.engine, *run.model)
+
+
+def _features(run: _Run):
+    from iss.features import build_features
+
+    run.result.features = build_features(run.cfg, None, *run.model).record
+
+
+def _clustering(run: _Run):
+    from iss.clustering.registry import run_clustering
+
+    run.result.run_id = run_clustering(run.cfg, run.engine, run.cfg.get("clustering.default"), *run.model)
+
+
+def _reports(run: _Run):
+    from iss.visualization.reports import render_run_reports
+
+    run.result.report_index = render_run_reports(run.cfg, run.engine, run.result.run_id)
+
+
+def _facets(run: _Run):
+    from iss.visualization.facets import build_facets
+
+    run.result.facets = build_facets(run.cfg, run.engine)
+
+
+def _posters(run: _Run):
+    from iss.posters.render import generate_posters
+
+    run.result.posters = generate_posters(run.cfg, run.engine, run.cfg.get("posters.default_template"), n=1,
+                                          poster_id="demo", seed=0)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the data flow: the artefacts (:data:`iss.artefacts.ARTEFACTS`) it reads and writes."""
+
+    name: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    run: Callable[[_Run], None]
+
+
+# The data flow, in order. Each name is an iss.exec.<step> module and a Makefile target.
+STEPS: tuple[Step, ...] = (
+    Step("generate_demo", reads=(), writes=("source",),
+         run=lambda run: generate_demo(run.cfg, progress=run.progress)),
+    Step("sync_collections", reads=("source",), writes=("collection",), run=_sync),
+    Step("populate_db", reads=("collection",), writes=("cache", "pictures"), run=_populate_db),
+    Step("sampling", reads=("pictures",), writes=("splits",), run=_sampling),
+    Step("training", reads=("cache", "splits"), writes=("model",), run=_training),
+    Step("encode", reads=("model", "cache"), writes=("latents",), run=_encode),
+    Step("features", reads=("latents", "cache"), writes=("features",), run=_features),
+    Step("exec_clustering", reads=("latents", "features"), writes=("clustering", "runs"), run=_clustering),
+    Step("reports", reads=("runs", "clustering", "latents", "features", "cache"), writes=("reports",),
+         run=_reports),
+    Step("facets", reads=("pictures", "runs", "cache"), writes=("facets",), run=_facets),
+    Step("posters", reads=("pictures", "runs", "collection"), writes=("posters",), run=_posters),
+)
+
+
+def data_flow() -> list[str]:
+    """The data flow as text, one ``step: reads -> writes`` line per step."""
+    return [f"{s.name}: {', '.join(s.reads) or '-'} -> {', '.join(s.writes)}" for s in STEPS]
+
+
 def run_pipeline(cfg: Config, generate: bool = True, progress: bool = True) -> PipelineResult:
-    """Run every step on the configured collection.
+    """Run every step of :data:`STEPS` on the configured collection.
 
     Parameters
     ----------
@@ -80,39 +190,16 @@ def run_pipeline(cfg: Config, generate: bool = True, progress: bool = True) -> P
     -------
     PipelineResult
     """
-    from iss.clustering.registry import run_clustering
-    from iss.data.ingest import populate_db
-    from iss.data.sampling import sample_splits
-    from iss.data.sync import sync_collections
-    from iss.features import build_features
-    from iss.models.encode import encode_collection
-    from iss.models.training import train_model
-    from iss.posters.render import generate_posters
-    from iss.visualization.facets import build_facets
-    from iss.visualization.reports import render_run_reports
-
     result = PipelineResult(database_url=cfg.database_url)
-    if generate:
-        _timed(result, "generate_demo", lambda: generate_demo(cfg, progress=progress))
-    engine = get_engine(cfg.database_url)
-    model_type, model_name = cfg.get("training.model_type"), cfg.get("training.model_name")
-    clustering_type = cfg.get("clustering.default")
-
-    result.sync = _timed(result, "sync_collections", lambda: sync_collections(cfg, progress=progress))
-    result.ingest = _timed(result, "populate_db", lambda: populate_db(cfg, engine, progress=progress))
-    _timed(result, "sampling", lambda: sample_splits(cfg, engine))
-    trained = _timed(result, "training", lambda: train_model(cfg, engine, model_type, model_name))
-    result.model_dir = getattr(trained, "model_dir", None)
-    _timed(result, "encode", lambda: encode_collection(cfg, engine, model_type, model_name))
-    result.features = _timed(result, "features", lambda: build_features(cfg, None, model_type, model_name)).record
-    result.run_id = _timed(result, "exec_clustering",
-                           lambda: run_clustering(cfg, engine, clustering_type, model_type, model_name))
-    result.report_index = _timed(result, "reports", lambda: render_run_reports(cfg, engine, result.run_id))
-    result.facets = _timed(result, "facets", lambda: build_facets(cfg, engine))
-    result.posters = _timed(result, "posters", lambda: generate_posters(
-        cfg, engine, cfg.get("posters.default_template"), n=1, poster_id="demo", seed=0))
-    result.metrics = run_metrics(engine, result.run_id)
-    engine.dispose()
+    run = _Run(cfg, None, result, progress)
+    for step in STEPS:
+        if step.name == "generate_demo" and not generate:
+            continue
+        if run.engine is None and step.name != "generate_demo":
+            run.engine = get_engine(cfg.database_url)
+        _timed(result, step.name, lambda: step.run(run))
+    result.metrics = run_metrics(run.engine, result.run_id)
+    run.engine.dispose()
     return result
 
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import numbers
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +39,8 @@ import sklearn
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
+
+from iss.artefacts import replace_folder
 
 PARAMS_FILE = "params.json"
 STATE_FILE = "state.joblib"
@@ -220,7 +220,7 @@ class ClusteringBase(ClusterMixin, BaseEstimator):
         # One BLAS/OpenMP thread: the steps work on small or low-dimensional arrays, where
         # spinning worker threads only cost (t-SNE of 600 points: 3 s with one thread, 49 s
         # with two on this loaded 2-core machine). The one big product, the exact neighbour
-        # search, sets its own thread count (umap_reducer.ExactKNNIndex).
+        # search, sets its own thread count (iss.neighbours.ExactNeighbours).
         with threadpool_limits(limits=1):
             self._fit(distinct)
         if len(first) < len(X):
@@ -326,17 +326,9 @@ class ClusteringBase(ClusterMixin, BaseEstimator):
             "versions": _library_versions(),
         }
         state = {k: v for k, v in vars(self).items() if k not in params}
-        # write beside the target, then swap, so a crash never leaves half a model
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
+        with replace_folder(directory) as tmp:  # a crash never leaves half a model
             (tmp / PARAMS_FILE).write_text(json.dumps(record, indent=2, default=_json_default) + "\n")
             joblib.dump(state, tmp / STATE_FILE)  # uncompressed: zlib cost 1.7 s on 14,000 latents
-            if directory.exists():
-                shutil.rmtree(directory)
-            tmp.rename(directory)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         return directory
 
     @classmethod

@@ -32,7 +32,6 @@ import csv
 import datetime as dt
 import logging
 import math
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from iss.artefacts import replace_folder
 from iss.clustering import clustering_class, estimator_params, make_clustering
 from iss.clustering.base import ClusteringBase, ClusteringWarning
 from iss.clustering.metrics import clustering_metrics, external_metrics, silhouette_per_sample
@@ -149,18 +149,17 @@ def run_clustering(cfg: Config, engine: Engine, clustering_type: str | None = No
     ids, latents = feature_set.ids, feature_set.values
     n = len(ids)
     out_dir = run_dir(cfg, clustering_type, model_name, version)
-    staging = out_dir.with_name(f".{out_dir.name}.staging")  # moved to out_dir once the run is recorded
     log.info("clustering %d %s features (%d-d, %s) with %s v%d%s", n, feature_set.kind, latents.shape[1],
              feature_set.record.get("source") or f"{model_type}/{model_name}", clustering_type, version,
              f", fitted on a sample of {fit_sample}" if 0 < fit_sample < n else "")
     features_record = {"kind": str(features or cfg.get("features.kind")),
                        "used": feature_set.kind, "path": str(feature_set.path), "dim": feature_set.dim,
                        **{k: v for k, v in feature_set.record.items() if k in ("source", "auto")}}
-    try:
+    # the model is staged beside out_dir and takes its place once the run's rows are committed
+    # (replacing the previous one of this version); a failed run leaves no model folder behind
+    with replace_folder(out_dir) as staging:
         run_id = _fit_and_record(cfg, engine, estimator, clustering_type, version, model_type, model_name,
                                  fit_sample, ids, latents, features_record, staging, out_dir, started)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # a failed run leaves no model folder behind
     return run_id
 
 
@@ -231,10 +230,6 @@ def _fit_and_record(cfg, engine, estimator, clustering_type, version, model_type
     }
     run_id = _record_run(engine, clustering_type, version, model_type, model_name, run_params, metrics, timings,
                          started, out_dir, ids, coords, labels, silhouettes)
-    # the rows are committed: the model takes its place (replacing the previous one of this version)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
     log.info("run %d: %d clusters, silhouette %s, %d pictures recorded in %.1f s (model in %s)", run_id,
              metrics["n_clusters"], _fmt(metrics["silhouette"]), n, time.perf_counter() - started, out_dir)
     return run_id

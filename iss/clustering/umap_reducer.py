@@ -10,9 +10,10 @@ TensorFlow. Three things fix that:
    later process loads it. The first process ever pays the compilation once.
 3. pynndescent's NN-descent cannot be cached (it receives the distance function as an
    argument, which numba refuses to cache), so up to ``exact_knn_max`` samples the k nearest
-   neighbours are computed exactly with scikit-learn (brute force on BLAS, a few seconds for
-   14,000 x 288) and handed to UMAP as ``precomputed_knn``, together with a small index
-   object so that ``UMAP.transform`` works on new points. Larger inputs use NN-descent.
+   neighbours are computed exactly (:class:`iss.neighbours.ExactNeighbours`: scikit-learn's
+   brute force, a few seconds for 14,000 x 288) and handed to UMAP as ``precomputed_knn``,
+   together with that index, so that ``UMAP.transform`` works on new points. Larger inputs
+   use NN-descent.
 
 1 and 2 (:func:`iss.clustering.umap_compat.import_umap`) and the index's shape in 3 rely on
 umap-learn's internals; they all live in :mod:`iss.clustering.umap_compat`, which a test checks
@@ -21,14 +22,10 @@ against the installed umap-learn.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
 
 from iss.clustering.umap_compat import (
     expected_warnings,
@@ -38,56 +35,15 @@ from iss.clustering.umap_compat import (
     precomputed_knn,
     spectral_layout,
 )
+from iss.neighbours import ExactNeighbours
 
 # metrics scikit-learn's brute-force neighbours computes like umap does
 EXACT_KNN_METRICS = ("euclidean", "cosine", "manhattan", "chebyshev", "minkowski", "correlation",
                      "l1", "l2", "cityblock", "braycurtis", "canberra", "sqeuclidean")
 
 
-class ExactKNNIndex:
-    """Exact nearest neighbours (scikit-learn brute force) shaped like pynndescent's index.
-
-    ``UMAP.transform`` only calls ``query(X, k, epsilon)`` and reads ``_angular_trees``.
-
-    Parameters
-    ----------
-    data : ndarray, shape (n, d)
-        The fitted points.
-    metric : str
-    """
-
-    _angular_trees = False
-
-    def __init__(self, data: np.ndarray, metric: str):
-        self.metric = metric
-        self.nn = NearestNeighbors(algorithm="brute", metric=metric).fit(data)
-
-    def query(self, X: np.ndarray, k: int, epsilon: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-        """``(indices int32 (n, k), distances float32 (n, k))`` of the k nearest fitted points."""
-        # the one large matrix product of a clustering: worth every core (callers limit threads)
-        with threadpool_limits(limits=len(os.sched_getaffinity(0))):
-            dists, idx = self.nn.kneighbors(np.asarray(X, dtype=np.float32), n_neighbors=k)
-        return idx.astype(np.int32), dists.astype(np.float32)
-
-    def neighbour_graph(self, k: int) -> tuple[np.ndarray, np.ndarray, "ExactKNNIndex"]:
-        """The fitted points' own k-NN graph (each point first, as umap expects) for ``precomputed_knn``."""
-        idx, dists = self._others(k - 1)
-        n = len(idx)
-        return (np.hstack([np.arange(n, dtype=np.int32)[:, None], idx]),
-                np.hstack([np.zeros((n, 1), np.float32), dists]), self)
-
-    def others(self, k: int) -> np.ndarray:
-        """Indices ``(n, k)`` of each fitted point's k nearest other points, nearest first.
-
-        A point is never its own neighbour, even among identical rows (scikit-learn's
-        ``kneighbors()`` without a query leaves each fitted point out by index, not by distance).
-        """
-        return self._others(k)[0]
-
-    def _others(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        with threadpool_limits(limits=len(os.sched_getaffinity(0))):
-            dists, idx = self.nn.kneighbors(n_neighbors=k)
-        return idx.astype(np.int32), dists.astype(np.float32)
+# the package's one exact k-NN (the name clustering has always used; saved clusterings refer to it)
+ExactKNNIndex = ExactNeighbours
 
 
 def reproducible_init(X: np.ndarray, graph, dim: int, random_state: int) -> np.ndarray | str:
@@ -181,7 +137,7 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
     def _neighbours(self, X: np.ndarray, exact: bool):
         """``(indices, distances, index)`` of every point's ``n_neighbors`` nearest (itself first)."""
         if exact:
-            return precomputed_knn(*ExactKNNIndex(X, self.metric).neighbour_graph(self.n_neighbors))
+            return precomputed_knn(*ExactNeighbours(X, self.metric).neighbour_graph(self.n_neighbors))
         return nndescent_neighbours(X, self.n_neighbors, self.metric, self.random_state)
 
     def fit(self, X, y=None):

@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from iss.artefacts import atomic_path
 from iss.processes import exit_with_parent
 
 KINDS: tuple[str, ...] = ("horizon", "horizon_iss", "nadir", "night", "glare", "live_off")
@@ -829,9 +830,8 @@ def _render_to_file(task):
     index, path, seed, size, quality = task
     kind, rng = frame_kind(seed, index)
     image = render_frame(kind, rng, size)
-    partial = path.with_name(f".{path.name}.partial")
-    image.save(partial, format="JPEG", quality=quality)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        image.save(partial, format="JPEG", quality=quality)
     return index
 
 

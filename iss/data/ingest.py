@@ -49,6 +49,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
+from iss.artefacts import atomic_path
 from iss.config import Config
 from iss.data.cache import ImageCache
 from iss.data.ids import assign_ids, parse_timestamp, split_name
@@ -614,13 +615,10 @@ def write_skipped_csv(engine: Engine, path: Path) -> Path:
     with engine.connect() as conn:
         rows = conn.execute(select(table.c.filename, table.c.reason, table.c.detail, table.c.rejected_at)
                             .order_by(table.c.filename)).all()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
-    with partial.open("w", newline="", encoding="utf-8-sig") as handle:
+    with atomic_path(path) as partial, partial.open("w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.writer(handle)
         writer.writerow(["filename", "reason", "detail", "rejected_at"])
         writer.writerows(rows)
-    os.replace(partial, path)
     return path
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from iss.artefacts import atomic_path
+
 ODD_KINDS = ("test_pattern", "lens_reflection", "half_black")
 ODD_FILE = "odd_frames.csv"
 
@@ -113,9 +115,8 @@ def add_odd_frames(out_dir: str | Path, n: int, start: datetime = datetime(2017,
         else:
             image = half_black(render_frame("nadir", rng, size))
         path = collection / f"{picture_id}.jpg"
-        partial = path.with_name(f".{path.name}.partial")
-        image.save(partial, format="JPEG", quality=quality)
-        partial.replace(path)
+        with atomic_path(path) as partial:
+            image.save(partial, format="JPEG", quality=quality)
         written.append((picture_id, kind))
     with (out_dir / ODD_FILE).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")

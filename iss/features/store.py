@@ -13,12 +13,12 @@ The autoencoder's features are the encode step's ``latents.npz`` itself (no copy
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from iss.artefacts import atomic_path
 from iss.config import Config
 
 FEATURES_FILE = "features.npz"
@@ -82,10 +82,8 @@ def write_features(cfg: Config, name: str, features: FeatureSet) -> Path:
     folder = features_dir(cfg, name)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / FEATURES_FILE
-    tmp = folder / f".{FEATURES_FILE}.partial"
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, ids=features.ids, features=features.values)
-    os.replace(tmp, path)
     record = {"kind": features.kind, "model_type": features.model_type, "model_name": features.model_name,
               "n": int(len(features.ids)), "dim": features.dim, **features.record}
     (folder / RECORD_FILE).write_text(json.dumps(record, indent=2, default=_json_default) + "\n")

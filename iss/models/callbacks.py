@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
 import keras
+from iss.artefacts import replace_folder
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,9 @@ def save_checkpoint(model: keras.Model, folder: Path, state: dict) -> Path:
     interruption while saving leaves the previous checkpoint usable.
     """
     folder = Path(folder)
-    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save(tmp / CHECKPOINT_MODEL)
-    (tmp / CHECKPOINT_STATE).write_text(json.dumps(state, indent=2, default=str))
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with replace_folder(folder) as tmp:
+        model.save(tmp / CHECKPOINT_MODEL)
+        (tmp / CHECKPOINT_STATE).write_text(json.dumps(state, indent=2, default=str))
     return folder
 
 

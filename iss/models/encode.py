@@ -17,7 +17,6 @@ Speed: one traced ``tf.function`` over large uint8 batches (no per-batch retraci
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -31,7 +30,8 @@ from iss.config import Config
 from iss.data.cache import ImageCache
 from iss.db import schema
 from iss.models import autoencoders  # noqa: F401 - registers the custom layers needed to load encoders
-from iss.models.store import LATENTS_FILE, EncodeError, file_sha256, latents_path, load_latents  # noqa: F401
+from iss.models.store import (LATENTS_FILE, EncodeError, file_sha256, latents_encoder_sha, latents_path,  # noqa: F401
+                              load_latents, read_latents, write_latents)
 from iss.models.training import ENCODER_FILE, available_models, model_dir
 
 log = logging.getLogger(__name__)
@@ -114,15 +114,6 @@ def encode_images(encoder: keras.Model, images: np.ndarray, batch_size: int = 10
     return out
 
 
-def _write_latents(path: Path, ids: np.ndarray, latents: np.ndarray, encoder_sha: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"tmp-{path.name}")
-    with open(tmp, "wb") as f:  # a file object: np.savez would otherwise append ".npz"
-        np.savez(f, ids=ids.astype(str), latents=latents.astype(np.float32, copy=False),
-                 encoder_sha256=np.array(encoder_sha))
-    os.replace(tmp, path)
-
-
 def encode_collection(cfg: Config, engine: Engine | None, model_type: str, model_name: str | None = None,
                       only_new: bool = True, batch_size: int = 1024) -> Path:
     """Encode the pictures of the ingest cache and write ``latents.npz``.
@@ -156,12 +147,15 @@ def encode_collection(cfg: Config, engine: Engine | None, model_type: str, model
 
     old_ids, old_latents = np.zeros(0, dtype=str), np.zeros((0, d), dtype=np.float32)
     if only_new and path.is_file():
-        with np.load(path, allow_pickle=False) as data:
-            same_encoder = "encoder_sha256" in data and str(data["encoder_sha256"]) == encoder_sha
-            if same_encoder and data["latents"].shape[1] == d:
-                old_ids, old_latents = data["ids"].astype(str), data["latents"].astype(np.float32)
-            else:
-                log.info("%s was made by another encoder: re-encoding every picture", path)
+        if latents_encoder_sha(path) != encoder_sha:
+            log.info("%s was made by another encoder: re-encoding every picture", path)
+        else:
+            try:
+                old_ids, old_latents = read_latents(cfg, model_type, model_name)
+            except ValueError as exc:  # a damaged file is re-made, not merged
+                log.warning("%s; re-encoding every picture", exc)
+            if old_latents.shape[1] != d:
+                old_ids, old_latents = np.zeros(0, dtype=str), np.zeros((0, d), dtype=np.float32)
     known = np.isin(ids, old_ids)
     todo = np.flatnonzero(~known)
     log.info("encoding %d of %d pictures with %s/%s (latent dim %d)", len(todo), len(ids), model_type,
@@ -180,7 +174,7 @@ def encode_collection(cfg: Config, engine: Engine | None, model_type: str, model
         order = {pid: i for i, pid in enumerate(old_ids)}
         latents[known] = old_latents[[order[pid] for pid in ids[known]]]
     latents[todo] = new_latents
-    _write_latents(path, ids, latents, encoder_sha)
+    write_latents(path, ids, latents, encoder_sha)
     log.info("wrote %s: %d latents of dimension %d", path, len(ids), d)
     if engine is not None:
         _record_latents(engine, model_type, model_name, path, len(ids))

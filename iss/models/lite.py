@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from iss.artefacts import atomic_path
 from iss.models.store import ENCODER_FILE, EncodeError, file_sha256
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,8 @@ def export_encoder(encoder, folder: str | os.PathLike) -> Path:
     outputs = encoder.outputs[0] if isinstance(encoder.outputs, (list, tuple)) else encoder.outputs
     model = keras.Model(encoder.inputs, outputs, name="encoder_export")
     target = folder / LITE_ENCODER_FILE
-    tmp = folder / f"tmp-{LITE_ENCODER_FILE}"
-    model.export(str(tmp), format="litert", verbose=False)
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        model.export(str(tmp), format="litert", verbose=False)
     source = folder / ENCODER_FILE
     record = {"encoder_sha256": file_sha256(source) if source.is_file() else None,
               "input_shape": [int(s) for s in encoder.inputs[0].shape[1:]],

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from iss.artefacts import atomic_path
 from iss.config import Config
 
 RECORD_FILE = "record.json"
@@ -42,13 +43,65 @@ def latents_path(cfg: Config, model_type: str, model_name: str | None = None) ->
     return cfg.path("latents") / model_type / model_name / LATENTS_FILE
 
 
-def load_latents(cfg: Config, model_type: str, model_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, latents)`` written by the encode step: str ``(n,)`` and float32 ``(n, d)``."""
+class LatentsNotFound(EncodeError, FileNotFoundError):
+    """No ``latents.npz`` for a model: an :class:`EncodeError` for the encode side, a ``FileNotFoundError``
+    for the readers of features."""
+
+
+def read_latents(cfg: Config, model_type: str, model_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The one reader of ``latents.npz``: ``(ids, latents)``, str ``(n,)`` and float32 ``(n, d)``, checked.
+
+    Raises
+    ------
+    LatentsNotFound
+        No latents for that model (says which step writes them).
+    ValueError
+        The file is malformed: missing arrays, shapes that disagree, no pictures, repeated ids,
+        NaN or infinite values (names the problem and the fix).
+    """
+    model_name = model_name or str(cfg.get("training.model_name"))
     path = latents_path(cfg, model_type, model_name)
     if not path.is_file():
-        raise EncodeError(f"no latents at {path}; run `make encode MODEL_TYPE={model_type}` first")
+        raise LatentsNotFound(
+            f"no latents at {path} for model {model_type}/{model_name}; encode the pictures first with "
+            f"`make encode MODEL_TYPE={model_type}` (python -m iss.exec.encode --model-type {model_type})")
     with np.load(path, allow_pickle=False) as data:
-        return data["ids"].astype(str), data["latents"].astype(np.float32, copy=False)
+        missing = {"ids", "latents"} - set(data.files)
+        if missing:
+            raise ValueError(f"{path}: missing array(s) {', '.join(sorted(missing))}; expected 'ids' and 'latents' "
+                             f"(re-run the encode step)")
+        ids, latents = data["ids"].astype(str), data["latents"]
+    if ids.ndim != 1 or len(latents) != len(ids):
+        raise ValueError(f"{path}: 'ids' has shape {ids.shape} but 'latents' has {latents.shape}; expected (n,) and "
+                         f"(n, d) (re-run the encode step)")
+    if len(ids) == 0:
+        raise ValueError(f"{path}: no pictures encoded; run populate_db and encode first")
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError(f"{path}: duplicate picture ids (re-run the encode step)")
+    latents = np.ascontiguousarray(latents.reshape(len(latents), -1), dtype=np.float32)
+    bad = ~np.isfinite(latents).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{path}: {int(bad.sum())} pictures have NaN or infinite latents (e.g. {ids[bad][0]}); "
+                         f"the model may have diverged, retrain it")
+    return ids, latents
+
+
+load_latents = read_latents  # the name the encode side and its tests use
+
+
+def latents_encoder_sha(path: Path) -> str:
+    """The ``encoder_sha256`` recorded in ``latents.npz`` (reads that member only; ``""`` when absent)."""
+    with np.load(path, allow_pickle=False) as data:
+        return str(data["encoder_sha256"]) if "encoder_sha256" in data.files else ""
+
+
+def write_latents(path: Path, ids: np.ndarray, latents: np.ndarray, encoder_sha: str) -> Path:
+    """The one writer of ``latents.npz`` (atomically replaced): ``ids`` as str, ``latents`` as float32, and
+    ``encoder_sha256``, which encoder made them."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append ".npz"
+        np.savez(f, ids=np.asarray(ids).astype(str), latents=np.asarray(latents).astype(np.float32, copy=False),
+                 encoder_sha256=np.array(encoder_sha))
+    return path
 
 
 def file_sha256(path: Path) -> str:

@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 import keras
+from iss.artefacts import atomic_path, write_text
 from iss.config import PROJ_ROOT, Config
 from iss.data.cache import ImageCache
 from iss.db import schema
@@ -265,9 +266,8 @@ def available_models(cfg: Config, model_type: str) -> list[str]:
 
 def _save_keras(model: keras.Model, path: Path) -> None:
     """Save a ``.keras`` file atomically (write beside, then rename)."""
-    tmp = path.with_name(f"tmp-{path.name}")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 def save_model(ae: Autoencoder, folder: Path, record: dict) -> Path:
@@ -280,9 +280,7 @@ def save_model(ae: Autoencoder, folder: Path, record: dict) -> Path:
         export_encoder(ae.encoder, folder)
     except Exception as exc:  # noqa: BLE001 - the search re-exports on first use; the model itself is saved
         log.warning("could not export the encoder to LiteRT (%s); the search will retry on first use", exc)
-    tmp = folder / f"tmp-{RECORD_FILE}"
-    tmp.write_text(json.dumps(_jsonable(record), indent=2))
-    os.replace(tmp, folder / RECORD_FILE)
+    write_text(folder / RECORD_FILE, json.dumps(_jsonable(record), indent=2))
     return folder
 
 

@@ -26,7 +26,6 @@ import hashlib
 import io
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from iss.artefacts import write_bytes
 from iss.data.images import PictureError, open_picture
 from iss.db import schema
 from iss.db.queries import filenames_of, replace_rows
@@ -251,10 +251,7 @@ def pdf_bytes(jpeg: bytes, dpi: int, title: str) -> bytes:
 
 def _write(path: Path, data: bytes) -> None:
     """Write through a temporary file then rename: a crash never leaves half a poster."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_bytes(path, data)
 
 
 def _stored_path(cfg, path: Path) -> str:

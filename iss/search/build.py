@@ -31,7 +31,7 @@ from PIL import Image, ImageEnhance
 
 from iss.config import Config
 from iss.data.cache import ImageCache
-from iss.models.store import ENCODER_FILE, EncodeError, latents_path, load_latents, model_dir
+from iss.models.store import ENCODER_FILE, EncodeError, latents_encoder_sha, latents_path, model_dir, read_latents
 from iss.search.appearance import describe_files
 from iss.search.index import SearchIndexError, SimilarityIndex
 from iss.search.novelty import NOVELTY_VERSION, NoveltyCalibration, thumb_correlation
@@ -232,12 +232,6 @@ def _latents_file_state(path: Path) -> dict:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _latents_encoder_sha(path: Path) -> str:
-    """The ``encoder_sha256`` recorded in ``latents.npz`` (reads that member only)."""
-    with np.load(path, allow_pickle=False) as data:
-        return str(data["encoder_sha256"]) if "encoder_sha256" in data else ""
-
-
 def _sample_calibration(cfg: Config, settings: dict, ids: np.ndarray, n: int):
     return appearance_sample(cfg, ids, n, settings["texture_size"], int(settings["seed"]))
 
@@ -268,7 +262,7 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
     lat_path = latents_path(cfg, model.model_type, model.model_name)
     if not lat_path.is_file():
         raise EncodeError(f"no latents at {lat_path}; run `make encode MODEL_TYPE={model.model_type}` first")
-    encoder_sha, state = _latents_encoder_sha(lat_path), _latents_file_state(lat_path)
+    encoder_sha, state = latents_encoder_sha(lat_path), _latents_file_state(lat_path)
     cache = cache or ImageCache(cfg.path("cache"))
     folder = index_dir(cfg, model.model_type, model.model_name)
     # the distance check is a plain percentile of the leave-one-out distances (a conformal p-value):
@@ -283,8 +277,7 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
     index = calibration = None
     if not force:
         try:
-            index = SimilarityIndex.load(folder)
-            calibration = NoveltyCalibration.load(folder)
+            index, calibration = load_index(folder)
         except (SearchIndexError, FileNotFoundError, KeyError, ValueError) as exc:
             reason = f"no usable saved index ({exc})"
             index = None
@@ -297,7 +290,7 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
             reason, index = "search settings changed", None
         elif meta.get("latents_file") == state:
             return index, calibration, SyncSummary("loaded", len(index), 0, time.perf_counter() - started, folder)
-    ids, latents = load_latents(cfg, model.model_type, model.model_name)
+    ids, latents = read_latents(cfg, model.model_type, model.model_name)
     ids, latents = np.asarray(ids, dtype=str), np.asarray(latents, dtype=np.float32)
     if index is not None:
         position = {pid: i for i, pid in enumerate(ids)}
@@ -313,7 +306,7 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
         if added and room > 0:  # the calibration sample grows with the collection up to texture_sample
             descriptors, textures, _ = _sample_calibration(cfg, settings, ids[new], room)
             calibration = calibration.with_samples(descriptors, textures)
-        _save(folder, index, calibration, encoder_sha, state, calib_params, model)
+        save_index(folder, index, calibration, encoder_sha, state, calib_params, model)
         summary = SyncSummary("added" if added else "loaded", len(index), added, time.perf_counter() - started, folder)
         if added:
             log.info("search index %s: added %d pictures (now %d) in %.1f s", folder, added, len(index),
@@ -332,14 +325,21 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
     if not calibration.appearance_enabled:
         log.warning("only %d original pictures of the index readable in %s: the appearance and texture checks of "
                     "the search are off", calibration.n_sampled, cfg.path("collections"))
-    _save(folder, index, calibration, encoder_sha, state, calib_params, model)
+    save_index(folder, index, calibration, encoder_sha, state, calib_params, model)
     summary = SyncSummary("built", len(index), len(index), time.perf_counter() - started, folder, reason)
     log.info("search index %s: %d pictures, distance threshold %.4g, %s; built in %.1f s", folder, len(index),
              index.threshold_, calibration.summary(), summary.seconds)
     return index, calibration, summary
 
 
-def _save(folder, index, calibration, encoder_sha, state, calib_params, model) -> None:
+def load_index(folder: Path) -> tuple[SimilarityIndex, NoveltyCalibration]:
+    """The one reader of the search index artefact: the index and its novelty calibration."""
+    return SimilarityIndex.load(folder), NoveltyCalibration.load(folder)
+
+
+def save_index(folder, index, calibration, encoder_sha, state, calib_params, model) -> None:
+    """The one writer of the search index artefact (each file replaced atomically), with what
+    :func:`sync_index` checks before reusing it: the encoder, the latents file's state, the settings."""
     calibration.save(folder)
     index.save(folder, extra_meta={"encoder_sha256": encoder_sha, "latents_file": state,
                                    "calibration": calib_params, "model_type": model.model_type,

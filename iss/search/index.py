@@ -1,11 +1,8 @@
 """Exact nearest-neighbour index over picture latents, calibrated on the collection itself.
 
-Why brute force: at the sizes this project targets (2,000 demo pictures, ~14,000 for the
-ISS collection, 288-dimensional latents) one query is a (1 x d) @ (d x n) product, well under
-a millisecond with BLAS, and exact. ``benchmarks/search.py`` measures it against
-scikit-learn's ``NearestNeighbors`` and the approximate ``pynndescent`` index (installed with
-umap-learn): the approximate index only pays off for much larger collections, and it cannot
-be updated in place, so the exact index is the default and the only one kept here.
+The neighbours are exact and brute force (:class:`iss.neighbours.ExactNeighbours`, the one k-NN
+of the package, which says why and how fast); this module adds the picture ids, the stored
+leave-one-out lists, their incremental update, the calibration and persistence.
 
 Calibration (why "no good match" can be decided at all): for every collection picture the
 index keeps the distances to its ``n_stored`` nearest *other* pictures (leave-one-out).
@@ -20,9 +17,7 @@ picture it is uniform on [0, 1], so the 99th percentile rejects about 1 % of the
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,16 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from iss.artefacts import atomic_path, write_text
+from iss.neighbours import ExactNeighbours
+
 INDEX_VERSION = 1
-_SINGLE_THREAD_QUERIES = 32
-
-
-@functools.lru_cache(maxsize=1)
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
 _ARRAYS_FILE = "index.npz"
 _META_FILE = "index.json"
 
@@ -92,7 +81,7 @@ class SimilarityIndex:
         Leave-one-out neighbours kept per picture (for calibration, near-duplicates, outliers
         and the neighbours on a picture page).
     block_size : int, default=2048
-        Rows per distance block: bounds memory to ``block_size * n`` floats.
+        Rows re-ranked on exact distances at a time (bounds memory).
 
     Attributes
     ----------
@@ -154,13 +143,7 @@ class SimilarityIndex:
         self.latents_ = matrix
         self.center_ = matrix.mean(axis=0).astype(np.float32)
         self._prepare()
-        n, s = len(ids), int(self.n_stored)
-        self.knn_distances_ = np.full((n, s), np.inf, np.float32)
-        self.knn_indices_ = np.full((n, s), -1, np.int64)
-        for start in range(0, n, self.block_size):
-            rows = np.arange(start, min(n, start + self.block_size))
-            dist, idx = self._knn(self._vectors[rows], s, exclude_rows=rows)
-            self.knn_distances_[rows], self.knn_indices_[rows] = dist, idx
+        self.knn_distances_, self.knn_indices_ = self._neighbours.kneighbors(None, int(self.n_stored))
         self._calibrate()
         self.built_at_ = time.time()
         return self
@@ -193,98 +176,28 @@ class SimilarityIndex:
         self.ids_ = np.concatenate([self.ids_, ids[keep]])
         self.latents_ = np.concatenate([self.latents_, matrix[keep]])
         self._prepare()
-        n = len(self.ids_)
-        self.knn_distances_ = np.concatenate([self.knn_distances_, np.full((len(keep), s), np.inf, np.float32)])
-        self.knn_indices_ = np.concatenate([self.knn_indices_, np.full((len(keep), s), -1, np.int64)])
-        for start in range(n_old, n, self.block_size):
-            rows = np.arange(start, min(n, start + self.block_size))
-            d2 = self._squared_distances(self._vectors[rows])  # (b, n), new rows against everything
-            d2[np.arange(len(rows)), rows] = np.inf
-            # New rows: their own lists, from scratch.
-            new_d, new_i = self._top_k(d2, s)
-            new_d = self._exact_distances(rows, new_i, new_d)
-            order = np.argsort(new_d, axis=1, kind="stable")
-            self.knn_distances_[rows] = np.take_along_axis(new_d, order, axis=1)
-            self.knn_indices_[rows] = np.take_along_axis(new_i, order, axis=1)
-            # Old rows: merge these new candidates into their lists (new-new pairs are covered
-            # by the new rows' own lists, built over every row). The fast formula ranks the
-            # candidates; the best s + slack are recomputed exactly before the final choice.
-            candidates = np.sqrt(d2[:, :n_old].T)  # (n_old, b)
-            cand_idx = np.broadcast_to(rows, candidates.shape)
-            merged_d = np.concatenate([self.knn_distances_[:n_old], candidates], axis=1)
-            merged_i = np.concatenate([self.knn_indices_[:n_old], cand_idx], axis=1)
-            width = min(merged_d.shape[1], s + 4)
-            order = np.argsort(merged_d, axis=1, kind="stable")[:, :width]
-            best_d = np.take_along_axis(merged_d, order, axis=1)
-            best_i = np.take_along_axis(merged_i, order, axis=1)
-            best_d = self._exact_distances(np.arange(n_old), best_i, best_d)
-            order = np.argsort(best_d, axis=1, kind="stable")[:, :s]
-            self.knn_distances_[:n_old] = np.take_along_axis(best_d, order, axis=1)
-            self.knn_indices_[:n_old] = np.take_along_axis(best_i, order, axis=1)
+        # new rows: their own lists, over every row
+        new_d, new_i = self._neighbours.kneighbors(None, s, rows=np.arange(n_old, len(self.ids_)))
+        # old rows: their nearest among the new rows, merged into their lists (new-new pairs are
+        # covered by the new rows' own lists)
+        among_new = ExactNeighbours(matrix[keep], exact=True, center=self.center_, block_size=self.block_size)
+        cand_d, cand_i = among_new.kneighbors(self.latents_[:n_old], min(s, len(keep)))
+        merged_d = np.concatenate([self.knn_distances_, cand_d], axis=1)
+        merged_i = np.concatenate([self.knn_indices_, cand_i + n_old], axis=1)
+        order = np.argsort(merged_d, axis=1, kind="stable")[:, :s]
+        self.knn_distances_ = np.concatenate([np.take_along_axis(merged_d, order, axis=1), new_d])
+        self.knn_indices_ = np.concatenate([np.take_along_axis(merged_i, order, axis=1), new_i])
         self._calibrate()
         return len(keep)
 
     def _prepare(self) -> None:
-        self._vectors = np.ascontiguousarray(self.latents_ - self.center_, dtype=np.float32)
-        self._sq_norms = np.einsum("ij,ij->i", self._vectors, self._vectors)
+        self._neighbours = ExactNeighbours(self.latents_, exact=True, center=self.center_, block_size=self.block_size)
         self._row_of = {pid: i for i, pid in enumerate(self.ids_)}
-
-    def _exact_distances(self, rows: np.ndarray, neighbours: np.ndarray, distances: np.ndarray) -> np.ndarray:
-        """``distances`` (r, w) recomputed exactly between ``rows`` and ``neighbours`` (-1 = missing, kept inf)."""
-        out = np.array(distances, dtype=np.float32, copy=True)
-        valid = neighbours >= 0
-        left = np.broadcast_to(np.asarray(rows)[:, None], neighbours.shape)[valid]
-        diff = self._vectors[left] - self._vectors[neighbours[valid]]
-        out[valid] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-        return out
 
     def _calibrate(self) -> None:
         nn = self.knn_distances_[:, 0]
         self.loo_sorted_ = np.sort(nn[np.isfinite(nn)]).astype(np.float32)
         self.threshold_ = float(np.percentile(self.loo_sorted_, self.threshold_percentile) * self.margin)
-
-    # --- distances ----------------------------------------------------------------------------
-    def _squared_distances(self, vectors: np.ndarray) -> np.ndarray:
-        """Squared distances from centred ``vectors`` (m, d) to every row, shape (m, n)."""
-        sq = np.einsum("ij,ij->i", vectors, vectors)
-        # (n, d) @ (d, m) then transposed: for a few queries this is a BLAS matrix-vector product,
-        # ~10x faster than (m, d) @ (d, n) with the big matrix transposed (measured at 14,000 x 288)
-        d2 = sq[:, None] + self._sq_norms[None, :] - 2.0 * (self._vectors @ vectors.T).T
-        np.maximum(d2, 0.0, out=d2)
-        return d2
-
-    def _top_k(self, d2: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k smallest entries per row of ``d2`` (m, n), as exact distances and rows."""
-        n = d2.shape[1]
-        k_eff = min(k, n)
-        if k_eff < n:
-            part = np.argpartition(d2, k_eff - 1, axis=1)[:, :k_eff]
-        else:
-            part = np.broadcast_to(np.arange(n), d2.shape).copy()
-        part_d2 = np.take_along_axis(d2, part, axis=1)
-        order = np.argsort(part_d2, axis=1, kind="stable")
-        idx = np.take_along_axis(part, order, axis=1)
-        dist = np.sqrt(np.take_along_axis(part_d2, order, axis=1))
-        dist[~np.isfinite(dist)] = np.inf
-        idx = np.where(np.isfinite(dist), idx, -1)
-        out_d = np.full((len(d2), k), np.inf, np.float32)
-        out_i = np.full((len(d2), k), -1, np.int64)
-        out_d[:, :k_eff], out_i[:, :k_eff] = dist, idx
-        return out_d, out_i
-
-    def _knn(self, vectors: np.ndarray, k: int, exclude_rows=None) -> tuple[np.ndarray, np.ndarray]:
-        """k nearest rows of centred ``vectors``: ranked by the fast formula with a little slack,
-        then recomputed exactly (the expanded formula loses digits for close pairs) and re-ranked."""
-        d2 = self._squared_distances(vectors)
-        if exclude_rows is not None:
-            d2[np.arange(len(vectors)), exclude_rows] = np.inf
-        dist, idx = self._top_k(d2, k + 4)
-        valid = idx >= 0
-        diff = np.repeat(vectors, idx.shape[1], axis=0).reshape(len(vectors), idx.shape[1], -1)[valid] \
-            - self._vectors[idx[valid]]
-        dist[valid] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-        order = np.argsort(dist, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
     # --- queries ------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -329,19 +242,7 @@ class SimilarityIndex:
             raise SearchIndexError(f"query latents have dimension {matrix.shape[1]}, the index holds {self.dim}; "
                               f"encode with the model the index was built from")
         k = max(1, min(int(k), len(self.ids_)))
-        vectors = matrix - self.center_
-        if len(vectors) <= _SINGLE_THREAD_QUERIES:
-            # A few queries are matrix-vector products: one BLAS thread is much faster than waking a
-            # pool (0.3 ms instead of 3-8 ms at 14,000 x 288 on a busy 2-core machine), and a server
-            # answers concurrent requests on its own threads anyway.
-            with _blas_controller().limit(limits=1, user_api="blas"):
-                return Neighbours(*self._knn(vectors, k))
-        out_d, out_i = [], []
-        for start in range(0, len(vectors), self.block_size):
-            d, i = self._knn(vectors[start:start + self.block_size], k)
-            out_d.append(d)
-            out_i.append(i)
-        return Neighbours(np.concatenate(out_d), np.concatenate(out_i))
+        return Neighbours(*self._neighbours.kneighbors(matrix, k))
 
     def neighbours_of(self, picture_id: str, k: int = 12) -> Neighbours:
         """Nearest other pictures of an indexed picture (stored ones when ``k <= n_stored``)."""
@@ -350,9 +251,8 @@ class SimilarityIndex:
             d, i = self.knn_distances_[row, :k], self.knn_indices_[row, :k]
             keep = i >= 0
             return Neighbours(d[keep][None, :], i[keep][None, :])
-        found = self.query(self.latents_[row], k=k + 1)
-        keep = found.indices[0] != row
-        return Neighbours(found.distances[:, keep][:, :k], found.indices[:, keep][:, :k])
+        d, i = self._neighbours.kneighbors(None, min(k, len(self.ids_) - 1), rows=[row])
+        return Neighbours(d, i)
 
     def confidence(self, distances) -> np.ndarray:
         """Share of collection pictures whose own nearest neighbour is at least this far.
@@ -411,17 +311,13 @@ class SimilarityIndex:
         self._check_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{_ARRAYS_FILE}.partial"
-        with open(partial, "wb") as f:
+        with atomic_path(folder / _ARRAYS_FILE) as partial, open(partial, "wb") as f:
             np.savez(f, ids=self.ids_, latents=self.latents_, center=self.center_,
                      knn_distances=self.knn_distances_, knn_indices=self.knn_indices_)
-        os.replace(partial, folder / _ARRAYS_FILE)
         meta = {"version": INDEX_VERSION, "params": self.params(), "n": len(self.ids_), "dim": self.dim,
                 "threshold": self.threshold_, "built_at": getattr(self, "built_at_", time.time()),
                 **(extra_meta or {})}
-        partial = folder / f".{_META_FILE}.partial"
-        partial.write_text(json.dumps(meta, indent=2))
-        os.replace(partial, folder / _META_FILE)
+        write_text(folder / _META_FILE, json.dumps(meta, indent=2))
         self.meta_ = meta
         return folder
 

@@ -47,12 +47,12 @@ limits it (:data:`CONFIDENCE_MEANS`); with no good match every confidence is 0.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from iss.artefacts import atomic_path, write_text
 from iss.search.appearance import DEFAULT_SIZE, AppearanceModel, texture_of, working_rgb
 
 DEFAULT_TEXTURE_SIZE = DEFAULT_SIZE
@@ -362,16 +362,12 @@ class NoveltyCalibration:
                   "near_copy_correlations": self.near_copy_correlations}
         if self.appearance is not None:
             arrays.update(self.appearance.state())
-        partial = folder / ".novelty.npz.partial"
-        with open(partial, "wb") as f:
+        with atomic_path(folder / "novelty.npz") as partial, open(partial, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(partial, folder / "novelty.npz")
         meta = {"version": NOVELTY_VERSION, "percentile": self.percentile, "margin": self.margin,
                 "texture_size": list(self.texture_size), "min_texture_sample": self.min_texture_sample,
                 "summary": self.summary()}
-        partial = folder / ".novelty.json.partial"
-        partial.write_text(json.dumps(meta, indent=2))
-        os.replace(partial, folder / "novelty.json")
+        write_text(folder / "novelty.json", json.dumps(meta, indent=2))
 
     @classmethod
     def load(cls, folder: str | Path) -> "NoveltyCalibration":

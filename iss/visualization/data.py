@@ -17,6 +17,7 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from iss.artefacts import atomic_path
 from iss.data.cache import ImageCache
 from iss.db import schema
 
@@ -204,9 +205,8 @@ def write_thumbnails(cache: ImageCache, ids: Sequence[str], out_dir: str | Path,
         chunk = missing[start:start + batch]
         for picture_id, pixels in zip(chunk, cache.get_thumbs(chunk)):
             target = out_dir / thumb_file_name(picture_id)
-            tmp = target.with_suffix(".tmp")
-            Image.fromarray(pixels).save(tmp, format="JPEG", quality=int(quality), optimize=True)
-            tmp.replace(target)  # never leave a half-written thumbnail that a re-run would keep
+            with atomic_path(target) as tmp:  # never leave a half-written thumbnail that a re-run would keep
+                Image.fromarray(pixels).save(tmp, format="JPEG", quality=int(quality), optimize=True)
     return len(missing)
 
 

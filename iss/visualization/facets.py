@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from iss.artefacts import atomic_path, write_text
 from iss.data.cache import ImageCache
 from iss.visualization.data import (
     ReportError,
@@ -297,10 +298,8 @@ def build_sprite(cache: ImageCache, ids: list[str], out_jpg: str | Path, tile: t
             r, c = divmod(start + k, columns)
             atlas[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = pixels
     out_jpg = Path(out_jpg)
-    out_jpg.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_jpg.with_suffix(".tmp")
-    Image.fromarray(atlas).save(tmp, format="JPEG", quality=int(quality), optimize=True, progressive=True)
-    tmp.replace(out_jpg)
+    with atomic_path(out_jpg) as tmp:
+        Image.fromarray(atlas).save(tmp, format="JPEG", quality=int(quality), optimize=True, progressive=True)
     return {"url": out_jpg.name, "tile": [tw, th], "columns": columns, "rows": rows}
 
 
@@ -372,10 +371,7 @@ def render_dive_html(payload: dict, title: str, subtitle: str, run_page: str | N
 # --- the step ---------------------------------------------------------------------------------------
 
 def _write(path: Path, text: str) -> Path:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text(path, text)
 
 
 def build_facets(cfg, engine) -> list[Path]:

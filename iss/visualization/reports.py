@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from markupsafe import Markup
 
+from iss.artefacts import write_text
 from iss.visualization.data import (
     ReportError,
     cache_for,
@@ -209,11 +210,7 @@ def explorer_script(cfg) -> Markup:
 
 
 def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text(path, text)
 
 
 def facets_pages(reports_root: Path) -> list[dict]:

@@ -40,6 +40,7 @@ from bokeh.models import (
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
+from iss.artefacts import write_text
 from iss.visualization.data import format_location, format_time, thumb_url
 from iss.visualization.pages import render_page
 from iss.visualization.style import cluster_color, cluster_title
@@ -285,7 +286,4 @@ def write_scatter_page(frame: pd.DataFrame, out_html: str | Path, title: str = "
     layout = column(page_nav(title, links), build_scatter(frame, title=title, thumb_prefix=thumb_prefix, fill=True, **kwargs),
                     sizing_mode="stretch_both")
     html = file_html(layout, resources=INLINE, title=title)
-    tmp = out_html.with_suffix(".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out_html)
-    return out_html
+    return write_text(out_html, html)

@@ -21,7 +21,8 @@ reached by the transport ``sync.kind`` names in :data:`TRANSPORTS`, one module e
     Nothing to do: ``paths.collections`` already holds the pictures.
 
 In every case a file is written to a hidden temporary name in the destination folder
-(``.<name>.part``) and renamed when complete, so a partial file never enters the collection.
+(:func:`iss.artefacts.atomic_path`; ``.<name>.part`` for a download, which resumes from it) and
+renamed when complete, so a partial file never enters the collection.
 
 A new transport is a :class:`SyncSource` subclass in a new module, plus one line in
 :data:`TRANSPORTS` (see the README's developer guide).

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urljoin, urlparse
 
 from tqdm import tqdm
 
+from iss.artefacts import write_text
 from iss.data.ids import is_temporary, normalise_extensions, split_name
 from iss.data.sync.base import (SyncError, SyncRequest, SyncSource, SyncSummary, bounded, partial_name,
                                 sync_extensions)
@@ -192,9 +193,7 @@ def _load_manifest(path: Path) -> dict:
 
 
 def _save_manifest(path: Path, manifest: dict) -> None:
-    partial = partial_name(path)
-    partial.write_text(json.dumps(manifest, sort_keys=True))
-    os.replace(partial, path)
+    write_text(path, json.dumps(manifest, sort_keys=True))
 
 
 def sync_http(base_url: str, subdir: str, destination: Path, extras: dict[str, tuple[str, Path]],

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from iss.artefacts import atomic_path
 from iss.data.listing import list_folder
-from iss.data.sync.base import (SyncError, SyncRequest, SyncSource, SyncSummary, bounded, partial_name,
-                                sync_extensions)
+from iss.data.sync.base import SyncError, SyncRequest, SyncSource, SyncSummary, bounded, sync_extensions
 
 
 def _unchanged(src: os.stat_result, dst: Path) -> bool:
@@ -32,11 +32,9 @@ def copy_file(src: Path, dst: Path) -> tuple[str, int]:
     stat = src.stat()
     if _unchanged(stat, dst):
         return "unchanged", 0
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    partial = partial_name(dst)
-    shutil.copyfile(src, partial)
-    os.utime(partial, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    os.replace(partial, dst)
+    with atomic_path(dst) as partial:
+        shutil.copyfile(src, partial)
+        os.utime(partial, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     return "transferred", stat.st_size
 
 
