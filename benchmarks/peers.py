@@ -227,9 +227,10 @@ def main(argv: list[str] | None = None) -> dict:
                     "machine_at_start": machine_state(), "limits": limits, "datasets": {}, "results": {}}
     if "iss" in tools:
         report["numba_warm_up"] = iss_run.warm_numba_cache(BENCH_DATA / "runs" / "warm-up")
+    # every folder first: a missing data set stops the run before an hour of measurements, not after
+    folders = {name: make_folder(DATASETS[name], args.small) for name in names}
     for name in names:
-        spec = DATASETS[name]
-        folder = make_folder(spec, args.small)
+        spec, folder = DATASETS[name], folders[name]
         known = read_labels(folder)
         report["datasets"][name] = {"folder": str(folder), "n": len(known), "k_true": spec["k"]}
         report["results"][name] = {}
