@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from iss.artefacts import write_text
+
 CACHE_VERSION = 1
 
 
@@ -44,7 +46,11 @@ class ImageCache:
         self.root = Path(root)
         meta_path = self.root / "meta.json"
         if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
+            try:
+                meta = json.loads(meta_path.read_text())
+            except ValueError as exc:
+                raise CacheError(f"{meta_path} is damaged ({exc}); delete {self.root} and run `make populate_db` "
+                                 f"to rebuild the cache") from exc
             for name, asked in (("input_size", input_size), ("thumb_size", thumb_size)):
                 if asked is not None and list(asked) != meta[name]:
                     raise CacheError(
@@ -200,8 +206,9 @@ class ImageCache:
         self.root.mkdir(parents=True, exist_ok=True)
         meta_path = self.root / "meta.json"
         if not meta_path.exists():
-            meta_path.write_text(json.dumps({"input_size": list(self.input_size),
-                                             "thumb_size": list(self.thumb_size), "version": CACHE_VERSION}))
+            # atomic: a run killed here must not leave an empty meta.json that stops every re-run
+            write_text(meta_path, json.dumps({"input_size": list(self.input_size),
+                                              "thumb_size": list(self.thumb_size), "version": CACHE_VERSION}))
         if self._dirty:
             self._truncate_to_ids()
         self._dirty = True  # until every file of this append is written

@@ -90,3 +90,14 @@ def test_size_mismatch_and_missing_cache_errors(tmp_path):
 def test_empty_cache_reads_as_empty_arrays(tmp_path):
     cache = ImageCache(tmp_path / "c", (48, 27), (96, 54))
     assert len(cache) == 0 and cache.inputs.shape == (0, 27, 48, 3) and cache.get_inputs([]).shape == (0, 27, 48, 3)
+
+
+def test_meta_is_written_whole_and_a_damaged_one_names_the_fix(tmp_path):
+    """A run killed while meta.json was written left it empty, and every re-run stopped on a JSON
+    traceback; it is now written through a temporary name, and a damaged one is a clear error."""
+    cache = ImageCache(tmp_path / "c", (48, 27), (96, 54))
+    cache.append(["a"], *_rows(1))
+    assert [p.name for p in (tmp_path / "c").iterdir() if p.name.startswith(".")] == []  # no temporary left
+    (tmp_path / "c" / "meta.json").write_text("")
+    with pytest.raises(CacheError, match=r"meta.json is damaged .*run `make populate_db`"):
+        ImageCache(tmp_path / "c")
