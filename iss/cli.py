@@ -134,7 +134,8 @@ def near_duplicates(
     sets = service.near_duplicate_sets()
     n_pictures = sum(s["size"] for s in sets)
     typer.echo(f"{len(sets)} sets of near-duplicates, {n_pictures} pictures; keeping one per set frees "
-               f"{n_pictures - len(sets)} (distance <= {service.calibration.near_copy_distance:.4g})")
+               f"{n_pictures - len(sets)} (latent distance <= {service.calibration.near_duplicate_distance:.4g} and "
+               f"thumbnail correlation >= {service.calibration.near_copy_correlation:.3g})")
     if pairs:
         write_csv(pairs, service.to_csv(service.near_duplicates(), NEAR_DUPLICATE_COLUMNS))
         typer.echo(f"pairs -> {pairs}")
@@ -158,7 +159,7 @@ def outliers(
     model_name: Optional[str] = ModelNameOption,
     mode: Optional[str] = ModeOption,
 ) -> None:
-    """The N pictures least like the rest (unusual colour layout or light from top to bottom), oddest first."""
+    """The N pictures least like the rest (unusual layout, light from top to bottom or colours), oddest first."""
     _setup_logging(quiet=True)
     from iss.search.server import OUTLIER_COLUMNS
     from iss.search.service import write_csv
