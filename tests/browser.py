@@ -222,3 +222,14 @@ class HeadlessChromium:
         from selenium.webdriver.support.ui import Select
 
         Select(self.driver.find_element(By.CSS_SELECTOR, css)).select_by_value(value)
+
+
+def started_or_fail(width: int = 1400, height: int = 1000) -> HeadlessChromium:
+    """A started :class:`HeadlessChromium`, or the calling test fails saying what to install: a browser
+    test never skips silently. The caller closes it."""
+    import pytest
+
+    try:
+        return HeadlessChromium(width=width, height=height)
+    except BrowserError as exc:
+        pytest.fail(f"browser tests need Debian's chromium and chromium-driver: {exc}", pytrace=False)

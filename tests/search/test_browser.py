@@ -10,12 +10,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 @pytest.fixture(scope="module")
 def chromium():
-    from tests.browser import BrowserError, HeadlessChromium
+    from tests.browser import started_or_fail
 
-    try:
-        browser = HeadlessChromium(width=1280, height=900)
-    except BrowserError as exc:
-        pytest.fail(f"browser tests need Debian's chromium and chromium-driver: {exc}", pytrace=False)
+    browser = started_or_fail(width=1280, height=900)
     yield browser
     browser.close()
 

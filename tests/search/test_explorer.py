@@ -38,12 +38,9 @@ def run_pages(search_env):
 
 @pytest.fixture(scope="module")
 def chromium():
-    from tests.browser import BrowserError, HeadlessChromium
+    from tests.browser import started_or_fail
 
-    try:
-        browser = HeadlessChromium(width=1400, height=900)
-    except BrowserError as exc:
-        pytest.fail(f"browser tests need Debian's chromium and chromium-driver: {exc}", pytrace=False)
+    browser = started_or_fail(width=1400, height=900)
     yield browser
     browser.close()
 

@@ -19,7 +19,7 @@ import pytest
 
 from iss.config import load_config
 from iss.db.engine import get_engine
-from tests.browser import BrowserError, HeadlessChromium
+from tests.browser import HeadlessChromium, started_or_fail
 from tests.synthetic import SyntheticRun, make_synthetic_run
 
 N_PICTURES = 60
@@ -86,10 +86,7 @@ def rendered(tmp_path_factory) -> Rendered:
 @pytest.fixture(scope="session")
 def browser_session():
     """One headless Chromium for the whole session (starting one costs about a second)."""
-    try:
-        browser = HeadlessChromium()
-    except BrowserError as exc:
-        pytest.fail(f"browser tests need Debian's chromium and chromium-driver: {exc}", pytrace=False)
+    browser = started_or_fail()
     yield browser
     browser.close()
 
