@@ -16,7 +16,6 @@ it for a finished one.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import shutil
 import tempfile
@@ -135,11 +134,9 @@ class Artefact:
         target = getattr(self, role)
         if not target:
             raise LookupError(f"artefact {self.name!r} has no {role} (it is an end product)")
-        module, _, attribute = target.partition(":")
-        value = importlib.import_module(module)
-        for part in attribute.split("."):
-            value = getattr(value, part)
-        return value
+        from iss.registries import load_entry
+
+        return load_entry(target)
 
 
 ARTEFACTS: dict[str, Artefact] = {a.name: a for a in (

@@ -40,8 +40,9 @@ def _blas_controller() -> ThreadpoolController:
 class ExactNeighbours:
     """Exact k nearest neighbours among the rows of ``data``.
 
-    Also shaped like pynndescent's index, so that ``UMAP.transform`` can use it: ``query(X, k,
-    epsilon)`` and ``_angular_trees``.
+    New clusterings hand it to UMAP wrapped in :class:`iss.clustering.umap_compat.TransformIndex`;
+    clusterings saved before that hold it directly as UMAP's search index, so it keeps
+    pynndescent's shape too: ``query(X, k, epsilon)`` and ``_angular_trees``.
 
     Parameters
     ----------
@@ -59,7 +60,7 @@ class ExactNeighbours:
         With ``exact``: query rows re-ranked at a time (bounds memory to ``block_size * (k + 4) * d``).
     """
 
-    _angular_trees = False  # read by UMAP.transform on a pynndescent index
+    _angular_trees = False  # read by UMAP.transform of clusterings saved before TransformIndex
 
     def __init__(self, data, metric: str = "euclidean", exact: bool = False, center=None, block_size: int = 2048):
         self.metric = metric

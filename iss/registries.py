@@ -20,8 +20,12 @@ import importlib
 
 
 def load_entry(entry):
-    """A registry entry as an object: ``"package.module:name"`` is imported, anything else is returned as is."""
+    """A registry entry as an object: ``"package.module:name"`` (or ``"module:Class.attribute"``) is
+    imported, anything else is returned as is."""
     if not isinstance(entry, str):
         return entry
     module, _, name = entry.partition(":")
-    return getattr(importlib.import_module(module), name)
+    value = importlib.import_module(module)
+    for part in name.split("."):
+        value = getattr(value, part)
+    return value

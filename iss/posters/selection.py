@@ -164,9 +164,9 @@ NEAR_DUPLICATE_DISTANCE = Posters.model_fields["near_duplicate_distance"].defaul
 def layout(images: np.ndarray) -> np.ndarray:
     """Mean RGB (0-1) of a 6x3 grid of each picture, float32 (n, 54): what a picture looks like from afar.
     Two pictures are near-duplicates when the RMS difference of their layouts is small."""
-    from iss.search.collection import picture_descriptions
+    from iss.search.collection import grid_colours
 
-    return picture_descriptions(images)["layout"].reshape(len(images), -1, 4)[..., :3].reshape(len(images), -1)
+    return grid_colours(images)
 
 
 def look_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

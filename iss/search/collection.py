@@ -115,6 +115,21 @@ def near_duplicate_sets(n: int, rows_a: np.ndarray, rows_b: np.ndarray, distance
 
 
 # --- outliers -----------------------------------------------------------------------------------
+def _cells(pixels: np.ndarray) -> np.ndarray:
+    """Float pictures (n, h, w, c) cut into the ``GRID``: (n, rows, cell h, columns, cell w, c)."""
+    n, h, w, c = pixels.shape
+    gx, gy = GRID
+    ch, cw = h // gy, w // gx
+    return pixels[:, : ch * gy, : cw * gx].reshape(n, gy, ch, gx, cw, c)
+
+
+def grid_colours(thumbs: np.ndarray) -> np.ndarray:
+    """Mean RGB (0-1) of each cell of the 6x3 ``GRID``, float32 (n, 3 rows * 6 columns * 3): a picture
+    seen from afar (the posters' near-duplicate test; the colour part of ``layout``)."""
+    pixels = np.asarray(thumbs, dtype=np.float32) / 255.0
+    return _cells(pixels).mean(axis=(2, 4)).reshape(len(pixels), -1)
+
+
 def picture_descriptions(thumbs: np.ndarray) -> dict[str, np.ndarray]:
     """The ``layout``, ``bands`` and ``colours`` descriptions of thumbnails.
 
@@ -133,12 +148,9 @@ def picture_descriptions(thumbs: np.ndarray) -> dict[str, np.ndarray]:
 
     pixels = np.asarray(thumbs, dtype=np.float32) / 255.0
     n, h, w, _ = pixels.shape
-    gx, gy = GRID
-    ch, cw, bh = h // gy, w // gx, h // BANDS
-    cells = pixels[:, : ch * gy, : cw * gx].reshape(n, gy, ch, gx, cw, 3)
+    bh = h // BANDS
     luma = pixels @ _LUMA
-    cell_luma = luma[:, : ch * gy, : cw * gx].reshape(n, gy, ch, gx, cw)
-    layout = np.concatenate([cells.mean(axis=(2, 4)), cell_luma.std(axis=(2, 4))[..., None]], axis=-1)
+    layout = np.concatenate([_cells(pixels).mean(axis=(2, 4)), _cells(luma[..., None]).std(axis=(2, 4))], axis=-1)
     bands = luma[:, : bh * BANDS].reshape(n, BANDS, bh * w)
     colours = np.stack([hsv_histogram(p) for p in pixels]) if n else np.zeros((0, 12 * 4 * 4), np.float32)
     return {"layout": layout.reshape(n, -1), "bands": np.hstack([bands.mean(axis=2), bands.std(axis=2)]),

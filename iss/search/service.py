@@ -380,8 +380,10 @@ class SearchService:
                              for r in rows]}
 
     # --- collection-level lists ---------------------------------------------------------------
-    def near_duplicate_pairs(self, batch: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Index rows ``(a, b)`` and latent distances of the near-duplicate pairs, closest first.
+    @functools.cached_property
+    def near_duplicate_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Index rows ``(a, b)`` and latent distances of the near-duplicate pairs, closest first
+        (computed once per service, like :attr:`outlier_scores`: the pages, the JSON and the CSVs share it).
 
         A pair is closer in latent distance than the median edited copy is to its original
         (:attr:`~iss.search.novelty.NoveltyCalibration.near_duplicate_distance`) *and* its
@@ -390,7 +392,7 @@ class SearchService:
         """
         a, b, d = self.index.near_duplicate_pairs(self.calibration.near_duplicate_distance)
         ids = self.index.ids_
-        keep = np.zeros(len(a), bool)
+        keep, batch = np.zeros(len(a), bool), 4096
         for start in range(0, len(a), batch):  # memory bounded by the batch of thumbnails
             rows_a, rows_b = a[start:start + batch], b[start:start + batch]
             cached = np.array([str(ids[i]) in self.cache and str(ids[j]) in self.cache for i, j in zip(rows_a, rows_b)],
@@ -403,7 +405,7 @@ class SearchService:
 
     def near_duplicates(self, limit: int | None = None) -> list[dict]:
         """Pairs of near-duplicate pictures (:meth:`near_duplicate_pairs`), closest first."""
-        a, b, d = self.near_duplicate_pairs()
+        a, b, d = self.near_duplicate_pairs
         if limit:
             a, b, d = a[:limit], b[:limit], d[:limit]
         ids = [str(x) for x in np.concatenate([self.index.ids_[a], self.index.ids_[b]])]
@@ -419,7 +421,7 @@ class SearchService:
         the picture to keep (:func:`iss.search.collection.near_duplicate_sets`)."""
         from iss.search.collection import near_duplicate_sets
 
-        a, b, d = self.near_duplicate_pairs()
+        a, b, d = self.near_duplicate_pairs
         sets = near_duplicate_sets(len(self.index), a, b, d, self.index.latents_, self.index.ids_)
         ids = [str(self.index.ids_[r]) for s in sets for r in s.rows]
         rows = self.picture_rows(ids)

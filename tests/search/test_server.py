@@ -232,7 +232,7 @@ def test_near_duplicate_pairs_pass_both_tests_and_sets_are_not_chains_of_the_col
     from iss.search.novelty import thumb_correlations
 
     service = search_env.service
-    a, b, d = service.near_duplicate_pairs()
+    a, b, d = service.near_duplicate_pairs
     assert (d <= service.calibration.near_duplicate_distance).all()
     assert service.calibration.near_duplicate_distance < service.calibration.near_copy_distance
     ids = service.index.ids_
