@@ -295,3 +295,17 @@ def test_parse_index_keeps_only_picture_links():
     }
     assert parse_list_file("a.jpg\n# c\n/b/c.png\n", "http://h/x/") == [("a.jpg", "http://h/x/a.jpg"),
                                                                            ("c.png", "http://h/b/c.png")]
+
+
+def test_a_plain_folder_of_pictures_is_named_with_the_key_that_reads_it(cfg, tmp_path):
+    """The default collections_subdir is the demo's layout; a user's flat folder gets told the key."""
+    from PIL import Image
+
+    plain = tmp_path / "photos"
+    plain.mkdir()
+    Image.new("RGB", (32, 24), "navy").save(plain / "a b.jpg")
+    with pytest.raises(SyncError, match=r'set sync.collections_subdir: "" \(it is \'collections\'\)'):
+        sync_collections(cfg.with_overrides({"sync": {"source": str(plain)}}), progress=False)
+    summary = sync_collections(cfg.with_overrides({"sync": {"source": str(plain), "collections_subdir": ""}}),
+                               progress=False)
+    assert summary.listed == 1 and (cfg.path("collections") / "a b.jpg").is_file()

@@ -45,8 +45,10 @@ def sync_local(source: Path, subdir: str, destination: Path, extras: dict[str, t
     summary = SyncSummary("local", str(source), str(destination))
     folder = source / subdir if subdir else source
     if not folder.is_dir():
+        plain = (f"; for a plain folder of pictures set sync.collections_subdir: \"\" (it is {subdir!r})"
+                 if subdir and source.is_dir() else "")
         raise SyncError(f"sync source folder {folder} does not exist; set sync.source (or paths.source) to the "
-                        f"folder holding '{folder.name}/', or run `make generate_demo` for the demo")
+                        f"folder holding '{folder.name}/'{plain}, or run `make generate_demo` for the demo")
     listing = list_folder(folder, sync_extensions() if extensions is None else extensions, recursive=recursive)
     names, summary.not_copied = listing.pictures, listing.skipped
     summary.listed = len(names)
