@@ -196,6 +196,7 @@ class Umap(Section):
 KRange = Annotated[list[Annotated[int, Field(ge=2)]], Field(min_length=2, max_length=2)]
 Knn = Literal["auto", "exact", "nndescent"]
 KCriterion = Literal["modularity", "silhouette"]
+N2DKCriterion = Literal["stability", "modularity", "silhouette"]
 
 
 class PixelFeatures(Section):
@@ -227,7 +228,7 @@ class N2D(Section):
     version: PositiveInt = 1
     n_clusters: NClusters = "auto"
     k_range: KRange = [2, 12]
-    k_criterion: KCriterion = "modularity"
+    k_criterion: N2DKCriterion = "stability"
     umap: Umap = Umap()
     method: Annotated[str, _registered("iss.clustering.final_steps:FINAL_STEPS")] = "kmeans"
     n_init: PositiveInt = 10

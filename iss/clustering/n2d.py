@@ -31,6 +31,7 @@ from iss.clustering.base import (
 )
 from iss.clustering.final_steps import FINAL_STEPS, final_step
 from iss.clustering.metrics import choose_k
+from iss.clustering.stability import MODULARITY_WINDOW, resampled_runs, stability_curve, stable_k
 from iss.clustering.umap_compat import import_umap
 from iss.clustering.umap_reducer import ExactKNNIndex, UMAPReducer
 
@@ -78,10 +79,12 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
     n_clusters : int or "auto", default=6
         "auto" picks the k of ``k_range`` by ``k_criterion`` (curve in ``k_sweep_``).
     k_range : (int, int), default=(2, 12)
-    k_criterion : {"modularity", "silhouette"}, default="modularity"
+    k_criterion : {"stability", "modularity", "silhouette"}, default="stability"
         How "auto" scores a k: modularity of the clusters on the features' k-NN graph (smallest k
         within 1 % of the best), or the mean silhouette in the UMAP space
-        (:func:`iss.clustering.metrics.choose_k`).
+        (:func:`iss.clustering.metrics.choose_k`); ``stability``: modularity's k unless a smaller k
+        almost as modular reproduces much better over resampled UMAP layouts
+        (:func:`iss.clustering.stability.stable_k`; curve in ``k_stability_``).
     method : {"kmeans", "gmm", "scan"}, default="kmeans"
         The final step: a key of :data:`iss.clustering.final_steps.FINAL_STEPS`.
     n_neighbors : int, default=20
@@ -116,11 +119,15 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
         The fitted final step.
     k_sweep_ : dict or None
         ``{k: score}`` when ``n_clusters="auto"``.
+    k_stability_ : dict or None
+        ``{k: mean pairwise ARI}`` over resampled layouts, with ``k_criterion="stability"``.
+    k_reason_ : str or None
+        Why "auto" chose its k, with ``k_criterion="stability"``.
     """
 
     clustering_type = "n2d"
 
-    def __init__(self, n_clusters=6, k_range=(2, 12), k_criterion="modularity", method="kmeans", n_neighbors=20, min_dist=0.0,
+    def __init__(self, n_clusters=6, k_range=(2, 12), k_criterion="stability", method="kmeans", n_neighbors=20, min_dist=0.0,
                  n_components=2, metric="euclidean", n_epochs=None, knn="auto", plot="umap", n_init=10,
                  covariance_type="full", scan_neighbors=50, entropy_weight=5.0, random_state=0):
         self.n_clusters = n_clusters
@@ -142,7 +149,7 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
 
     def _check_params(self, X):
         n_clusters, (low, high) = check_n_clusters(self.n_clusters, self.k_range)
-        check_choice("k_criterion", self.k_criterion, ("modularity", "silhouette"))
+        check_choice("k_criterion", self.k_criterion, ("stability", "modularity", "silhouette"))
         check_choice("method", self.method, tuple(FINAL_STEPS))
         check_int("n_init", self.n_init, 1)
         check_choice("covariance_type", self.covariance_type, ("full", "tied", "diag", "spherical"))
@@ -169,18 +176,34 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
         self._fit_reducer(X)
         features = self.reduced_.astype(np.float64)
         neighbours = self.latent_neighbours(X)  # scan: more of them than UMAP's graph keeps
-        self.k_sweep_ = None
+        self.k_sweep_ = self.k_stability_ = self.k_reason_ = None
         k = self.n_clusters
         if k == "auto":
+            k_values = range(self.k_range[0], self.k_range[1] + 1)
             k, self.k_sweep_ = choose_k(
-                features, range(self.k_range[0], self.k_range[1] + 1),
-                lambda kk: self.fit_clusterer(kk, features, neighbours).predict(features),
-                self.k_criterion, graph_features=X, random_state=self.random_state)
+                features, k_values, lambda kk: self.fit_clusterer(kk, features, neighbours).predict(features),
+                "modularity" if self.k_criterion == "stability" else self.k_criterion, graph_features=X,
+                random_state=self.random_state)
+            if self.k_criterion == "stability":
+                k = self._stable_k(X, k, k_values)
         self.clusterer_ = self.fit_clusterer(k, features, neighbours)
         raw = self.clusterer_.predict(features)
         self.label_map_ = size_order_map(raw)
         self.labels_ = apply_map(raw, self.label_map_)
         self.n_clusters_ = int(len(np.unique(self.labels_)))
+
+    def _stable_k(self, X: np.ndarray, k: int, k_values) -> int:
+        """``k_criterion="stability"``: modularity's ``k`` checked against smaller k on resampled layouts."""
+        if len(X) < 2 * self.n_neighbors:  # too few pictures to resample: modularity alone
+            self.k_reason_ = f"k={k} by modularity ({len(X)} pictures are too few to measure stability)"
+            return k
+        top = max(self.k_sweep_.values())
+        window = [kk for kk in k_values if kk <= k and self.k_sweep_[kk] >= top - MODULARITY_WINDOW * abs(top)]
+        runs = resampled_runs(X, n_neighbors=self.n_neighbors, n_components=self.n_components, metric=self.metric,
+                              random_state=self.random_state)
+        self.k_stability_ = stability_curve(runs, window, self.random_state)
+        chosen, self.k_reason_ = stable_k(self.k_sweep_, self.k_stability_, k)
+        return chosen
 
     def _predict_reduced(self, reduced):
         raw = self.clusterer_.predict(np.asarray(reduced, dtype=np.float64))

@@ -209,6 +209,10 @@ def _fit_and_record(cfg, engine, estimator, clustering_type, version, model_type
     metrics["warnings"] = list(estimator.fit_warnings_)
     if metrics["k_sweep"]:
         metrics["k_criterion"] = getattr(estimator, "k_criterion", "silhouette")
+    if getattr(estimator, "k_stability_", None):
+        metrics["k_stability"] = {str(k): round(v, 4) for k, v in estimator.k_stability_.items()}
+    if getattr(estimator, "k_reason_", None):
+        metrics["k_reason"] = estimator.k_reason_
     if getattr(estimator, "merge_order_", None) is not None:  # clusters in the merge tree's leaf order
         metrics["merge_order"] = list(estimator.merge_order_)
     known = _evaluation_labels(cfg, ids)

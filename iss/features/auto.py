@@ -8,7 +8,7 @@ to learn from, the autoencoder's space has no stable structure. On thousands of 
 autoencoder's clusters are the better ones (demo: 0.85 against 0.70). Clusters that are really in
 the data come back when the data are resampled and the layout re-seeded; clusters that an
 unstable representation makes up do not (clustering stability: Ben-Hur, Elisseeff & Guyon, PSB
-2002; Lange et al., Neural Computation 16, 2004).
+2002; Lange et al., Neural Computation 16, 2004; :mod:`iss.clustering.stability`).
 
 The measurement, for each candidate, on the same random sample of at most ``sample`` pictures:
 ``n_runs`` times, a random ``subsample`` share of them, a 2-D UMAP with another seed, k-means; k
@@ -27,12 +27,9 @@ import logging
 import time
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score
-from threadpoolctl import threadpool_limits
 
 from iss.clustering.metrics import choose_k
-from iss.clustering.umap_reducer import UMAPReducer
+from iss.clustering.stability import kmeans_labels, mean_pairwise_ari, resampled_runs
 from iss.config_schema import AutoFeatures
 
 log = logging.getLogger(__name__)
@@ -58,39 +55,24 @@ def cluster_stability(X: np.ndarray, k_range=(2, 12), n_runs: int = 3, subsample
     dict
         ``stability`` (mean pairwise ARI on shared pictures, in [-1, 1]), ``k``, ``pairs`` (the
         pairwise ARIs), ``k_curve`` (modularity by k of the first run), ``seconds``.
+
+    Raises
+    ------
+    ValueError
+        Bad ``n_runs`` or ``subsample`` (named as ``features.auto`` keys), or too few pictures.
     """
     started = time.perf_counter()
-    if n_runs < 2:
-        raise ValueError(f"features.auto.n_runs={n_runs!r}: expected at least 2 runs to compare")
-    if not 0.0 < subsample <= 1.0:
-        raise ValueError(f"features.auto.subsample={subsample!r}: expected a share in (0, 1]")
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    n = len(X)
-    size = max(n_neighbors + 2, int(round(subsample * n)))
-    if size > n:
-        raise ValueError(f"{n} pictures are too few to measure cluster stability with n_neighbors={n_neighbors}")
-    rng = np.random.default_rng(random_state)
-    runs, k, curve = [], None, None
-    for r in range(n_runs):
-        rows = np.sort(rng.choice(n, size=size, replace=False))
-        embedding = UMAPReducer(n_neighbors=n_neighbors, min_dist=0.0, n_components=2, n_epochs=n_epochs,
-                                random_state=random_state + r).fit(X[rows]).embedding_.astype(np.float64)
-
-        def kmeans(kk, features=embedding):
-            with threadpool_limits(limits=1):
-                return KMeans(n_clusters=kk, n_init=5, random_state=random_state).fit_predict(features)
-
-        if k is None:
-            high = min(k_range[1], size - 1)
-            k, curve = choose_k(embedding, range(min(k_range[0], high), high + 1), kmeans, "modularity",
-                                graph_features=X[rows])
-        runs.append((rows, kmeans(k)))
-    pairs = []
-    for i in range(n_runs):
-        for j in range(i + 1, n_runs):
-            shared, a, b = np.intersect1d(runs[i][0], runs[j][0], return_indices=True)
-            pairs.append(float(adjusted_rand_score(runs[i][1][a], runs[j][1][b])))
-    return {"stability": round(float(np.mean(pairs)), 4), "k": int(k), "pairs": [round(p, 4) for p in pairs],
+    try:
+        runs = resampled_runs(X, n_runs, subsample, None, n_neighbors, n_epochs=n_epochs, random_state=random_state)
+    except ValueError as exc:
+        raise ValueError(f"features.auto: {exc}") from None
+    rows, embedding = runs[0]
+    high = min(k_range[1], len(rows) - 1)
+    k, curve = choose_k(embedding, range(min(k_range[0], high), high + 1),
+                        lambda kk: kmeans_labels(embedding, kk, random_state), "modularity",
+                        graph_features=np.asarray(X, dtype=np.float32)[rows])
+    stability, pairs = mean_pairwise_ari([(r, kmeans_labels(e, k, random_state)) for r, e in runs])
+    return {"stability": round(stability, 4), "k": int(k), "pairs": [round(p, 4) for p in pairs],
             "k_curve": {str(kk): round(v, 4) for kk, v in curve.items()},
             "seconds": round(time.perf_counter() - started, 1)}
 

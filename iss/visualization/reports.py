@@ -165,9 +165,15 @@ def metric_rows(metrics) -> list[tuple[str, str, str]]:
         rows.append((name, text, explanation))
     sweep = metrics.get("k_sweep")
     if isinstance(sweep, dict) and sweep:
-        best = max(sweep, key=lambda k: (sweep[k] if sweep[k] is not None else -2))
-        rows.append(("Silhouette by k", ", ".join(f"{k}: {_fmt(v)}" for k, v in sweep.items()),
-                     f"the automatic number of clusters tried each k in the range and kept the best, k = {best}"))
+        criterion = metrics.get("k_criterion", "silhouette")
+        score = "Silhouette" if criterion == "silhouette" else "Modularity"
+        rows.append((f"{score} by k", ", ".join(f"{k}: {_fmt(v)}" for k, v in sweep.items()),
+                     metrics.get("k_reason") or f"the automatic number of clusters tried each k in the range "
+                     f"and kept k = {metrics.get('n_clusters')} ({criterion})"))
+    stability = metrics.get("k_stability")
+    if isinstance(stability, dict) and stability:
+        rows.append(("Stability by k", ", ".join(f"{k}: {_fmt(v)}" for k, v in stability.items()),
+                     "mean adjusted Rand index between clusterings of resampled pictures on re-seeded layouts"))
     timings = _as_mapping(metrics.get("timings"))
     if timings:
         rows.append(("Time", ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f} s"
