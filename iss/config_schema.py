@@ -310,6 +310,7 @@ class Reports(Section):
     sprite_size: Size2 = [48, 27]
     sprite_quality: Annotated[int, Field(ge=1, le=100)] = 85
     facets_runs: Literal["latest", "all"] = "latest"
+    facets_dive_max: PositiveInt = 50_000
 
     @model_validator(mode="after")
     def _sample_below_threshold(self) -> "Reports":
