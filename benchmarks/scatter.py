@@ -16,6 +16,15 @@ Chromium (Debian's chromium + chromium-driver) ``BENCH_SCATTER_REPEATS`` times (
 It then builds the facets pages for the same pictures and measures the dive the same way
 (``dive_mb``: page + sprite atlas; ``dive_load_s``: until the sprite is drawn; ``dive_rebin_ms``:
 in-page time to lay out and redraw every picture binned by cluster).
+Then the scatter at scale (:func:`measure_aggregate`; alone with ``--aggregate``, which merges its
+keys into an existing ``scatter.json``): for ``BENCH_SCATTER_SIZES`` pictures (default
+10,000, 100,000 and 1,000,000 in 8 Gaussian clusters, coordinates only: the page's size and load
+do not depend on the pictures), the page written one point per picture (``plain_*``, up to
+``BENCH_SCATTER_PLAIN_MAX``, default 300,000: beyond it the page is hundreds of MB) and aggregated
+(``aggregate_*``: density images + the sample of ``reports.scatter_sample``): build time, page MB,
+load time until bokeh is idle, and the build's peak Python memory (tracemalloc). The README's
+threshold ``reports.scatter_aggregate_above`` comes from these figures.
+
 Writes ``reports/bench/scatter.json``.
 """
 
@@ -111,6 +120,7 @@ def main() -> dict:
             "facets_build_s": round(facets_s, 2),
             "load_average": round(os.getloadavg()[0], 2),
         }
+        result.update(measure_aggregate())
         engine.dispose()
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -118,5 +128,91 @@ def main() -> dict:
     return result
 
 
+def synthetic_frame(n: int, n_clusters: int = 8, seed: int = 0):
+    """``n`` pictures in ``n_clusters`` Gaussian blobs of uneven sizes and spreads, as the run frame's
+    columns the scatter reads."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    weights = rng.dirichlet(np.full(n_clusters, 2.0))
+    labels = rng.choice(n_clusters, size=n, p=weights)
+    centres = rng.uniform(-10, 10, (n_clusters, 2))
+    spread = rng.uniform(0.4, 1.6, n_clusters)
+    xy = centres[labels] + rng.standard_normal((n, 2)) * spread[labels, None]
+    return pd.DataFrame({"pictures_id": [f"p{i:07d}" for i in range(n)], "pictures_x": xy[:, 0],
+                         "pictures_y": xy[:, 1], "label": labels,
+                         "silhouette": rng.uniform(-0.1, 0.9, n).astype("float32")})
+
+
+def _build(frame, page: Path, aggregate_above: int | None, options: dict) -> tuple[float, float]:
+    """Write the scatter page; ``(seconds, peak MB of Python allocations)``."""
+    import tracemalloc
+
+    from iss.visualization.scatter import write_scatter_page
+
+    tracemalloc.start()
+    start = time.perf_counter()
+    write_scatter_page(frame, page, thumb_prefix="thumbs", aggregate_above=aggregate_above,
+                       sample_size=int(options["scatter_sample"]),
+                       density_bins=tuple(options["scatter_density_bins"]))
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    return seconds, peak
+
+
+def measure_aggregate(repeats: int = 2) -> dict:
+    """Plain and aggregated scatter pages at each size of ``BENCH_SCATTER_SIZES`` (see the module doc)."""
+    from iss.config_schema import Reports
+    from tests.browser import HeadlessChromium
+
+    options = Reports().model_dump()
+    sizes = [int(v) for v in os.environ.get("BENCH_SCATTER_SIZES", "10000,100000,1000000").split(",")]
+    plain_max = int(os.environ.get("BENCH_SCATTER_PLAIN_MAX", "300000"))
+    root = Path(tempfile.mkdtemp(prefix="iss-bench-aggregate-"))
+    result: dict = {"aggregate_sample": int(options["scatter_sample"]),
+                    "aggregate_bins": list(options["scatter_density_bins"]),
+                    "aggregate_threshold": int(options["scatter_aggregate_above"]), "sizes": {}}
+    try:
+        with HeadlessChromium() as browser:
+            for n in sizes:
+                frame = synthetic_frame(n)
+                row: dict = {}
+                for kind, above in (("plain", None), ("aggregate", 0)):
+                    if kind == "plain" and n > plain_max:
+                        continue
+                    page = root / f"{kind}_{n}.html"
+                    build_s, peak_mb = _build(frame, page, above, options)
+                    loads = [browser.open(page, wait_js=BOKEH_IDLE, timeout=120) for _ in range(repeats)]
+                    errors = browser.console_errors()
+                    row.update({f"{kind}_build_s": round(build_s, 2), f"{kind}_page_mb": round(_mb([page]), 2),
+                                f"{kind}_load_s": round(statistics.median(loads), 2),
+                                f"{kind}_build_peak_mb": round(peak_mb, 1), f"{kind}_console_errors": len(errors)})
+                    print(f"{n:>9,} pictures {kind:>9}: build {build_s:6.2f} s (peak {peak_mb:7.1f} MB), page "
+                          f"{row[f'{kind}_page_mb']:7.2f} MB, load {row[f'{kind}_load_s']:6.2f} s, "
+                          f"console errors {len(errors)}", flush=True)
+                    page.unlink()
+                result["sizes"][str(n)] = row
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    big = result["sizes"].get("1000000")
+    if big:
+        result.update({k: big[k] for k in ("aggregate_page_mb", "aggregate_build_s", "aggregate_load_s",
+                                           "aggregate_build_peak_mb")})
+    return result
+
+
 if __name__ == "__main__":
-    main()
+    import json
+    import sys
+
+    if "--aggregate" in sys.argv[1:]:
+        from benchmarks.common import BENCH_DIR
+
+        existing = BENCH_DIR / "scatter.json"
+        merged = json.loads(existing.read_text()) if existing.is_file() else {}
+        merged.update(measure_aggregate())
+        write_report("scatter", merged)
+    else:
+        main()

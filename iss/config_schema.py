@@ -25,7 +25,8 @@ import difflib
 import os
 from typing import Annotated, Any, Callable, Literal, Optional, Union, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from iss.registries import load_entry
 
@@ -298,6 +299,10 @@ class Reports(Section):
     mosaic_columns: PositiveInt = 8
     overview_per_cluster: PositiveInt = 10
     scatter_thumbs: bool = True
+    scatter_aggregate_above: PositiveInt = 100_000
+    scatter_sample: PositiveInt = 20_000
+    scatter_density_bins: Annotated[list[Annotated[int, Field(ge=16, le=4096)]],
+                                    Field(min_length=2, max_length=2)] = [1200, 800]
     thumb_quality: Annotated[int, Field(ge=1, le=100)] = 80
     projections: list[Literal["pca", "tsne", "umap"]] = ["pca", "tsne", "umap"]
     projection_sample: NonNegativeInt = 2000
@@ -305,6 +310,16 @@ class Reports(Section):
     sprite_size: Size2 = [48, 27]
     sprite_quality: Annotated[int, Field(ge=1, le=100)] = 85
     facets_runs: Literal["latest", "all"] = "latest"
+    facets_dive_max: PositiveInt = 50_000
+
+    @model_validator(mode="after")
+    def _sample_below_threshold(self) -> "Reports":
+        # a sample as large as the threshold would send as many points as the plain scatter does
+        if self.scatter_sample > self.scatter_aggregate_above:
+            raise ValueError(f"reports.scatter_sample ({self.scatter_sample}) is above "
+                             f"reports.scatter_aggregate_above ({self.scatter_aggregate_above}); the pictures "
+                             f"drawn one by one over the density must be fewer than the threshold")
+        return self
 
 
 class Search(Section):

@@ -368,6 +368,24 @@ def render_dive_html(payload: dict, title: str, subtitle: str, run_page: str | N
                        explorer_js=explorer_js)
 
 
+def dive_sample(table: pd.DataFrame, limit: int, random_state: int = 0) -> pd.DataFrame:
+    """The rows the dive shows: all of them up to ``limit``, else ``limit`` drawn at random (seeded), in
+    their original order.
+
+    The dive draws one sprite tile per picture and embeds one row of data per picture: at a million
+    pictures the atlas alone would be 1.3 gigapixels (about 4 GB to build, beyond a JPEG's 65,535
+    pixel side) and every thumbnail of the collection would be read and written. A uniform draw keeps
+    the shares of every cluster, hour or split, which is what the dive's bins compare; the overview's
+    statistics still count every row (they read no pixels).
+    """
+    if limit < 1:
+        raise ValueError(f"reports.facets_dive_max must be at least 1, got {limit}")
+    if len(table) <= limit:
+        return table
+    keep = np.sort(np.random.default_rng(random_state).choice(len(table), size=limit, replace=False))
+    return table.iloc[keep].reset_index(drop=True)
+
+
 # --- the step ---------------------------------------------------------------------------------------
 
 def _write(path: Path, text: str) -> Path:
@@ -424,10 +442,16 @@ def build_facets(cfg, engine) -> list[Path]:
     overview = _write(reports_root / OVERVIEW_FILE,
                       render_overview_html(stats, "Collection overview", subtitle))
 
-    sprite = build_sprite(cache, ids, reports_root / SPRITE_FILE, tile=tuple(options["sprite_size"]),
+    dive_table = dive_sample(table, int(options["facets_dive_max"]), int(options["random_state"]))
+    if len(dive_table) < len(table):
+        subtitle += (f" The dive shows {len(dive_table):,} of them, drawn at random (reports.facets_dive_max); "
+                     f"the overview counts every one.")
+        log.info("facets: the dive shows %d of %d pictures (reports.facets_dive_max)", len(dive_table), len(table))
+    dive_ids = dive_table["id"].astype(str).tolist()
+    sprite = build_sprite(cache, dive_ids, reports_root / SPRITE_FILE, tile=tuple(options["sprite_size"]),
                           quality=int(options["sprite_quality"]))
-    write_thumbnails(cache, ids, reports_root / "thumbs", quality=int(options["thumb_quality"]))
-    payload = dive_payload(table, meta, sprite, thumbs_prefix="thumbs")
+    write_thumbnails(cache, dive_ids, reports_root / "thumbs", quality=int(options["thumb_quality"]))
+    payload = dive_payload(dive_table, meta, sprite, thumbs_prefix="thumbs")
     run_pages = [reports_root / run_folder_name(r) / "index.html" for r in runs]
     latest_page = f"{run_folder_name(runs[-1])}/index.html" if runs and run_pages[-1].exists() else None
     dive = _write(reports_root / DIVE_FILE, render_dive_html(payload, "Collection dive", subtitle, latest_page,

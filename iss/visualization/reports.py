@@ -44,7 +44,7 @@ from iss.visualization.dendrogram import load_run_linkage, plot_dendrogram
 from iss.visualization.figures import METHOD_TITLES, run_projection, write_projection_figures
 from iss.visualization.mosaics import write_cluster_mosaics, write_overview_mosaic
 from iss.visualization.pages import render_page
-from iss.visualization.scatter import write_scatter_page
+from iss.visualization.scatter import scatter_sample, write_scatter_page
 from iss.visualization.silhouettes import plot_silhouettes
 from iss.visualization.style import cluster_color, cluster_name, shown_names
 
@@ -331,19 +331,27 @@ def write_reports_index(cfg, engine) -> Path:
 def render_scatter(cfg, run: dict, frame, cache, names: dict | None = None) -> Path:
     """Write the run's ``scatter.html`` and the thumbnails it shows (``paths.reports/thumbs/``).
 
-    ``names``: ``{label: name}`` for the legend and the tooltips."""
+    ``names``: ``{label: name}`` for the legend and the tooltips. Above
+    ``reports.scatter_aggregate_above`` pictures the page draws density images and only
+    ``reports.scatter_sample`` pictures as points (:func:`iss.visualization.scatter.scatter_sample`):
+    only their thumbnails are written, so the reports of a million frames do not write a million files."""
     options = cfg.section("reports")
     reports_root = cfg.path("reports")
+    aggregate = {"aggregate_above": int(options["scatter_aggregate_above"]),
+                 "sample_size": int(options["scatter_sample"]),
+                 "density_bins": tuple(int(v) for v in options["scatter_density_bins"]),
+                 "random_state": int(options["random_state"])}
     thumb_prefix = None
     if options["scatter_thumbs"]:
-        ids = frame["pictures_id"].astype(str).tolist()
+        shown = scatter_sample(frame, **{k: aggregate[k] for k in ("aggregate_above", "sample_size", "random_state")})
+        ids = (frame if shown is None else shown)["pictures_id"].astype(str).tolist()
         written = write_thumbnails(cache, ids, reports_root / THUMBS_FOLDER, quality=int(options["thumb_quality"]))
         log.info("run %s: %d new thumbnails in %s", run["run_id"], written, reports_root / THUMBS_FOLDER)
         thumb_prefix = f"../{THUMBS_FOLDER}"
     return write_scatter_page(frame, reports_root / run_folder_name(run) / "scatter.html",
                               title=f"{run_title(run)} · {len(frame):,} pictures", thumb_prefix=thumb_prefix,
                               x_label=f"{run['clustering_type']} x", y_label=f"{run['clustering_type']} y",
-                              names=names, explorer=explorer_base(cfg))
+                              names=names, explorer=explorer_base(cfg), **aggregate)
 
 
 def write_name_figures(cfg, frame, cache, run_dir: Path, names: dict) -> None:

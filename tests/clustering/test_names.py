@@ -92,3 +92,23 @@ def test_a_rerun_drops_the_names_given_for_the_old_clusters(cfg, engine, caplog)
                      .values(created_at=dt.datetime(2030, 1, 1)))
     names = ensure_cluster_names(cache, engine, run.run_id)
     assert not names[0]["given"] and "dropping the names given by hand (0: 'mine')" in caplog.text
+
+
+def test_large_clusters_are_described_from_an_even_spread_of_their_pictures(cfg, engine, monkeypatch):
+    """A million-picture run must not read every thumbnail to name its clusters: at most
+    MAX_MEASURED per cluster, spread over its id-sorted members; the sizes still count all."""
+    import iss.clustering.names as names_module
+
+    run = make_synthetic_run(cfg, engine, n_pictures=60, n_clusters=3)
+    cache = ImageCache(cfg.path("cache"))
+    everything = names_module.describe_run(cache, engine, run.run_id)
+    read = []
+    get_thumbs = ImageCache.get_thumbs
+    monkeypatch.setattr(ImageCache, "get_thumbs", lambda self, ids: (read.extend(ids), get_thumbs(self, ids))[1])
+    monkeypatch.setattr(names_module, "MAX_MEASURED", 6)
+    spread = names_module.describe_run(cache, engine, run.run_id)
+    assert len(read) == len(set(read)) == 3 * 6
+    sizes = {k: v[1]["n_pictures"] for k, v in everything.items()}
+    assert {k: v[1]["n_pictures"] for k, v in spread.items()} == sizes and sum(sizes.values()) == 60
+    assert all(v[1]["n_measured"] == 6 for v in spread.values())
+    assert {k: v[1]["day_share"] for k, v in spread.items()} == {k: v[1]["day_share"] for k, v in everything.items()}

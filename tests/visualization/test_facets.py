@@ -123,6 +123,41 @@ def test_build_facets_writes_self_contained_pages(sqlite_run):
     assert dive.read_bytes() == before
 
 
+def test_the_dive_reads_only_the_pictures_it_shows(sqlite_run):
+    """Above reports.facets_dive_max the dive is a seeded draw: its sprite and thumbnails read and
+    write only those pictures, while the overview still counts every one."""
+    from iss.clustering.names import ensure_cluster_names
+
+    cfg = sqlite_run.cfg.with_overrides({"reports": {"facets_dive_max": 25}})
+    # the cluster names are described once per run, from their own bounded spread (tests/clustering)
+    ensure_cluster_names(ImageCache(cfg.path("cache")), sqlite_run.engine, sqlite_run.run.run_id)
+    read = []
+    get_thumbs = ImageCache.get_thumbs
+
+    def counting(self, ids):
+        read.extend(ids)
+        return get_thumbs(self, ids)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ImageCache, "get_thumbs", counting)
+        overview, dive, sprite = build_facets(cfg, sqlite_run.engine)
+    html = dive.read_text()
+    payload = json.loads(re.search(r"<script id='dive-data' type='application/json'>(.*?)</script>", html, re.S)
+                         .group(1))
+    assert payload["n"] == 25 and len(set(payload["ids"])) == 25
+    # the sprite's tiles, then the thumbnail files: those pictures, nothing else
+    assert set(read) == set(payload["ids"]) and len(read) == 2 * 25
+    assert {p.stem for p in (cfg.path("reports") / "thumbs").glob("*.jpg")} == set(payload["ids"])
+    assert "shows 25 of them" in html
+    assert f"{N_PICTURES:,} pictures" in overview.read_text()
+    with Image.open(sprite) as atlas:
+        assert atlas.size[0] * atlas.size[1] < 2 * 25 * 48 * 27
+    from iss.config import ConfigError
+
+    with pytest.raises(ConfigError, match="reports.facets_dive_max is 0; expected greater than or equal to 1"):
+        sqlite_run.cfg.with_overrides({"reports": {"facets_dive_max": 0}})
+
+
 def test_all_runs_become_columns(sqlite_run):
     cfg, engine = sqlite_run.cfg, sqlite_run.engine
     second = make_synthetic_run(cfg, engine, n_pictures=N_PICTURES // 2, n_clusters=3, model_name="other")

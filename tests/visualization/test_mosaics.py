@@ -62,3 +62,24 @@ def test_overview_has_one_row_per_cluster(sqlite_run, tmp_path):
     path = write_overview_mosaic(frame, cache_for(sqlite_run.cfg), tmp_path / "overview.png", per_cluster=5)
     with Image.open(path) as image:
         assert image.size[1] == frame["label"].nunique() * (54 + GAP) + GAP
+
+
+def test_mosaics_read_only_the_thumbnails_they_show(sqlite_run, tmp_path):
+    """At a million pictures the mosaics must cost what they show, not the collection: every
+    thumbnail read from the cache is one pasted, and none is read twice."""
+    frame = load_run_frame(sqlite_run.engine, sqlite_run.run.run_id)
+    cache = cache_for(sqlite_run.cfg)
+    read = []
+    get_thumbs = cache.get_thumbs
+
+    def counting(ids):
+        read.extend(ids)
+        return get_thumbs(ids)
+
+    cache.get_thumbs = counting
+    write_cluster_mosaics(frame, cache, tmp_path / "mosaics", size=5, columns=5)
+    shown = [i for k in sorted(set(frame["label"])) for i in mosaic_order(frame, k, size=5)]
+    assert read == shown and len(read) == 5 * frame["label"].nunique() < len(frame)
+    read.clear()
+    write_overview_mosaic(frame, cache, tmp_path / "overview.png", per_cluster=3)
+    assert read == [i for k in sorted(set(frame["label"])) for i in mosaic_order(frame, k, size=3)]

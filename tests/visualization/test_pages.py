@@ -173,3 +173,85 @@ def test_dive_page_rebins_colours_and_shows_pictures(browser, rendered, tmp_path
     browser.select_option("#positions", "scatter")
     assert browser.js("return Array.from(dive.layout.x).filter(Number.isFinite).length") == N_PICTURES
     assert browser.console_errors() == []
+
+
+AGGREGATED = {"reports": {"scatter_aggregate_above": 1000, "scatter_sample": 300, "scatter_density_bins": [120, 90]}}
+
+
+@pytest.fixture(scope="module")
+def aggregated(tmp_path_factory):
+    """The scatter of a 3,000-picture run above a threshold lowered to 1,000: density + 300 sampled points."""
+    from iss.config import load_config
+    from iss.db.engine import get_engine
+    from iss.visualization.data import cache_for, get_run, load_run_frame
+    from iss.visualization.reports import render_scatter
+    from tests.synthetic import make_synthetic_run
+
+    root = tmp_path_factory.mktemp("aggregated")
+    cfg = load_config(mode="demo", root=root, overrides={"database": {"url": "sqlite:///iss_test.db"}, **AGGREGATED})
+    engine = get_engine(cfg.database_url)
+    run = make_synthetic_run(cfg, engine, n_pictures=3000, n_clusters=N_CLUSTERS)
+    frame = load_run_frame(engine, run.run_id)
+    yield render_scatter(cfg, get_run(engine, run.run_id), frame, cache_for(cfg))
+    engine.dispose()
+
+
+def test_aggregated_scatter_draws_density_hovers_and_lassoes_the_sample(browser, aggregated, tmp_path):
+    browser.open(aggregated, wait_js=BOKEH_IDLE)
+    assert browser.console_errors() == []
+    names = browser.js("return [...Bokeh.index.all_views()].filter(v => v.model && v.model.name)"
+                       ".map(v => v.model.name)")
+    assert sorted(n for n in names if n.startswith("density-")) == [f"density-{k}" for k in range(N_CLUSTERS)]
+    assert browser.js("return Bokeh.documents[0].get_model_by_name('cluster-0').data_source.data.x.length") < 400
+
+    # the density images are drawn: hiding every point leaves a non-blank plot, hiding the densities too blanks it
+    canvas = "[...Bokeh.index.all_views()].find(v => v.model && v.model.name === 'cluster-0').parent.canvas_view.el"
+    rect = browser.js(f"const r = {canvas}.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]")
+
+    def plot_std(name):
+        from PIL import Image
+
+        shot = browser.screenshot(tmp_path / f"{name}.png")
+        with Image.open(shot) as image:
+            left, top, width, height = (int(v) for v in rect)
+            inner = image.convert("L").crop((left + 60, top + 60, left + width - 260, top + height - 60))
+            return float(np.asarray(inner, dtype=np.float32).std())
+
+    # points made transparent (hiding them would hide their densities too, see below)
+    browser.js("Bokeh.documents[0].all_models.forEach(m => { if (m.name && m.name.startsWith('cluster-'))"
+               " m.glyph.fill_alpha = 0 })")
+    time.sleep(0.3)
+    density_only = plot_std("density_only")
+    browser.js("Bokeh.documents[0].all_models.forEach(m => { if (m.name && m.name.startsWith('density-'))"
+               " m.visible = false })")
+    time.sleep(0.3)
+    blank = plot_std("blank")
+    assert density_only > 10 and blank < density_only / 2
+    browser.js("Bokeh.documents[0].all_models.forEach(m => { if (m.name && m.name.startsWith('density-'))"
+               " m.visible = true })")
+    # hiding a cluster (legend or checkbox) hides its density image with its points
+    browser.js("Bokeh.documents[0].get_model_by_name('cluster-1').visible = false")
+    browser.wait_for("!Bokeh.documents[0].get_model_by_name('density-1').visible", timeout=5)
+    assert browser.js("return Bokeh.documents[0].get_model_by_name('density-0').visible")
+    browser.js("Bokeh.documents[0].get_model_by_name('cluster-1').visible = true")
+    browser.wait_for("Bokeh.documents[0].get_model_by_name('density-1').visible", timeout=5)
+    browser.js("Bokeh.documents[0].all_models.forEach(m => { if (m.name && m.name.startsWith('cluster-'))"
+               " m.glyph.fill_alpha = 0.45 })")
+    time.sleep(0.3)
+
+    # hover a sampled point: its thumbnail loads from thumbs/
+    x, y = _glyph_position(browser, "cluster-1")
+    browser.hover(x, y)
+    assert browser.wait_for(f"({_deep_eval_js('img', TOOLTIP_THUMB_LOADED)})", timeout=10) >= 1
+
+    # a lasso around the plot's middle selects sampled pictures: the grid shows them, as links
+    left, top, width, height = rect
+    cx, cy, r = left + width * 0.4, top + height * 0.5, min(width, height) * 0.35
+    ring = [(cx + r * np.cos(a), cy + r * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 24)]
+    browser.drag(ring)
+    selected = browser.wait_for("Bokeh.documents[0].get_model_by_name('cluster-0').data_source.selected"
+                                ".indices.length", timeout=5)
+    assert 0 < selected <= 300 * 1.25
+    grid = browser.wait_for(f"({_deep_eval_js('.selection-grid a.pic img', 'els => els.length')})", timeout=5)
+    assert grid == min(selected, 120)
+    assert browser.console_errors() == []
