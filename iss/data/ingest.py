@@ -56,7 +56,7 @@ from iss.config import Config
 from iss.data.cache import ImageCache
 from iss.data.ids import assign_ids, parse_timestamp, split_name
 from iss.data.images import REASONS, PictureError, decode_picture
-from iss.data.listing import SKIP_REASONS, list_folder, picture_extensions, stored_filename
+from iss.data.listing import SKIP_REASONS, is_url, list_folder, list_url, picture_extensions, stored_filename
 from iss.data.locations import LocationSummary, update_locations, utc_converter
 from iss.db import schema
 from iss.db.queries import count, upsert
@@ -407,6 +407,18 @@ def _by_reason(counts: dict[str, int]) -> str:
     return (": " + ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))) if counts else ""
 
 
+def collection_location(cfg: Config) -> str:
+    """``paths.collections`` as an absolute folder, or as the fsspec URL it is (``s3://bucket/frames``).
+
+    A URL source is listed and read through fsspec, by Dask tasks (``s3://`` and ``gs://`` need the
+    s3fs or gcsfs plug-in); ``file://`` is a local folder.
+    """
+    raw = str(cfg.get("paths.collections"))
+    if is_url(raw):
+        return raw
+    return str(cfg.path("collections")) if not raw.startswith("file://") else str(Path(raw[len("file://"):]))
+
+
 def settings_from_config(cfg: Config) -> IngestSettings:
     """The worker settings of ``cfg`` (``ingest`` section and ``paths.collections``)."""
     fit = cfg.get("ingest.fit")
@@ -419,15 +431,21 @@ def settings_from_config(cfg: Config) -> IngestSettings:
             raise IngestError(f"{cfg.source}: {key} is {value!r}; expected [width, height], e.g. [48, 27]")
         sizes.append((int(value[0]), int(value[1])))
     utc_converter(cfg.get("ingest.timezone"))  # fail early on an unknown zone
-    return IngestSettings(folder=str(cfg.path("collections")), input_size=sizes[0], thumb_size=sizes[1],
+    return IngestSettings(folder=collection_location(cfg), input_size=sizes[0], thumb_size=sizes[1],
                           max_pixels=int(cfg.get("ingest.max_pixels")), fit=fit,
                           filename_pattern=str(cfg.get("ingest.filename_pattern") or ""),
                           timezone=str(cfg.get("ingest.timezone")))
 
 
-def _stat_pair(path: Path) -> tuple[int | None, float | None]:
+def _stat_pair(folder: Path | str, name: str) -> tuple[int | None, float | None]:
     try:
-        stat = path.stat()
+        if isinstance(folder, Path):
+            stat = (folder / name).stat()
+        else:  # a URL
+            import fsspec
+
+            fs, root = fsspec.core.url_to_fs(folder)
+            stat = _fs_stat(fs, f"{root.rstrip('/')}/{name}")
         return stat.st_size, stat.st_mtime
     except OSError:
         return None, None
@@ -651,8 +669,9 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
     """
     began = time.perf_counter()
     settings = settings_from_config(cfg)
-    folder = Path(settings.folder)
-    if not folder.is_dir():
+    remote = is_url(settings.folder)
+    folder = settings.folder if remote else Path(settings.folder)
+    if not remote and not folder.is_dir():
         raise IngestError(f"collection folder {folder} (paths.collections) does not exist; "
                           f"run `make sync_collections` first, or point paths.collections at your pictures")
     batch_size = int(cfg.get("ingest.batch_size"))
@@ -664,7 +683,14 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
     cache = ImageCache(cfg.path("cache"), settings.input_size, settings.thumb_size)
     summary = IngestSummary(folder=str(folder))
 
-    listing = list_folder(folder, extensions, recursive=bool(cfg.get("ingest.recursive")))
+    if remote:
+        try:
+            listing = list_url(folder, extensions, recursive=bool(cfg.get("ingest.recursive")))
+        except FileNotFoundError as exc:
+            raise IngestError(f"{exc} (paths.collections); check the URL, and install its fsspec plug-in "
+                              f"(s3fs for s3://, gcsfs for gs://)") from None
+    else:
+        listing = list_folder(folder, extensions, recursive=bool(cfg.get("ingest.recursive")))
     summary.listed, summary.folders = len(listing.pictures), listing.folders
     with engine.connect() as conn:
         db_pictures = {r.filename: r.pictures_id for r in conn.execute(
@@ -682,7 +708,7 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
         if name in db_pictures and picture_id in cache:
             summary.known += 1
         elif (name in db_rejected and db_rejected[name][2] not in _NAME_REASONS
-              and _same_file(db_rejected[name][:2], _stat_pair(folder / name))):
+              and _same_file(db_rejected[name][:2], _stat_pair(folder, name))):
             summary.known_rejected += 1  # its content was bad and has not changed: no need to look again
         else:
             todo.append((name, picture_id))
@@ -691,6 +717,8 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
     summary.decoded = len(todo)
     compute = ComputeSettings.from_config(cfg)
     scheduler = compute.resolve(len(todo))
+    if remote and scheduler == "inprocess":
+        scheduler = "synchronous"  # the fork pool reads local files; a URL is read by the partition tasks
     if todo and scheduler != "inprocess":
         bar = tqdm(total=len(todo), unit="pic", desc="ingest", disable=not progress, smoothing=0.1)
         try:
