@@ -142,6 +142,20 @@ class Listing:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     folders: int = 0
 
+    def add_file(self, path: str, extensions: Collection[str]) -> None:
+        """A file of the folder: a picture to read, or skipped with its reason (:func:`skip_reason`)."""
+        reason = skip_reason(path, extensions)
+        if reason is None:
+            self.pictures.append(path)
+        else:
+            self.skipped.append((path, *reason))
+
+    def sorted(self) -> "Listing":
+        """This listing, its pictures and skipped entries sorted by name."""
+        self.pictures.sort()
+        self.skipped.sort()
+        return self
+
 
 def list_folder(folder: str | os.PathLike, extensions: Collection[str] | None = None,
                 recursive: bool = True) -> Listing:
@@ -194,14 +208,8 @@ def list_folder(folder: str | os.PathLike, extensions: Collection[str] | None = 
             elif not is_file:
                 listing.skipped.append((path, "unreadable", "not a regular file (broken link, device or pipe)"))
             else:
-                reason = skip_reason(path, extensions)
-                if reason is None:
-                    listing.pictures.append(path)
-                else:
-                    listing.skipped.append((path, *reason))
-    listing.pictures.sort()
-    listing.skipped.sort()
-    return listing
+                listing.add_file(path, extensions)
+    return listing.sorted()
 
 
 
@@ -250,11 +258,5 @@ def list_url(url: str, extensions: Collection[str] | None = None, recursive: boo
             else:
                 listing.folders += 1
             continue
-        reason = skip_reason(path, extensions)
-        if reason is None:
-            listing.pictures.append(path)
-        else:
-            listing.skipped.append((path, *reason))
-    listing.pictures.sort()
-    listing.skipped.sort()
-    return listing
+        listing.add_file(path, extensions)
+    return listing.sorted()
