@@ -152,6 +152,19 @@ class Compute:
             return 1
         return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
 
+    @contextmanager
+    def _clear_errors(self, task: str) -> Iterator[None]:
+        """The foreseeable failures of a task on a cluster as one ComputeError saying what to fix."""
+        try:
+            yield
+        except ImportError as exc:
+            raise ComputeError(f"the workers of {self.kind} cannot run {task}: {exc}; install the same iss "
+                               f"package (pip install 'iss[dask]') on every worker") from None
+        except OSError as exc:
+            raise ComputeError(f"task {task} on the workers of {self.kind} cannot reach a path: {exc}; every worker "
+                               f"must see the source pictures and compute.store under the same names (a shared "
+                               f"folder or an object-store URL)") from None
+
     def map_unordered(self, function: Callable, arguments: Sequence[tuple], key: str = "task",
                       ) -> Iterator[tuple[int, Any]]:
         """Run ``function(*arguments[i])`` for every ``i``; yield ``(i, result)`` as each finishes.
@@ -171,7 +184,9 @@ class Compute:
         """
         if self.client is None:
             for i, args in enumerate(arguments):
-                yield i, function(*args)
+                with self._clear_errors(f"{key}-{i}"):
+                    result = function(*args)
+                yield i, result
             return
         from distributed import as_completed
 
@@ -180,7 +195,9 @@ class Compute:
         index = {future.key: i for i, future in enumerate(futures)}
         try:
             for future in as_completed(futures):
-                yield index[future.key], future.result()
+                with self._clear_errors(future.key):
+                    result = future.result()
+                yield index[future.key], result
                 future.release()  # its result is with the caller now: free the worker's memory
         finally:
             self.client.cancel([f for f in futures if not f.done()])

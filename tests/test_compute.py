@@ -62,3 +62,14 @@ def test_missing_dask_is_a_clear_error_naming_the_extra(monkeypatch):
     with pytest.raises(ComputeError, match=r"pip install 'iss\[dask\]'"):
         with open_compute(ComputeSettings(scheduler="local")):
             pass
+
+
+def _read(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def test_a_task_that_cannot_reach_a_path_is_one_clear_error_naming_the_setting(tmp_path):
+    with pytest.raises(ComputeError, match=r"cannot reach a path.*compute\.store"):
+        with open_compute(ComputeSettings(scheduler="synchronous")) as compute:
+            list(compute.map_unordered(_read, [(tmp_path / "missing",)]))
