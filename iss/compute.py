@@ -3,10 +3,12 @@
 ``compute.scheduler`` says where the work of a partitioned step (today: ingest) goes:
 
 ``auto`` (default)
-    Collections with fewer than ``compute.auto_min_pictures`` pictures to process keep the step's
-    own single-machine path (ingest's fork pool: no cluster to start); bigger ones get ``local``.
-    Why: a LocalCluster costs seconds to start (its worker processes import numpy, PIL and iss),
-    which a 2,000-frame ingest (~2 s on 2 cores) cannot pay back; see the README for the figures.
+    A local folder keeps the step's own single-machine path (ingest's fork pool) at any size, unless
+    ``compute.auto_min_pictures`` (> 0) says from how many pictures to start a LocalCluster; a URL
+    source (``s3://...``) gets ``local``. Why: measured on 2 cores (README "Compute"), a LocalCluster
+    is ready to decode ~1.2 s after it is asked for, and even warm it decodes 2,000 frames in 3.4 s
+    where the fork pool (shared memory, no scheduler) takes 2.0 s: on one machine it never pays back.
+    Dask earns its keep when its workers are other machines.
 ``local``
     A ``dask.distributed.LocalCluster`` of worker processes sized to the machine (one per core
     this process may use, ``compute.threads_per_worker`` threads each), closed when the step ends.
@@ -71,7 +73,8 @@ class ComputeSettings:
     threads_per_worker : int
         Threads in each LocalCluster worker (1: decoding is CPU-bound Python; processes scale).
     auto_min_pictures : int
-        ``auto`` uses the step's single-machine path below this many pictures to process.
+        From this many pictures to process, ``auto`` starts a LocalCluster for a local folder too;
+        0 (default) = never.
     partition_size : int
         Pictures per partition (= per task and per store chunk); 0 = chosen by the step.
     connect_timeout : float
@@ -83,7 +86,7 @@ class ComputeSettings:
     scheduler: str = "auto"
     n_workers: int = 0
     threads_per_worker: int = 1
-    auto_min_pictures: int = 20_000
+    auto_min_pictures: int = 0
     partition_size: int = 0
     connect_timeout: float = 10.0
     store: str = ""
@@ -98,12 +101,18 @@ class ComputeSettings:
                    partition_size=int(section["partition_size"]),
                    connect_timeout=float(section["connect_timeout"]), store=str(section["store"] or ""))
 
-    def resolve(self, n_items: int) -> str:
-        """The scheduler a step with ``n_items`` to process uses: ``auto`` becomes ``inprocess`` (the step's
-        own single-machine path) below ``auto_min_pictures``, else ``local``; other values are kept."""
+    def resolve(self, n_items: int, remote: bool = False) -> str:
+        """The scheduler a step with ``n_items`` to process uses; values other than ``auto`` are kept.
+
+        ``auto`` is ``local`` for a ``remote`` source (a URL: only tasks read it in parallel) and
+        from ``auto_min_pictures`` items on (when > 0); otherwise ``inprocess``, the step's own
+        single-machine path.
+        """
         if self.scheduler != "auto":
             return self.scheduler
-        return "inprocess" if n_items < self.auto_min_pictures else "local"
+        if remote or (self.auto_min_pictures > 0 and n_items >= self.auto_min_pictures):
+            return "local"
+        return "inprocess"
 
 
 def available_cores() -> int:

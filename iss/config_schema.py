@@ -139,7 +139,7 @@ class Compute(Section):
     scheduler: Annotated[str, BeforeValidator(_scheduler)] = "auto"
     n_workers: NonNegativeInt = 0
     threads_per_worker: PositiveInt = 1
-    auto_min_pictures: NonNegativeInt = 20_000
+    auto_min_pictures: NonNegativeInt = 0
     partition_size: NonNegativeInt = 0
     connect_timeout: Annotated[float, Field(gt=0)] = 10.0
     store: str = ""

@@ -27,11 +27,13 @@ def test_a_bad_scheduler_value_is_refused_by_the_config_naming_the_key(tmp_path,
         load_config(mode="demo", root=tmp_path, overrides={"compute": {"scheduler": value}})
 
 
-def test_auto_keeps_the_single_machine_path_below_the_threshold(cfg):
+def test_auto_keeps_the_single_machine_path_for_a_local_folder_and_reads_a_url_on_a_local_cluster(cfg):
     settings = ComputeSettings.from_config(cfg)
-    assert settings.scheduler == "auto" and settings.auto_min_pictures == 20_000
-    assert settings.resolve(2_000) == "inprocess"
-    assert settings.resolve(20_000) == "local"
+    assert settings.scheduler == "auto" and settings.auto_min_pictures == 0
+    assert settings.resolve(2_000) == settings.resolve(10**7) == "inprocess"  # measured: never slower
+    assert settings.resolve(10, remote=True) == "local"
+    threshold = ComputeSettings(auto_min_pictures=50_000)
+    assert threshold.resolve(49_999) == "inprocess" and threshold.resolve(50_000) == "local"
     assert ComputeSettings(scheduler="synchronous").resolve(10) == "synchronous"
     assert ComputeSettings(scheduler="tcp://h:1").resolve(10**6) == "tcp://h:1"
 

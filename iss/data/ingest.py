@@ -716,9 +716,7 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
     writer = _BatchWriter(engine, cache, batch_size, set(db_rejected), summary)
     summary.decoded = len(todo)
     compute = ComputeSettings.from_config(cfg)
-    scheduler = compute.resolve(len(todo))
-    if remote and scheduler == "inprocess":
-        scheduler = "synchronous"  # the fork pool reads local files; a URL is read by the partition tasks
+    scheduler = compute.resolve(len(todo), remote=remote)  # a URL is read by Dask tasks only
     if todo and scheduler != "inprocess":
         bar = tqdm(total=len(todo), unit="pic", desc="ingest", disable=not progress, smoothing=0.1)
         try:
