@@ -50,8 +50,8 @@ def check_scheduler(value: str) -> str:
     value = str(value).strip()
     if value in SCHEDULER_KINDS or is_address(value):
         return value
-    raise ValueError(f"expected auto, local, synchronous or a Dask scheduler address such as tcp://host:8786, "
-                     f"got {value!r}")
+    # the config's message names the key and the value: "compute.scheduler is 'x'; expected ..."
+    raise ValueError("expected auto, local, synchronous or a Dask scheduler address such as tcp://host:8786")
 
 
 def is_address(value: str) -> bool:
@@ -231,6 +231,9 @@ def open_compute(settings: ComputeSettings, scheduler: str | None = None) -> Ite
         yield Compute(kind)
         return
     distributed = import_optional("distributed", "the Dask scheduler")
+    # why: a LocalCluster's scheduler and nannies live in this process and log every worker's
+    # arrival and departure at INFO; the step's own log says what matters (and the dashboard).
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     cluster = None
     if kind == "local":
         n_workers = settings.n_workers or available_cores()
