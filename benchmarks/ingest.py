@@ -20,8 +20,13 @@ The machine may be shared, so each measurement is the best of ``BENCH_INGEST_REP
 recorded (parent and worker processes, from ``getrusage``): ``cpu_efficiency`` = reference CPU
 per picture / ingest CPU per picture is what the wall-clock ratio tends to on an idle machine,
 and does not depend on how busy the machine is.
+4. with the dask extra (``BENCH_INGEST_DASK=0`` skips it): the LocalCluster's start-up and per-task
+   cost, and the same ingest as Dask tasks on a LocalCluster started for it, against the fork pool,
+   on 200 frames and on all of them (``dask_*`` and ``inprocess_*`` keys); ``compute.scheduler:
+   auto`` takes its threshold from these figures.
+
 Writes ``reports/bench/ingest.json`` (``pictures_per_s``, ``draft_decode_per_s_one_core``,
-``cores``, ``ratio_to_cores_x_single``, ...).
+``cores``, ``ratio_to_cores_x_single``, ``dask_local_startup_s``, ...).
 """
 
 from __future__ import annotations
@@ -90,8 +95,11 @@ def decode_picture_rate(paths: list[Path]) -> float:
     return len(paths) / (time.perf_counter() - start)
 
 
-def ingest_run(collection: Path, workers: int = 0) -> dict:
-    """One full ingest of ``collection`` into a fresh database and cache; its summary figures."""
+def ingest_run(collection: Path, workers: int = 0, scheduler: str = "auto") -> dict:
+    """One full ingest of ``collection`` into a fresh database and cache; its summary figures.
+
+    ``scheduler`` is ``compute.scheduler`` (``auto`` keeps the fork pool below 20,000 pictures;
+    ``local`` starts a LocalCluster inside the measured time, as a step does)."""
     from iss.config import load_config
     from iss.data.ingest import ingest_pictures
     from iss.db.engine import get_engine
@@ -100,7 +108,7 @@ def ingest_run(collection: Path, workers: int = 0) -> dict:
         cfg = load_config(mode="demo", root=tmp, overrides={
             "paths": {"collections": str(collection), "cache": str(Path(tmp) / "cache")},
             "database": {"url": "sqlite:///bench.db"},
-            "ingest": {"workers": workers}})
+            "ingest": {"workers": workers}, "compute": {"scheduler": scheduler}})
         engine = get_engine(cfg.database_url)
         parent, children = _cpu_seconds(), _cpu_seconds(resource.RUSAGE_CHILDREN)
         summary = ingest_pictures(cfg, engine, progress=False)
@@ -111,7 +119,108 @@ def ingest_run(collection: Path, workers: int = 0) -> dict:
     assert summary.accepted == summary.decoded, summary.format()
     return {"pictures_per_s": summary.pictures_per_s, "seconds": summary.seconds, "workers": summary.workers,
             "decoded": summary.decoded, "rerun_seconds": rerun.seconds, "rerun_decoded": rerun.decoded,
-            "parent_cpu_us": 1e6 * parent / summary.decoded, "workers_cpu_us": 1e6 * children / summary.decoded}
+            "parent_cpu_us": 1e6 * parent / summary.decoded, "workers_cpu_us": 1e6 * children / summary.decoded,
+            "scheduler": summary.scheduler, "partitions": summary.partitions}
+
+
+def _noop(i):
+    return i
+
+
+def _import_decoder(_):
+    import iss.data.ingest  # noqa: F401 - what a worker imports before its first partition
+
+    return 0
+
+
+def warm_decode_seconds(compute, paths: list[Path]) -> float:
+    """Seconds for a started, warm LocalCluster to decode ``paths`` as the ingest's partition tasks (pixels
+    into a Zarr store, rows back), without listing, database or cache: Dask's steady state."""
+    from iss.data.ingest import IngestSettings, decode_partition, partition_size_for
+    from iss.data.partition_store import PartitionStore
+
+    settings = IngestSettings(folder=str(paths[0].parent))
+    items = [(p.name, p.stem) for p in paths]
+    size = partition_size_for(len(items), compute.workers)
+    parts = [items[i:i + size] for i in range(0, len(items), size)]
+    with tempfile.TemporaryDirectory(prefix="iss-bench-store-") as tmp:
+        url = str(Path(tmp) / "partitions.zarr")
+        PartitionStore.create(url, len(parts), size, (27, 48, 3), (54, 96, 3))
+        tick = time.perf_counter()
+        done = list(compute.map_unordered(decode_partition, [(settings, it, url, p, size) for p, it in enumerate(parts)],
+                                          key="bench-decode"))
+        assert sum(len(r.rows) for _, r in done) == len(items)
+        return time.perf_counter() - tick
+
+
+def dask_costs(paths: list[Path], n_tasks: int = 200) -> dict:
+    """What Dask costs before any picture: LocalCluster start-up (client ready, workers up), close, and the
+    round trip of one tiny task through :meth:`iss.compute.Compute.map_unordered` (submit, run, result);
+    then its steady state, :func:`warm_decode_seconds` (best of two)."""
+    from iss.compute import ComputeSettings, open_compute
+
+    began = time.perf_counter()
+    with open_compute(ComputeSettings(scheduler="local")) as compute:
+        started = time.perf_counter() - began
+        list(compute.map_unordered(_import_decoder, [(i,) for i in range(4 * compute.workers)]))
+        ready = time.perf_counter() - began  # + each worker importing the decoder (iss, PIL, numpy, SQLAlchemy)
+        tick = time.perf_counter()
+        assert sorted(i for i, _ in compute.map_unordered(_noop, [(i,) for i in range(n_tasks)])) == list(range(n_tasks))
+        per_task = (time.perf_counter() - tick) / n_tasks
+        workers = compute.workers
+        warm = min(warm_decode_seconds(compute, paths) for _ in range(2))
+        closing = time.perf_counter()
+    return {"startup_s": started, "ready_s": ready, "close_s": time.perf_counter() - closing,
+            "per_task_ms": 1000 * per_task, "workers": workers, "warm_decode_s": warm}
+
+
+def dask_comparison(paths: list[Path], repeats: int, small: int = 200) -> dict:
+    """Today's single-machine ingest (the fork pool) against the same ingest as Dask tasks on a
+    LocalCluster started for it, on ``small`` and on all ``paths``, in the same run; and the collection
+    size above which Dask would win (``inf`` when it never does on this machine)."""
+    import shutil
+
+    results = {}
+    costs = [dask_costs(paths) for _ in range(max(1, min(repeats, 2)))]
+    best_costs = min(costs, key=lambda c: c["startup_s"])
+    with tempfile.TemporaryDirectory(prefix="iss-bench-small-") as tmp:
+        small_folder = Path(tmp) / "collections"
+        small_folder.mkdir()
+        for path in paths[:small]:
+            shutil.copy(path, small_folder / path.name)
+        for label, collection, n in (("small", small_folder, min(small, len(paths))),
+                                     ("full", paths[0].parent, len(paths))):
+            pool = min((ingest_run(collection, scheduler="auto") for _ in range(repeats)), key=lambda r: r["seconds"])
+            local = min((ingest_run(collection, scheduler="local") for _ in range(repeats)), key=lambda r: r["seconds"])
+            assert pool["scheduler"] == "inprocess" and local["scheduler"] == "local"
+            results[label] = {"n": n, "inprocess_s": pool["seconds"], "dask_local_s": local["seconds"],
+                              "dask_local_partitions": local["partitions"], "dask_local_workers": local["workers"]}
+            print(f"  {n} frames: in process (fork pool) {pool['seconds']:.2f} s, Dask LocalCluster "
+                  f"{local['seconds']:.2f} s including its start ({local['workers']} workers, "
+                  f"{local['partitions']} partitions)", flush=True)
+    full = results["full"]
+    pool_rate = full["n"] / full["inprocess_s"]
+    dask_rate = full["n"] / max(1e-9, full["dask_local_s"] - best_costs["ready_s"])
+    # N at which ready + N / dask_rate = N / pool_rate
+    break_even = (best_costs["ready_s"] / (1 / pool_rate - 1 / dask_rate)) if dask_rate > pool_rate else float("inf")
+    return {
+        "dask_local_startup_s": round(best_costs["startup_s"], 2),
+        "dask_local_ready_s": round(best_costs["ready_s"], 2),
+        "dask_local_close_s": round(best_costs["close_s"], 2),
+        "dask_per_task_ms": round(best_costs["per_task_ms"], 2),
+        "dask_local_warm_decode_seconds": round(min(c["warm_decode_s"] for c in costs), 3),
+        "dask_local_warm_decode_per_s": round(len(paths) / min(c["warm_decode_s"] for c in costs), 1),
+        "dask_local_workers": best_costs["workers"],
+        "dask_small_n": results["small"]["n"],
+        "inprocess_small_seconds": round(results["small"]["inprocess_s"], 3),
+        "dask_local_small_seconds": round(results["small"]["dask_local_s"], 3),
+        "inprocess_full_seconds": round(full["inprocess_s"], 3),
+        "dask_local_full_seconds": round(full["dask_local_s"], 3),
+        "dask_local_full_partitions": full["dask_local_partitions"],
+        "inprocess_pictures_per_s": round(pool_rate, 1),
+        "dask_local_pictures_per_s_after_startup": round(dask_rate, 1),
+        "dask_break_even_pictures": round(break_even) if break_even != float("inf") else None,
+    }
 
 
 def main() -> dict:
@@ -119,7 +228,7 @@ def main() -> dict:
     repeats = max(1, int(os.environ.get("BENCH_INGEST_REPEATS", "3")))
     paths = ensure_frames(n)
     collection = paths[0].parent
-    from iss.data.ingest import available_cores
+    from iss.compute import available_cores
 
     cores = available_cores()
     for path in paths:  # warm the page cache so every measurement reads from memory
@@ -184,6 +293,20 @@ def main() -> dict:
     print(f"CPU efficiency            : {cpu_efficiency:.2f} (reference CPU / ingest CPU per picture: "
           f"{1e6 / single_cpu:.0f} / {ingest_cpu_us:.0f} us)")
     print(f"re-run with nothing new   : {best['rerun_seconds']:.3f} s, {best['rerun_decoded']} decoded")
+    if os.environ.get("BENCH_INGEST_DASK", "1") != "0":
+        try:
+            import distributed  # noqa: F401 - only to know whether the dask extra is here
+        except ImportError:
+            print("Dask comparison skipped: pip install 'iss[dask]'")
+        else:
+            dask = dask_comparison(paths, repeats)
+            result.update(dask)
+            print(f"Dask LocalCluster start-up: {dask['dask_local_startup_s']:.2f} s, ready to decode after "
+                  f"{dask['dask_local_ready_s']:.2f} s ({dask['dask_local_workers']} workers), per task {dask['dask_per_task_ms']:.1f} ms; after start-up "
+                  f"{dask['dask_local_pictures_per_s_after_startup']:.0f} pictures/s (warm cluster, decode alone: "
+                  f"{dask['dask_local_warm_decode_per_s']:.0f}) vs "
+                  f"{dask['inprocess_pictures_per_s']:.0f} in process; break-even at "
+                  f"{dask['dask_break_even_pictures'] or 'never'} pictures")
     write_report("ingest", result)
     return result
 

@@ -130,6 +130,22 @@ class Ingest(Section):
     day_min_sun_elevation: Annotated[float, Field(ge=-90, le=90)] = 0.0
 
 
+def _scheduler(value):
+    from iss.compute import check_scheduler
+
+    return check_scheduler(value)
+
+
+class Compute(Section):
+    scheduler: Annotated[str, BeforeValidator(_scheduler)] = "auto"
+    n_workers: NonNegativeInt = 0
+    threads_per_worker: PositiveInt = 1
+    auto_min_pictures: NonNegativeInt = 0
+    partition_size: NonNegativeInt = 0
+    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
+    store: str = ""
+
+
 class Sampling(Section):
     seed: Seed = 42
     proportions: dict[str, Annotated[float, Field(ge=0, le=1)]] = {"train": 0.8, "test": 0.1, "valid": 0.1}
@@ -361,6 +377,7 @@ class ConfigSchema(Section):
     demo: Demo = Demo()
     sync: Sync = Field(default_factory=Sync)  # a new one per load: sync.source reads the environment
     ingest: Ingest = Ingest()
+    compute: Compute = Compute()
     sampling: Sampling = Sampling()
     training: Training = Training()
     models: Models = Models()

@@ -43,6 +43,7 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import delete, select
@@ -50,11 +51,12 @@ from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
 from iss.artefacts import atomic_path
+from iss.compute import ComputeSettings, available_cores, open_compute
 from iss.config import Config
 from iss.data.cache import ImageCache
 from iss.data.ids import assign_ids, parse_timestamp, split_name
 from iss.data.images import REASONS, PictureError, decode_picture
-from iss.data.listing import SKIP_REASONS, list_folder, picture_extensions, stored_filename
+from iss.data.listing import SKIP_REASONS, is_url, list_folder, list_url, picture_extensions, stored_filename
 from iss.data.locations import LocationSummary, update_locations, utc_converter
 from iss.db import schema
 from iss.db.queries import count, upsert
@@ -101,20 +103,12 @@ class ChunkResult:
     slot: int | None = None  # where the pixels are in the shared buffer (then inputs/thumbs travel empty)
 
 
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. under ``taskset`` or a container)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _utc_from_timestamp(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).replace(tzinfo=None)
 
 
 def decode_chunk(settings: IngestSettings, items: list[tuple[str, str]],
-                 out: tuple[np.ndarray, np.ndarray] | None = None) -> ChunkResult:
+                 out: tuple[np.ndarray, np.ndarray] | None = None, fs=None) -> ChunkResult:
     """Stat, decode and resize a chunk of ``(filename, picture_id)`` of the collection folder.
 
     Parameters
@@ -125,6 +119,9 @@ def decode_chunk(settings: IngestSettings, items: list[tuple[str, str]],
     out : (inputs, thumbs), optional
         uint8 arrays of shapes (>= n, h, w, 3) and (>= n, th, tw, 3) to decode into (a slot of
         the shared buffer); accepted pictures fill their first rows, in order.
+    fs : fsspec.AbstractFileSystem, optional
+        Read the files through it (``settings.folder`` is then a path of that file system, as
+        :func:`fsspec.core.url_to_fs` returns it); default: local files, read directly (faster).
 
     Returns
     -------
@@ -142,9 +139,9 @@ def decode_chunk(settings: IngestSettings, items: list[tuple[str, str]],
         inputs, thumbs = out
     rows, rejected = [], []
     for filename, picture_id in items:
-        path = os.path.join(settings.folder, filename)
+        path = os.path.join(settings.folder, filename) if fs is None else f"{settings.folder.rstrip('/')}/{filename}"
         try:
-            stat = os.stat(path)
+            stat = os.stat(path) if fs is None else _fs_stat(fs, path)
         except OSError as exc:
             rejected.append((filename, "unreadable", f"stat: {exc.strerror or exc}", None, None))
             continue
@@ -153,8 +150,7 @@ def decode_chunk(settings: IngestSettings, items: list[tuple[str, str]],
             continue
         taken_at = parse_timestamp(split_name(filename)[0], settings.filename_pattern)
         try:
-            picture = decode_picture(path, settings.input_size, settings.thumb_size, settings.max_pixels,
-                                     fit=settings.fit, read_exif_datetime=taken_at is None)
+            picture = _decode_file(settings, path, fs, read_exif_datetime=taken_at is None)
         except PictureError as exc:
             rejected.append((filename, exc.reason, exc.detail[:1000], stat.st_size, stat.st_mtime))
             continue
@@ -173,6 +169,77 @@ def decode_chunk(settings: IngestSettings, items: list[tuple[str, str]],
     if len(rows) < len(items):  # compact (rejections leave unused rows)
         inputs, thumbs = inputs[:len(rows)].copy(), thumbs[:len(rows)].copy()
     return ChunkResult(rows, inputs, thumbs, rejected)
+
+
+class _Stat(NamedTuple):
+    st_size: int
+    st_mtime: float
+
+
+def _fs_stat(fs, path: str) -> _Stat:
+    """Size and modification time of ``path`` on an fsspec file system (OSError when it cannot tell).
+
+    Each file system names the time its own way (``mtime`` local, ``LastModified`` S3, ``updated``
+    GCS, ``created`` in memory); 0.0 when it gives none.
+    """
+    try:
+        info = fs.info(path)
+    except OSError:
+        raise
+    except Exception as exc:  # object stores raise their own errors (permissions, throttling)
+        raise OSError(str(exc)) from exc
+    mtime = next((info[k] for k in ("mtime", "LastModified", "last_modified", "updated", "created")
+                  if info.get(k) is not None), 0.0)
+    if isinstance(mtime, str):
+        mtime = dt.datetime.fromisoformat(mtime.replace("Z", "+00:00"))
+    if isinstance(mtime, dt.datetime):
+        mtime = (mtime if mtime.tzinfo else mtime.replace(tzinfo=dt.timezone.utc)).timestamp()
+    return _Stat(int(info.get("size") or 0), float(mtime))
+
+
+def _decode_file(settings: IngestSettings, path: str, fs, read_exif_datetime: bool):
+    """:func:`decode_picture` of a local path, or of a file opened through ``fs``."""
+    if fs is None:
+        return decode_picture(path, settings.input_size, settings.thumb_size, settings.max_pixels,
+                              fit=settings.fit, read_exif_datetime=read_exif_datetime)
+    try:
+        handle = fs.open(path, "rb")
+    except Exception as exc:  # noqa: BLE001 - any file system's failure to open is "unreadable"
+        raise PictureError("unreadable", f"open: {exc}") from exc
+    with handle:
+        return decode_picture(handle, settings.input_size, settings.thumb_size, settings.max_pixels,
+                              fit=settings.fit, read_exif_datetime=read_exif_datetime)
+
+
+def decode_partition(settings: IngestSettings, items: list[tuple[str, str]], store_url: str, partition: int,
+                     partition_size: int) -> ChunkResult:
+    """A Dask task: decode a partition read through fsspec, write its pixels to the partition store.
+
+    Parameters
+    ----------
+    settings : IngestSettings
+        ``folder`` is a local path or an fsspec URL that this worker can read.
+    items : list of (filename, picture_id)
+    store_url : str
+        The :class:`~iss.data.partition_store.PartitionStore` of the run.
+    partition, partition_size : int
+
+    Returns
+    -------
+    ChunkResult
+        Rows and rejections only (``slot`` = the partition); the pixels are in the store.
+        Idempotent: a retry writes the same chunk again.
+    """
+    import fsspec
+
+    from iss.data.partition_store import PartitionStore
+
+    fs, root = fsspec.core.url_to_fs(settings.folder)
+    result = decode_chunk(IngestSettings(**{**settings.__dict__, "folder": root}), items, fs=fs)
+    PartitionStore(store_url, partition_size).write(partition, result.inputs, result.thumbs)
+    result.inputs = result.thumbs = None
+    result.slot = partition
+    return result
 
 
 class PixelSlots:
@@ -260,7 +327,12 @@ class IngestSummary:
     batches : int
         Database transactions written.
     workers : int
-        Decoding processes used.
+        Decoding processes used (Dask workers when ``scheduler`` is not ``inprocess``).
+    scheduler : str
+        Where the decoding ran: ``inprocess`` (this machine's fork pool, or this process),
+        ``synchronous``, ``local`` (a LocalCluster) or the scheduler address.
+    partitions : int
+        Dask tasks (partitions of the files to decode); 0 in process.
     seconds : float
         Wall time of the pictures part (listing to last commit).
     locations : LocationSummary or None
@@ -279,6 +351,8 @@ class IngestSummary:
     rejected_files: list[tuple[str, str, str]] = field(default_factory=list)
     batches: int = 0
     workers: int = 1
+    scheduler: str = "inprocess"
+    partitions: int = 0
     seconds: float = 0.0
     total_pictures: int = 0
     skipped_csv: str = ""
@@ -298,7 +372,8 @@ class IngestSummary:
             f"  skipped without decoding: {self.known} already ingested, {self.known_rejected} rejected before "
             f"and unchanged",
             f"  decoded {self.decoded} in {self.seconds:.1f} s ({self.pictures_per_s:.0f} pictures/s, "
-            f"{self.workers} worker{'s' if self.workers != 1 else ''}, {self.batches} batches)",
+            f"{self.workers} worker{'s' if self.workers != 1 else ''}, {self.batches} batches"
+            + (f", Dask {self.scheduler} in {self.partitions} partitions)" if self.partitions else ")"),
             f"  accepted {self.accepted}, rejected {n_rejected}" + _by_reason(self.rejected),
             f"  pictures in the database: {self.total_pictures}",
         ]
@@ -332,6 +407,18 @@ def _by_reason(counts: dict[str, int]) -> str:
     return (": " + ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))) if counts else ""
 
 
+def collection_location(cfg: Config) -> str:
+    """``paths.collections`` as an absolute folder, or as the fsspec URL it is (``s3://bucket/frames``).
+
+    A URL source is listed and read through fsspec, by Dask tasks (``s3://`` and ``gs://`` need the
+    s3fs or gcsfs plug-in); ``file://`` is a local folder.
+    """
+    raw = str(cfg.get("paths.collections"))
+    if is_url(raw):
+        return raw
+    return str(cfg.path("collections")) if not raw.startswith("file://") else str(Path(raw[len("file://"):]))
+
+
 def settings_from_config(cfg: Config) -> IngestSettings:
     """The worker settings of ``cfg`` (``ingest`` section and ``paths.collections``)."""
     fit = cfg.get("ingest.fit")
@@ -344,15 +431,21 @@ def settings_from_config(cfg: Config) -> IngestSettings:
             raise IngestError(f"{cfg.source}: {key} is {value!r}; expected [width, height], e.g. [48, 27]")
         sizes.append((int(value[0]), int(value[1])))
     utc_converter(cfg.get("ingest.timezone"))  # fail early on an unknown zone
-    return IngestSettings(folder=str(cfg.path("collections")), input_size=sizes[0], thumb_size=sizes[1],
+    return IngestSettings(folder=collection_location(cfg), input_size=sizes[0], thumb_size=sizes[1],
                           max_pixels=int(cfg.get("ingest.max_pixels")), fit=fit,
                           filename_pattern=str(cfg.get("ingest.filename_pattern") or ""),
                           timezone=str(cfg.get("ingest.timezone")))
 
 
-def _stat_pair(path: Path) -> tuple[int | None, float | None]:
+def _stat_pair(folder: Path | str, name: str) -> tuple[int | None, float | None]:
     try:
-        stat = path.stat()
+        if isinstance(folder, Path):
+            stat = (folder / name).stat()
+        else:  # a URL
+            import fsspec
+
+            fs, root = fsspec.core.url_to_fs(folder)
+            stat = _fs_stat(fs, f"{root.rstrip('/')}/{name}")
         return stat.st_size, stat.st_mtime
     except OSError:
         return None, None
@@ -508,6 +601,65 @@ def _decode_in_pool(settings: IngestSettings, todo: list, chunk_size: int, worke
             slots.close()
 
 
+PARTITION_STORE = "ingest_partitions.zarr"  # under paths.interim unless compute.store says where
+
+
+def _store_url(cfg: Config, store: str) -> str:
+    """``compute.store`` as a URL or absolute folder ("" = ``paths.interim``/:data:`PARTITION_STORE`)."""
+    if not store:
+        return str(cfg.path("interim") / PARTITION_STORE)
+    if "://" in store or Path(store).expanduser().is_absolute():
+        return str(Path(store).expanduser()) if "://" not in store else store
+    return str(cfg.root / store)
+
+
+def partition_size_for(n: int, workers: int, setting: int = 0) -> int:
+    """Pictures per Dask partition: ``setting`` when > 0, else ~8 partitions per worker, 16 to 512 pictures.
+
+    Why: each task costs a few ms of scheduling and a store chunk, so tasks of fewer than ~16
+    pictures waste time; tasks of more than ~512 (~10 MB of pixels) make a lost worker's retry long
+    and the last task finish late, and 8 tasks per worker keeps every worker busy to the end.
+    """
+    if setting > 0:
+        return setting
+    return max(16, min(512, math.ceil(n / (max(1, workers) * 8))))
+
+
+def _decode_on_dask(settings: IngestSettings, todo: list, compute: ComputeSettings, scheduler: str,
+                    writer: _BatchWriter, bar, cache: ImageCache, store_url: str, summary: IngestSummary) -> None:
+    """Decode ``todo`` as Dask tasks (:func:`decode_partition`), one per partition; write in partition order.
+
+    The workers write pixels to a :class:`~iss.data.partition_store.PartitionStore` and return
+    rows; this process feeds each partition, in order, to ``writer`` (batched upserts, then the
+    cache), so the cache rows come out in the same order as the single-machine path and a
+    partition retried after a lost worker is written once. The store is removed at the end.
+    """
+    from iss.data.partition_store import PartitionStore
+
+    with open_compute(compute, scheduler) as session:
+        summary.scheduler, summary.workers = session.kind, session.workers
+        size = partition_size_for(len(todo), session.workers, compute.partition_size)
+        partitions = list(_chunks(todo, size))
+        summary.partitions = len(partitions)
+        store = PartitionStore.create(store_url, len(partitions), size, cache.input_shape, cache.thumb_shape)
+        log.info("ingest: %d pictures in %d partitions of %d on %s (workers: %d), pixels through %s", len(todo),
+                 len(partitions), size, session.kind, session.workers, store_url)
+        tasks = [(settings, items, store_url, p, size) for p, items in enumerate(partitions)]
+        done: dict[int, ChunkResult] = {}
+        following = 0
+        for p, result in session.map_unordered(decode_partition, tasks, key="ingest-decode"):
+            done[p] = result
+            while following in done:  # in partition order: the cache rows do not depend on timing
+                ready = done.pop(following)
+                ready.inputs, ready.thumbs = store.read(following, len(ready.rows))
+                ready.slot = None
+                writer.add(ready)
+                bar.update(len(ready.rows) + len(ready.rejected))
+                following += 1
+        writer.flush()
+    store.remove()
+
+
 def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> IngestSummary:
     """Ingest the new pictures of ``paths.collections`` (no locations; see :func:`populate_db`).
 
@@ -517,8 +669,9 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
     """
     began = time.perf_counter()
     settings = settings_from_config(cfg)
-    folder = Path(settings.folder)
-    if not folder.is_dir():
+    remote = is_url(settings.folder)
+    folder = settings.folder if remote else Path(settings.folder)
+    if not remote and not folder.is_dir():
         raise IngestError(f"collection folder {folder} (paths.collections) does not exist; "
                           f"run `make sync_collections` first, or point paths.collections at your pictures")
     batch_size = int(cfg.get("ingest.batch_size"))
@@ -530,7 +683,14 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
     cache = ImageCache(cfg.path("cache"), settings.input_size, settings.thumb_size)
     summary = IngestSummary(folder=str(folder))
 
-    listing = list_folder(folder, extensions, recursive=bool(cfg.get("ingest.recursive")))
+    if remote:
+        try:
+            listing = list_url(folder, extensions, recursive=bool(cfg.get("ingest.recursive")))
+        except FileNotFoundError as exc:
+            raise IngestError(f"{exc} (paths.collections); check the URL, and install its fsspec plug-in "
+                              f"(s3fs for s3://, gcsfs for gs://)") from None
+    else:
+        listing = list_folder(folder, extensions, recursive=bool(cfg.get("ingest.recursive")))
     summary.listed, summary.folders = len(listing.pictures), listing.folders
     with engine.connect() as conn:
         db_pictures = {r.filename: r.pictures_id for r in conn.execute(
@@ -548,14 +708,23 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
         if name in db_pictures and picture_id in cache:
             summary.known += 1
         elif (name in db_rejected and db_rejected[name][2] not in _NAME_REASONS
-              and _same_file(db_rejected[name][:2], _stat_pair(folder / name))):
+              and _same_file(db_rejected[name][:2], _stat_pair(folder, name))):
             summary.known_rejected += 1  # its content was bad and has not changed: no need to look again
         else:
             todo.append((name, picture_id))
 
     writer = _BatchWriter(engine, cache, batch_size, set(db_rejected), summary)
     summary.decoded = len(todo)
-    if todo:
+    compute = ComputeSettings.from_config(cfg)
+    scheduler = compute.resolve(len(todo), remote=remote)  # a URL is read by Dask tasks only
+    if todo and scheduler != "inprocess":
+        bar = tqdm(total=len(todo), unit="pic", desc="ingest", disable=not progress, smoothing=0.1)
+        try:
+            _decode_on_dask(settings, todo, compute, scheduler, writer, bar, cache,
+                            _store_url(cfg, compute.store), summary)
+        finally:
+            bar.close()
+    elif todo:
         workers = workers_setting if workers_setting > 0 else available_cores()
         # Chunks small enough that every worker gets ~16 of them (the last one finishes soon
         # after the others), big enough that per-chunk overhead stays negligible.

@@ -142,6 +142,20 @@ class Listing:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     folders: int = 0
 
+    def add_file(self, path: str, extensions: Collection[str]) -> None:
+        """A file of the folder: a picture to read, or skipped with its reason (:func:`skip_reason`)."""
+        reason = skip_reason(path, extensions)
+        if reason is None:
+            self.pictures.append(path)
+        else:
+            self.skipped.append((path, *reason))
+
+    def sorted(self) -> "Listing":
+        """This listing, its pictures and skipped entries sorted by name."""
+        self.pictures.sort()
+        self.skipped.sort()
+        return self
+
 
 def list_folder(folder: str | os.PathLike, extensions: Collection[str] | None = None,
                 recursive: bool = True) -> Listing:
@@ -194,12 +208,55 @@ def list_folder(folder: str | os.PathLike, extensions: Collection[str] | None = 
             elif not is_file:
                 listing.skipped.append((path, "unreadable", "not a regular file (broken link, device or pipe)"))
             else:
-                reason = skip_reason(path, extensions)
-                if reason is None:
-                    listing.pictures.append(path)
-                else:
-                    listing.skipped.append((path, *reason))
-    listing.pictures.sort()
-    listing.skipped.sort()
-    return listing
+                listing.add_file(path, extensions)
+    return listing.sorted()
 
+
+
+def is_url(location: str | os.PathLike) -> bool:
+    """True for an fsspec URL (``s3://bucket/pictures``, ``memory://x``); ``file://`` counts as a local path."""
+    text = str(location)
+    return "://" in text and not text.startswith("file://")
+
+
+def list_url(url: str, extensions: Collection[str] | None = None, recursive: bool = True) -> Listing:
+    """:func:`list_folder` for an fsspec URL (object stores, ``memory://``): the same reasons, from one listing.
+
+    Object stores have no symbolic links or devices; their "folders" are name prefixes. Hidden
+    folders are named once and not searched, as on disk. ``s3://`` and ``gs://`` need their fsspec
+    plug-in (``pip install s3fs`` or ``gcsfs``).
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is stored under ``url``.
+    """
+    from iss.compute import import_optional
+
+    fsspec = import_optional("fsspec", f"reading pictures from {url}")
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:  # an unknown protocol, or its plug-in is missing
+        raise FileNotFoundError(f"cannot open {url}: {exc}") from None
+    root = root.rstrip("/")
+    if not fs.isdir(root):
+        raise FileNotFoundError(f"no folder at {url}")
+    extensions = frozenset(readable_extensions() if extensions is None else extensions)
+    listing = Listing(folders=1)
+    entries = fs.find(root, maxdepth=None if recursive else 1, withdirs=True, detail=True)
+    hidden: list[str] = []
+    for name in sorted(entries):
+        path = name[len(root) + 1:] if name.startswith(root + "/") else name.lstrip("/")
+        if not path or any(path.startswith(folder) for folder in hidden):
+            continue
+        if entries[name].get("type") == "directory":
+            if path.rsplit("/", 1)[-1].startswith("."):
+                listing.skipped.append((path + "/", "hidden", "a hidden folder (not searched)"))
+                hidden.append(path + "/")
+            elif not recursive:
+                listing.skipped.append((path + "/", "subfolder", "a sub-folder (set ingest.recursive: true to read it)"))
+            else:
+                listing.folders += 1
+            continue
+        listing.add_file(path, extensions)
+    return listing.sorted()

@@ -174,6 +174,17 @@ def step_config(mode: str | None, settings: Sequence[str] | None = None, overrid
 ModeOption = typer.Option(None, "--mode", help="Config mode: config/config_MODE.yaml (default $MODE, else demo).")
 ModelTypeOption = typer.Option(None, "--model-type", help="Model type (default training.model_type).")
 ModelNameOption = typer.Option(None, "--model-name", help="Model name (default training.model_name).")
+SchedulerOption: Optional[str] = typer.Option(
+    None, "--scheduler", metavar="auto|local|synchronous|tcp://HOST:PORT",
+    help="Where the partitioned work runs (default compute.scheduler): auto, local (a LocalCluster sized to "
+         "this machine), synchronous (in this process) or a Dask scheduler address.")
+
+
+def scheduler_override(scheduler: Optional[str]) -> dict:
+    """The config override of ``--scheduler`` (``{}`` when not given), checked like the config key."""
+    return {"compute": {"scheduler": scheduler}} if scheduler else {}
+
+
 SetOption: Optional[list[str]] = typer.Option(
     None, "--set", metavar="KEY=VALUE",
     help="Override any config key, e.g. --set clustering.n2d.n_clusters=8 (repeatable; values read as YAML).")

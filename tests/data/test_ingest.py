@@ -408,3 +408,19 @@ def test_a_path_too_long_to_store_is_named_not_lost(ingest_cfg, db):
     assert [len(name) for name in stored] == [512, 512] and all("~" in name[-9:] for name in stored)
     again = populate_db(ingest_cfg, db, progress=False)
     assert sorted(_rejected(db)) == stored and len(again.skipped_files) == 2
+
+
+def test_the_single_machine_ingest_needs_no_dask_and_the_others_name_the_extra(cfg, monkeypatch):
+    import sys
+
+    from iss.compute import ComputeError
+
+    for module in ("distributed", "dask", "zarr", "fsspec"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if the dask extra were not installed
+    write_frames(cfg.path("collections"), 5)
+    summary = populate_db(cfg.with_overrides({"ingest": {"workers": 1}}), progress=False)
+    assert summary.accepted == 5 and summary.scheduler == "inprocess"
+    write_frames(cfg.path("collections"), 3, start=5)
+    for scheduler in ("local", "synchronous"):
+        with pytest.raises(ComputeError, match=r"pip install 'iss\[dask\]'"):
+            populate_db(cfg.with_overrides({"compute": {"scheduler": scheduler}}), progress=False)

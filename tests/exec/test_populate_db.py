@@ -154,3 +154,19 @@ def test_sqlite_database_locked_by_another_program_mid_step(tmp_path, monkeypatc
     code, errors, _ = _invoke(caplog)
     assert (code, errors) == (0, [])
     assert _count_pictures(url) == N and ImageCache(env.root / "data/processed/cache").ids == ids
+
+
+def test_an_unreachable_scheduler_ends_the_step_with_one_line_naming_it(tmp_path, monkeypatch, caplog):
+    pytest.importorskip("distributed")
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    env, _ = _setup(tmp_path, monkeypatch, f"sqlite:///{tmp_path / 'iss.db'}")
+    caplog.clear()
+    result = CliRunner().invoke(app, ["--no-progress", "--scheduler", address, "--set", "compute.connect_timeout=1"])
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # typer.Exit, no traceback
+    assert len(errors) == 1 and f"no Dask scheduler answers at {address}" in errors[0]
+    assert "--scheduler local" in errors[0]

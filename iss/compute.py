@@ -1,0 +1,262 @@
+"""Where the partitioned steps run: the ``compute`` config section and the Dask client it opens.
+
+``compute.scheduler`` says where the work of a partitioned step (today: ingest) goes:
+
+``auto`` (default)
+    A local folder keeps the step's own single-machine path (ingest's fork pool) at any size, unless
+    ``compute.auto_min_pictures`` (> 0) says from how many pictures to start a LocalCluster; a URL
+    source (``s3://...``) gets ``local``. Why: measured on 2 cores (README "Compute"), a LocalCluster
+    is ready to decode ~1.2 s after it is asked for, and even warm it decodes 2,000 frames in 3.4 s
+    where the fork pool (shared memory, no scheduler) takes 2.0 s: on one machine it never pays back.
+    Dask earns its keep when its workers are other machines.
+``local``
+    A ``dask.distributed.LocalCluster`` of worker processes sized to the machine (one per core
+    this process may use, ``compute.threads_per_worker`` threads each), closed when the step ends.
+``synchronous``
+    The same partition tasks, run one after the other in this process: no cluster, no pickling;
+    for debugging and for stores only this process can see (``memory://``).
+``tcp://host:8786`` (any Dask scheduler address)
+    An existing cluster. Its workers need the same ``iss`` package (and dependencies) installed
+    and must reach the source pictures and the ``compute.store`` path (a shared folder or an
+    object store URL) under the same names as this machine.
+
+Steps call :func:`open_compute` and hand its :class:`Compute` their partition function; they never
+touch Dask directly, so encode, prediction and the index build can reuse the same setting.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_KINDS = ("auto", "local", "synchronous")
+DASK_HINT = "pip install 'iss[dask]' (dask, distributed, zarr, fsspec)"
+
+
+class ComputeError(Exception):
+    """The compute setting cannot be honoured (bad value, scheduler unreachable, Dask missing)."""
+
+
+def check_scheduler(value: str) -> str:
+    """``value`` when it is a valid ``compute.scheduler``, else ValueError saying what is expected."""
+    value = str(value).strip()
+    if value in SCHEDULER_KINDS or is_address(value):
+        return value
+    # the config's message names the key and the value: "compute.scheduler is 'x'; expected ..."
+    raise ValueError("expected auto, local, synchronous or a Dask scheduler address such as tcp://host:8786")
+
+
+def is_address(value: str) -> bool:
+    """True for a scheduler address: ``proto://host:port`` (tcp, tls, ucx, inproc, ws, wss)."""
+    proto, sep, rest = str(value).partition("://")
+    return bool(sep) and proto in ("tcp", "tls", "ucx", "inproc", "ws", "wss") and bool(rest)
+
+
+@dataclass(frozen=True)
+class ComputeSettings:
+    """The ``compute`` section, read once.
+
+    Attributes
+    ----------
+    scheduler : str
+        ``auto``, ``local``, ``synchronous`` or a scheduler address.
+    n_workers : int
+        Worker processes of a LocalCluster; 0 = one per available core.
+    threads_per_worker : int
+        Threads in each LocalCluster worker (1: decoding is CPU-bound Python; processes scale).
+    auto_min_pictures : int
+        From this many pictures to process, ``auto`` starts a LocalCluster for a local folder too;
+        0 (default) = never.
+    partition_size : int
+        Pictures per partition (= per task and per store chunk); 0 = chosen by the step.
+    connect_timeout : float
+        Seconds to wait for a scheduler address to answer.
+    store : str
+        Folder or fsspec URL of the chunked store the workers write to; "" = under ``paths.interim``.
+    """
+
+    scheduler: str = "auto"
+    n_workers: int = 0
+    threads_per_worker: int = 1
+    auto_min_pictures: int = 0
+    partition_size: int = 0
+    connect_timeout: float = 10.0
+    store: str = ""
+
+    @classmethod
+    def from_config(cls, cfg) -> "ComputeSettings":
+        """The settings of ``cfg`` (an :class:`iss.config.Config`)."""
+        section = cfg.section("compute")
+        return cls(scheduler=check_scheduler(section["scheduler"]), n_workers=int(section["n_workers"]),
+                   threads_per_worker=int(section["threads_per_worker"]),
+                   auto_min_pictures=int(section["auto_min_pictures"]),
+                   partition_size=int(section["partition_size"]),
+                   connect_timeout=float(section["connect_timeout"]), store=str(section["store"] or ""))
+
+    def resolve(self, n_items: int, remote: bool = False) -> str:
+        """The scheduler a step with ``n_items`` to process uses; values other than ``auto`` are kept.
+
+        ``auto`` is ``local`` for a ``remote`` source (a URL: only tasks read it in parallel) and
+        from ``auto_min_pictures`` items on (when > 0); otherwise ``inprocess``, the step's own
+        single-machine path.
+        """
+        if self.scheduler != "auto":
+            return self.scheduler
+        if remote or (self.auto_min_pictures > 0 and n_items >= self.auto_min_pictures):
+            return "local"
+        return "inprocess"
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. under ``taskset`` or a container)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def import_optional(module: str, needed_for: str):
+    """Import ``module`` of the dask extra, or raise ComputeError saying which ``pip install`` brings it.
+
+    Parameters
+    ----------
+    module : str
+        ``distributed``, ``zarr`` or ``fsspec``.
+    needed_for : str
+        What needs it, for the message ("the Dask scheduler").
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ComputeError(f"{needed_for} needs {module}, which is not installed ({exc}); {DASK_HINT}, "
+                           f"or set compute.scheduler: auto") from None
+
+
+class Compute:
+    """An open compute setting: runs a function over partitions, locally or on Dask workers.
+
+    Parameters
+    ----------
+    kind : str
+        ``synchronous``, ``local`` or the scheduler address.
+    client : distributed.Client or None
+        None for ``synchronous``.
+    """
+
+    def __init__(self, kind: str, client=None, started_s: float = 0.0):
+        self.kind, self.client, self.started_s = kind, client, started_s
+
+    @property
+    def workers(self) -> int:
+        """Workers available now (1 for ``synchronous``)."""
+        if self.client is None:
+            return 1
+        return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
+
+    @contextmanager
+    def _clear_errors(self, task: str) -> Iterator[None]:
+        """The foreseeable failures of a task on a cluster as one ComputeError saying what to fix."""
+        try:
+            yield
+        except ImportError as exc:
+            raise ComputeError(f"the workers of {self.kind} cannot run {task}: {exc}; install the same iss "
+                               f"package (pip install 'iss[dask]') on every worker") from None
+        except OSError as exc:
+            raise ComputeError(f"task {task} on the workers of {self.kind} cannot reach a path: {exc}; every worker "
+                               f"must see the source pictures and compute.store under the same names (a shared "
+                               f"folder or an object-store URL)") from None
+
+    def map_unordered(self, function: Callable, arguments: Sequence[tuple], key: str = "task",
+                      ) -> Iterator[tuple[int, Any]]:
+        """Run ``function(*arguments[i])`` for every ``i``; yield ``(i, result)`` as each finishes.
+
+        On Dask, a task lost with its worker (killed, out of memory) is run again on another one
+        (up to ``distributed.scheduler.allowed-failures`` times), so ``function`` must be
+        idempotent: write whole chunks of the store, never append. A task that raises stops the
+        step with that error.
+
+        Parameters
+        ----------
+        function : callable
+            A module-level function (workers import it by name).
+        arguments : sequence of tuple
+        key : str
+            Task name prefix shown on the dashboard.
+        """
+        if self.client is None:
+            for i, args in enumerate(arguments):
+                with self._clear_errors(f"{key}-{i}"):
+                    result = function(*args)
+                yield i, result
+            return
+        from distributed import as_completed
+
+        futures = [self.client.submit(function, *args, key=f"{key}-{i}", pure=False, retries=2)
+                   for i, args in enumerate(arguments)]
+        index = {future.key: i for i, future in enumerate(futures)}
+        try:
+            for future in as_completed(futures):
+                with self._clear_errors(future.key):
+                    result = future.result()
+                yield index[future.key], result
+                future.release()  # its result is with the caller now: free the worker's memory
+        finally:
+            self.client.cancel([f for f in futures if not f.done()])
+
+
+@contextmanager
+def open_compute(settings: ComputeSettings, scheduler: str | None = None) -> Iterator[Compute]:
+    """Open the scheduler ``scheduler`` (default ``settings.scheduler``; ``auto`` means ``local`` here).
+
+    Logs the dashboard address and the start-up time; closes the client (and a LocalCluster it
+    started) when the block ends, also on error.
+
+    Raises
+    ------
+    ComputeError
+        Dask is not installed, or no scheduler answers at the address within ``connect_timeout``.
+    """
+    kind = scheduler or settings.scheduler
+    kind = "local" if kind in ("auto", "inprocess") else check_scheduler(kind)
+    began = time.perf_counter()
+    if kind == "synchronous":
+        yield Compute(kind)
+        return
+    distributed = import_optional("distributed", "the Dask scheduler")
+    # why: a LocalCluster's scheduler and nannies live in this process and log every worker's
+    # arrival and departure at INFO; the step's own log says what matters (and the dashboard).
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    cluster = None
+    if kind == "local":
+        n_workers = settings.n_workers or available_cores()
+        # why processes: decoding holds the GIL for much of its time; why no nanny restarts
+        # beyond the default: a task lost with its worker is retried elsewhere anyway.
+        cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=settings.threads_per_worker,
+                                           processes=True, dashboard_address=":0", silence_logs=logging.WARNING)
+        client = distributed.Client(cluster)
+    else:
+        try:
+            client = distributed.Client(kind, timeout=f"{settings.connect_timeout}s")
+        except (OSError, TimeoutError) as exc:
+            raise ComputeError(f"no Dask scheduler answers at {kind} (compute.scheduler) within "
+                               f"{settings.connect_timeout:g} s ({exc}); start one (`dask scheduler`, then "
+                               f"`dask worker {kind}` on each machine), fix the address, or use "
+                               f"--scheduler local") from None
+    started = time.perf_counter() - began
+    compute = Compute(kind, client, started)
+    try:
+        log.info("compute: %s with %d worker(s), ready in %.1f s; dashboard %s", kind, compute.workers, started,
+                 client.dashboard_link or "not available")
+        yield compute
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
