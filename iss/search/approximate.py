@@ -152,13 +152,14 @@ class ApproximateNeighbours:
             queries = np.ascontiguousarray(X, dtype=np.float32)
         wanted = max(k * self.candidates, k + 4) + (1 if leave_out else 0)
         wanted = min(wanted, len(self))
-        self.index_.hnsw.efSearch = max(self.ef_search, wanted)
+        # per call, not set on the shared index: the server queries from several threads
+        params = _faiss().SearchParametersHNSW(efSearch=max(self.ef_search, wanted))
         out_d = np.full((len(queries), k), np.inf, np.float32)
         out_i = np.full((len(queries), k), -1, np.int64)
         for start in range(0, len(queries), self.block_size):
             block = slice(start, start + self.block_size)
             q = np.ascontiguousarray(queries[block])
-            _, cand = self.index_.search(q, wanted)
+            _, cand = self.index_.search(q, wanted, params=params)
             cand = cand.astype(np.int64)
             if leave_out:
                 cand[cand == rows[block, None]] = -1  # a row is never its own neighbour (by index)

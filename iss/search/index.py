@@ -74,7 +74,10 @@ def _as_matrix(latents, name="latents") -> np.ndarray:
 
 
 class SimilarityIndex:
-    """Exact Euclidean nearest neighbours over latents, with leave-one-out calibration.
+    """Euclidean nearest neighbours over latents, with leave-one-out calibration.
+
+    Exact brute force up to ``approximate_above`` pictures; from there on, HNSW candidates
+    re-ranked on exact distances (the module docstring says what stays exact).
 
     Parameters
     ----------

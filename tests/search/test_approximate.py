@@ -14,6 +14,7 @@ import logging
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow
 pytest.importorskip("faiss")
 
 from iss.config_schema import validate_config  # noqa: E402
