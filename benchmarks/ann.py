@@ -4,6 +4,7 @@
 4 minutes on 2 cores; part of ``make bench``)
 ``python -m benchmarks.ann --libs all --no-iss`` (every candidate library: hnswlib, usearch and pynndescent
 add about 12 minutes at 100,000)
+``python -m benchmarks.ann --data fashion_mnist --libs all`` (real pictures: Fashion-MNIST, 69,000 points)
 ``python -m benchmarks.ann --n 1000000 --libs faiss_ivf --no-iss`` (``make bench-ann ANN_ARGS=...``; the
 HNSW build alone at 1M takes longer than this machine's 8-minute benchmark budget, measure it on 300,000)
 
@@ -62,6 +63,17 @@ def latents_like(n: int, seed: int = 0, d: int = D) -> np.ndarray:
             * spread[which[rows], None]
         out[rows] = low @ basis.T + 0.05 * rng.standard_normal((len(which[rows]), d)).astype(np.float32)
     return out
+
+
+def fashion_mnist_like(n: int) -> np.ndarray:
+    """Real pictures instead: Fashion-MNIST's 70,000 images (784 pixels) projected on their first
+    288 principal components (``--data fashion_mnist``; up to 70,000 points, ``$ISS_DATASETS``)."""
+    from sklearn.decomposition import PCA
+
+    from benchmarks.quality import load_dataset
+
+    x = load_dataset("fashion_mnist")[0].reshape(70_000, -1)[:n].astype(np.float32) / 255.0
+    return PCA(D, random_state=0, svd_solver="randomized").fit_transform(x).astype(np.float32)
 
 
 def exact_knn(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -247,6 +259,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--libs", default="faiss_hnsw,faiss_ivf",
                         help=f"comma-separated, of {', '.join(LIBRARIES)}, or all (default faiss_hnsw,faiss_ivf)")
     parser.add_argument("--no-iss", action="store_true", help="skip the SimilarityIndex measurement")
+    parser.add_argument("--data", choices=["latents_like", "fashion_mnist"], default="latents_like",
+                        help="latents-like synthetic points (default) or Fashion-MNIST's pictures on 288 principal components")
     parser.add_argument("--out", default="ann", help="report name under reports/bench (default ann)")
     args = parser.parse_args(argv)
     libs = list(LIBRARIES) if args.libs == "all" else [lib for lib in args.libs.split(",") if lib]
@@ -255,16 +269,21 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"unknown libraries {unknown}; expected some of {list(LIBRARIES)}")
 
     start = time.perf_counter()
-    everything = latents_like(args.n + N_QUERIES)
+    if args.data == "fashion_mnist":
+        everything = fashion_mnist_like(min(args.n + N_QUERIES, 70_000))
+        args.n = len(everything) - N_QUERIES
+    else:
+        everything = latents_like(args.n + N_QUERIES)
     data, queries = everything[:args.n], everything[args.n:]
-    print(f"{args.n:,} x {D} latents-like points ({N_CENTRES} centres) in {time.perf_counter() - start:.1f} s; "
+    print(f"{args.n:,} x {D} {args.data} points in {time.perf_counter() - start:.1f} s; "
           f"{os.cpu_count()} cores", flush=True)
     start = time.perf_counter()
     truth = exact_knn(data, queries, K)
     from iss.neighbours import ExactNeighbours
 
     exact = ExactNeighbours(data, exact=True)
-    result = {"n": args.n, "dim": D, "k": K, "queries": N_QUERIES, "centres": N_CENTRES,
+    result = {"data": args.data, "n": args.n, "dim": D, "k": K, "queries": N_QUERIES,
+              "centres": N_CENTRES if args.data == "latents_like" else None,
               "exact": {"truth_s_for_1000_queries": round(time.perf_counter() - start, 2),
                         "query_p50_ms": _p50_ms(lambda q: exact.kneighbors(q, K), queries),
                         "data_mb": round(data.nbytes / 2**20, 1)},
