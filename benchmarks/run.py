@@ -17,7 +17,7 @@ import time
 
 from benchmarks.common import BENCH_DIR, ROOT
 
-AREAS = ["ingest", "training", "cold_start", "scatter", "search", "quality"]
+AREAS = ["ingest", "training", "cold_start", "scatter", "search", "ann", "quality"]
 # not in `make bench`: runs longer than 15 minutes (`make bench-fidelity`, benchmarks/fidelity.py)
 SEPARATE = ["fidelity"]
 

@@ -354,6 +354,9 @@ class Search(Section):
     texture_size: Size2 = [320, 180]
     near_copy_sample: NonNegativeInt = 200
     seed: Seed = 0
+    # from this many pictures on, the index searches an HNSW graph re-ranked exactly (iss/search/approximate.py);
+    # 0 = always exact. Chosen by benchmarks/ann.py (README "Search at scale")
+    approximate_above: NonNegativeInt = 100_000
 
 
 class Posters(Section):

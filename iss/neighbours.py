@@ -2,9 +2,10 @@
 
 Why exact and brute force: at the sizes this project targets (2,000 demo pictures, ~14,000 for the
 ISS collection, a few hundred dimensions) a query is one matrix product, well under a millisecond
-to a few milliseconds with BLAS, and exact. An approximate index (pynndescent, installed with
-umap-learn) only pays off for much larger collections, and cannot be updated in place
-(``benchmarks/search.py`` measures both).
+to a few milliseconds with BLAS, and exact. An approximate index only pays off for much larger
+collections: the search switches to one above ``search.approximate_above`` pictures
+(:mod:`iss.search.approximate`, an HNSW graph re-ranked with exact distances; ``benchmarks/ann.py``
+measures the libraries, ``benchmarks/search.py`` pynndescent against this module at 14,000).
 
 The distance core is scikit-learn's brute-force ``NearestNeighbors``: chunked, float64-accumulated,
 parallel over every core, every metric umap needs, and a point is left out of its own neighbours

@@ -11,8 +11,11 @@ Writes
     ``novelty.json`` (:class:`~iss.search.novelty.NoveltyCalibration`).
 
 The index is built once and then kept in step with ``latents.npz``: new pictures are added
-incrementally (exact, see :meth:`SimilarityIndex.add`); a different encoder, removed pictures
-or changed latents trigger a rebuild. Nothing here imports TensorFlow unless the encoder has
+incrementally (exact, see :meth:`SimilarityIndex.add`; above ``search.approximate_above`` the new
+pictures' own lists go through the HNSW graph, :mod:`iss.search.approximate`); a different encoder,
+removed pictures or changed latents trigger a rebuild, and so does raising
+``search.approximate_above`` above the size of an index whose lists were approximate (below the
+threshold an index is exactly what an exact build gives). Nothing here imports TensorFlow unless the encoder has
 no current LiteRT export (it is then exported once) or ``ai-edge-litert`` is not installed.
 """
 
@@ -269,6 +272,7 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
     # no margin; search.margin widens the texture guards only
     params = {"threshold_percentile": float(settings["threshold_percentile"]), "margin": 1.0,
               "n_stored": int(settings["n_stored"])}
+    approximate_above = int(settings["approximate_above"])  # not in params: changing it rebuilds only the graph
     calib_params = {"version": NOVELTY_VERSION, "percentile": float(settings["threshold_percentile"]),
                     "margin": float(settings["margin"]), "texture_size": [int(v) for v in settings["texture_size"]],
                     "texture_sample": int(settings["texture_sample"])}
@@ -277,7 +281,7 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
     index = calibration = None
     if not force:
         try:
-            index, calibration = load_index(folder)
+            index, calibration = load_index(folder, approximate_above)
         except (SearchIndexError, FileNotFoundError, KeyError, ValueError) as exc:
             reason = f"no usable saved index ({exc})"
             index = None
@@ -288,7 +292,12 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
             reason, index = "the latents come from another encoder", None
         elif saved_params != params or meta.get("calibration") != calib_params:
             reason, index = "search settings changed", None
+        elif not index.lists_exact_ and not index.uses_approximate:
+            # below search.approximate_above the index must be what an exact build gives
+            reason, index = "search.approximate_above now asks for exact neighbour lists", None
         elif meta.get("latents_file") == state:
+            if index.approximate_rebuilt_:
+                save_index(folder, index, calibration, encoder_sha, state, calib_params, model)
             return index, calibration, SyncSummary("loaded", len(index), 0, time.perf_counter() - started, folder)
     ids, latents = read_latents(cfg, model.model_type, model.model_name)
     ids, latents = np.asarray(ids, dtype=str), np.asarray(latents, dtype=np.float32)
@@ -315,7 +324,7 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
 
     log.info("building the search index of %s/%s over %d pictures (%s)", model.model_type, model.model_name,
              len(ids), reason or "first build")
-    index = SimilarityIndex(**params).build(ids, latents)
+    index = SimilarityIndex(**params, approximate_above=approximate_above).build(ids, latents)
     descriptors, textures, _ = _sample_calibration(cfg, settings, ids, calib_params["texture_sample"])
     copies, correlations = near_copy_distances(model, cache, ids, latents, int(settings["near_copy_sample"]),
                                                cache.input_size, cache.thumb_size, int(settings["seed"]))
@@ -332,9 +341,12 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
     return index, calibration, summary
 
 
-def load_index(folder: Path) -> tuple[SimilarityIndex, NoveltyCalibration]:
-    """The one reader of the search index artefact: the index and its novelty calibration."""
-    return SimilarityIndex.load(folder), NoveltyCalibration.load(folder)
+def load_index(folder: Path, approximate_above: int | None = None) -> tuple[SimilarityIndex, NoveltyCalibration]:
+    """The one reader of the search index artefact: the index and its novelty calibration.
+
+    ``approximate_above`` (``search.approximate_above``) overrides the saved one
+    (:meth:`SimilarityIndex.load`)."""
+    return SimilarityIndex.load(folder, approximate_above), NoveltyCalibration.load(folder)
 
 
 def save_index(folder, index, calibration, encoder_sha, state, calib_params, model) -> None:

@@ -1,8 +1,12 @@
-"""Exact nearest-neighbour index over picture latents, calibrated on the collection itself.
+"""Nearest-neighbour index over picture latents, calibrated on the collection itself.
 
 The neighbours are exact and brute force (:class:`iss.neighbours.ExactNeighbours`, the one k-NN
 of the package, which says why and how fast); this module adds the picture ids, the stored
-leave-one-out lists, their incremental update, the calibration and persistence.
+leave-one-out lists, their incremental update, the calibration and persistence. From
+``approximate_above`` pictures on (``search.approximate_above``), candidates come from an HNSW
+graph instead (:mod:`iss.search.approximate`) and are re-ranked on exact distances: every distance
+reported stays exact, only a true neighbour the graph misses can be left out (recall@10 >= 0.95,
+measured by ``benchmarks/ann.py``). Below it, nothing changes.
 
 Calibration (why "no good match" can be decided at all): for every collection picture the
 index keeps the distances to its ``n_stored`` nearest *other* pictures (leave-one-out).
@@ -18,6 +22,7 @@ picture it is uniform on [0, 1], so the 99th percentile rejects about 1 % of the
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,12 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from iss.artefacts import atomic_path, write_text
+from iss.artefacts import atomic_path, write_bytes, write_text
 from iss.neighbours import ExactNeighbours
+
+log = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
 _ARRAYS_FILE = "index.npz"
 _META_FILE = "index.json"
+_APPROXIMATE_FILE = "approximate.faiss"  # the HNSW graph above approximate_above (iss/search/approximate.py)
 
 
 class SearchIndexError(Exception):
@@ -66,7 +74,10 @@ def _as_matrix(latents, name="latents") -> np.ndarray:
 
 
 class SimilarityIndex:
-    """Exact Euclidean nearest neighbours over latents, with leave-one-out calibration.
+    """Euclidean nearest neighbours over latents, with leave-one-out calibration.
+
+    Exact brute force up to ``approximate_above`` pictures; from there on, HNSW candidates
+    re-ranked on exact distances (the module docstring says what stays exact).
 
     Parameters
     ----------
@@ -82,6 +93,10 @@ class SimilarityIndex:
         and the neighbours on a picture page).
     block_size : int, default=2048
         Rows re-ranked on exact distances at a time (bounds memory).
+    approximate_above : int, default=0
+        From this many pictures on, neighbours are searched through an HNSW graph
+        (:class:`iss.search.approximate.ApproximateNeighbours`) and re-ranked on exact distances;
+        0: always exact brute force.
 
     Attributes
     ----------
@@ -98,14 +113,20 @@ class SimilarityIndex:
         Their rows (``-1`` where missing).
     threshold_ : float
         "No good match" distance threshold.
+    approximate_ : ApproximateNeighbours or None
+        The HNSW graph when the index holds ``approximate_above`` pictures or more.
+    lists_exact_ : bool
+        Whether every stored leave-one-out list was computed exactly (False once a build or an add
+        went through the graph).
     """
 
     def __init__(self, threshold_percentile: float = 99.0, margin: float = 1.0, n_stored: int = 10,
-                 block_size: int = 2048):
+                 block_size: int = 2048, approximate_above: int = 0):
         self.threshold_percentile = threshold_percentile
         self.margin = margin
         self.n_stored = n_stored
         self.block_size = block_size
+        self.approximate_above = approximate_above
 
     # --- building -----------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -115,6 +136,15 @@ class SimilarityIndex:
             raise SearchIndexError(f"margin={self.margin!r}: expected a positive factor (1 is typical)")
         if int(self.n_stored) < 1:
             raise SearchIndexError(f"n_stored={self.n_stored!r}: expected at least 1")
+        if isinstance(self.approximate_above, bool) or int(self.approximate_above) < 0:
+            raise SearchIndexError(f"approximate_above={self.approximate_above!r}: expected a number of pictures "
+                                   f"(0 = always exact)")
+
+    @property
+    def uses_approximate(self) -> bool:
+        """Whether this index (at its size) searches through the HNSW graph."""
+        limit = int(self.approximate_above)
+        return limit > 0 and len(self) >= limit
 
     def build(self, ids: Sequence[str], latents) -> "SimilarityIndex":
         """Index ``latents`` (one row per id) and calibrate on them.
@@ -142,8 +172,10 @@ class SimilarityIndex:
         self.ids_ = ids
         self.latents_ = matrix
         self.center_ = matrix.mean(axis=0).astype(np.float32)
+        self.approximate_ = None
         self._prepare()
         self.knn_distances_, self.knn_indices_ = self._neighbours.kneighbors(None, int(self.n_stored))
+        self.lists_exact_ = not self.uses_approximate
         self._calibrate()
         self.built_at_ = time.time()
         return self
@@ -175,11 +207,12 @@ class SimilarityIndex:
         n_old, s = len(self.ids_), int(self.n_stored)
         self.ids_ = np.concatenate([self.ids_, ids[keep]])
         self.latents_ = np.concatenate([self.latents_, matrix[keep]])
-        self._prepare()
-        # new rows: their own lists, over every row
+        self._prepare()  # above approximate_above: the new rows are inserted into the graph (or it is built)
+        # new rows: their own lists, over every row (through the graph above approximate_above)
         new_d, new_i = self._neighbours.kneighbors(None, s, rows=np.arange(n_old, len(self.ids_)))
-        # old rows: their nearest among the new rows, merged into their lists (new-new pairs are
-        # covered by the new rows' own lists)
+        self.lists_exact_ = self.lists_exact_ and not self.uses_approximate
+        # old rows: their nearest among the new rows, exactly (brute force over the new rows only),
+        # merged into their lists (new-new pairs are covered by the new rows' own lists)
         among_new = ExactNeighbours(matrix[keep], exact=True, center=self.center_, block_size=self.block_size)
         cand_d, cand_i = among_new.kneighbors(self.latents_[:n_old], min(s, len(keep)))
         merged_d = np.concatenate([self.knn_distances_, cand_d], axis=1)
@@ -193,6 +226,24 @@ class SimilarityIndex:
     def _prepare(self) -> None:
         self._neighbours = ExactNeighbours(self.latents_, exact=True, center=self.center_, block_size=self.block_size)
         self._row_of = {pid: i for i, pid in enumerate(self.ids_)}
+        if not self.uses_approximate:
+            self.approximate_ = None
+            return
+        # the graph indexes the same centred vectors the exact distances are recomputed on
+        vectors = self._neighbours.vectors
+        if getattr(self, "approximate_", None) is not None and len(self.approximate_) <= len(vectors):
+            self.approximate_.extend(vectors)  # incremental add: HNSW inserts the new rows in place
+        else:
+            started = time.perf_counter()
+            self.approximate_ = self._new_approximate().fit(vectors)
+            log.info("approximate search index (%s) over %d pictures built in %.1f s", self.approximate_.library,
+                     len(vectors), time.perf_counter() - started)
+        self._neighbours = self.approximate_
+
+    def _new_approximate(self):
+        from iss.search.approximate import ApproximateNeighbours
+
+        return ApproximateNeighbours(block_size=self.block_size)
 
     def _calibrate(self) -> None:
         nn = self.knn_distances_[:, 0]
@@ -242,6 +293,8 @@ class SimilarityIndex:
             raise SearchIndexError(f"query latents have dimension {matrix.shape[1]}, the index holds {self.dim}; "
                               f"encode with the model the index was built from")
         k = max(1, min(int(k), len(self.ids_)))
+        if self.approximate_ is not None:  # the graph works on centred vectors (ExactNeighbours centres itself)
+            return Neighbours(*self._neighbours.kneighbors(matrix - self.center_, k))
         return Neighbours(*self._neighbours.kneighbors(matrix, k))
 
     def neighbours_of(self, picture_id: str, k: int = 12) -> Neighbours:
@@ -304,26 +357,45 @@ class SimilarityIndex:
     # --- persistence --------------------------------------------------------------------------
     def params(self) -> dict:
         return {"threshold_percentile": float(self.threshold_percentile), "margin": float(self.margin),
-                "n_stored": int(self.n_stored), "block_size": int(self.block_size)}
+                "n_stored": int(self.n_stored), "block_size": int(self.block_size),
+                "approximate_above": int(self.approximate_above)}
 
     def save(self, folder: str | Path, extra_meta: dict | None = None) -> Path:
-        """Write ``index.npz`` and ``index.json`` into ``folder`` (atomically, file by file)."""
+        """Write ``index.npz`` and ``index.json`` into ``folder`` (atomically, file by file), and above
+        ``approximate_above`` the HNSW graph ``approximate.faiss`` (removed when the index is exact)."""
         self._check_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / _ARRAYS_FILE) as partial, open(partial, "wb") as f:
             np.savez(f, ids=self.ids_, latents=self.latents_, center=self.center_,
                      knn_distances=self.knn_distances_, knn_indices=self.knn_indices_)
+        approximate = None
+        if self.approximate_ is not None:
+            write_bytes(folder / _APPROXIMATE_FILE, self.approximate_.to_bytes())
+            approximate = {**self.approximate_.params(), "n": len(self.approximate_)}
+        else:
+            (folder / _APPROXIMATE_FILE).unlink(missing_ok=True)
         meta = {"version": INDEX_VERSION, "params": self.params(), "n": len(self.ids_), "dim": self.dim,
                 "threshold": self.threshold_, "built_at": getattr(self, "built_at_", time.time()),
+                "lists_exact": bool(getattr(self, "lists_exact_", True)), "approximate": approximate,
                 **(extra_meta or {})}
         write_text(folder / _META_FILE, json.dumps(meta, indent=2))
         self.meta_ = meta
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> "SimilarityIndex":
-        """Read an index written by :meth:`save`."""
+    def load(cls, folder: str | Path, approximate_above: int | None = None) -> "SimilarityIndex":
+        """Read an index written by :meth:`save`.
+
+        Parameters
+        ----------
+        folder : path
+        approximate_above : int, optional
+            Overrides the saved setting (the config's ``search.approximate_above``). Above it, the
+            saved HNSW graph is read when its library version and parameters match the current
+            ones and it holds every picture; otherwise it is rebuilt (logged), which changes no
+            stored list. Whether those lists were computed exactly is ``lists_exact_``.
+        """
         folder = Path(folder)
         meta_path, arrays_path = folder / _META_FILE, folder / _ARRAYS_FILE
         if not meta_path.is_file() or not arrays_path.is_file():
@@ -333,7 +405,11 @@ class SimilarityIndex:
         if meta.get("version") != INDEX_VERSION:
             raise SearchIndexError(f"{meta_path}: index version {meta.get('version')} but this code reads "
                               f"{INDEX_VERSION}; delete the folder to rebuild it")
-        index = cls(**meta["params"])
+        params = dict(meta["params"])
+        params.setdefault("approximate_above", 0)  # indexes saved before the approximate search
+        if approximate_above is not None:
+            params["approximate_above"] = int(approximate_above)
+        index = cls(**params)
         with np.load(arrays_path, allow_pickle=False) as arrays:
             index.ids_ = arrays["ids"].astype(str)
             index.latents_ = arrays["latents"].astype(np.float32)
@@ -342,6 +418,32 @@ class SimilarityIndex:
             index.knn_indices_ = arrays["knn_indices"].astype(np.int64)
         index.built_at_ = meta.get("built_at")
         index.meta_ = meta
+        index.lists_exact_ = bool(meta.get("lists_exact", True))
+        index.approximate_ = index._read_approximate(folder, meta.get("approximate"))
+        # True when the graph was rebuilt here: save() writes it so that the next load reads it
+        index.approximate_rebuilt_ = index.uses_approximate and index.approximate_ is None
         index._prepare()
         index._calibrate()
         return index
+
+    def _read_approximate(self, folder: Path, saved: dict | None):
+        """The saved HNSW graph when it can be reused as is, else None (``_prepare`` then rebuilds it)."""
+        if not self.uses_approximate:
+            return None
+        path = folder / _APPROXIMATE_FILE
+        fresh = self._new_approximate()
+        if saved is None or not path.is_file():
+            why = "missing"
+        elif {k: saved.get(k) for k in fresh.params()} != fresh.params():
+            why = f"saved with {saved}, now {fresh.params()}"
+        elif saved.get("n") != len(self.ids_):
+            why = f"holds {saved.get('n')} pictures, the index {len(self.ids_)}"
+        else:
+            from iss.search.approximate import ApproximateIndexError
+
+            try:  # checked against the latents' shape; _prepare hands it the centred vectors
+                return type(fresh).from_bytes(path.read_bytes(), self.latents_, block_size=self.block_size)
+            except (ApproximateIndexError, RuntimeError) as exc:  # faiss raises RuntimeError on a damaged file
+                why = str(exc)
+        log.info("approximate search index %s: %s; rebuilding it", path, why)
+        return None

@@ -13,16 +13,22 @@ from iss.search.index import SimilarityIndex
 pytestmark = pytest.mark.slow  # uses the shared trained setup
 
 
-@pytest.fixture
-def own_latents(search_env, tmp_path):
+def own_config(search_env, root, **search):
     """A config sharing the session's database, model, cache and pictures, with its own latents and index folders."""
     env_cfg = search_env.cfg
-    cfg = load_config(mode="demo", root=tmp_path, overrides={
+    return load_config(mode="demo", root=root, overrides={
         "database": {"url": env_cfg.database_url},
         "training": env_cfg.section("training"),
         "paths": {"cache": str(env_cfg.path("cache")), "models": str(env_cfg.path("models")),
                   "collections": str(env_cfg.path("collections"))},
-        "search": {"texture_sample": 250, "near_copy_sample": 40}})
+        "search": {"texture_sample": 250, "near_copy_sample": 40, **search}})
+
+
+@pytest.fixture
+def own_latents(search_env, tmp_path):
+    """:func:`own_config`, and a writer of its latents file (the first ``n`` of the session's)."""
+    env_cfg = search_env.cfg
+    cfg = own_config(search_env, tmp_path)
     ids, latents = search_env.service.index.ids_, search_env.service.index.latents_
     source = env_cfg.path("latents") / "simple_conv" / "searchtest" / "latents.npz"
     with np.load(source) as data:
@@ -83,6 +89,34 @@ def test_build_then_load_then_add_then_rebuild(search_env, own_latents):
     wider = cfg.with_overrides({"search": {"margin": 2.0}})
     index, calibration, summary = sync_index(wider, model, cache)
     assert summary.action == "built" and calibration.margin == 2.0 and index.margin == 1.0
+
+
+def test_approximate_above_follows_the_setting_without_a_needless_rebuild(search_env, own_latents, tmp_path):
+    pytest.importorskip("faiss")
+    _, write_latents = own_latents
+    model, cache = search_env.service.model, search_env.service.cache
+    write_latents(300)
+    small = own_config(search_env, tmp_path, approximate_above=100)
+    index, _, summary = sync_index(small, model, cache)
+    assert summary.action == "built" and index.approximate_ is not None and not index.lists_exact_
+    graph = index_dir(small, "simple_conv", "searchtest") / "approximate.faiss"
+    assert graph.is_file()
+    again, _, summary = sync_index(small, model, cache)  # the saved graph is read, not rebuilt
+    assert summary.action == "loaded" and not again.approximate_rebuilt_
+    np.testing.assert_array_equal(again.knn_indices_, index.knn_indices_)
+
+    # above the collection now: its approximate lists are replaced by an exact build, the graph file goes
+    exact_cfg = own_config(search_env, tmp_path, approximate_above=10_000)
+    exact, _, summary = sync_index(exact_cfg, model, cache)
+    assert summary.action == "built" and "approximate_above" in summary.reason
+    assert exact.approximate_ is None and exact.lists_exact_ and not graph.exists()
+    fresh = SimilarityIndex(n_stored=exact.n_stored).build(exact.ids_, exact.latents_)
+    np.testing.assert_array_equal(exact.knn_indices_, fresh.knn_indices_)
+
+    # under it again: exact lists are kept (better than approximate ones), only the graph is built and saved
+    relaxed, _, summary = sync_index(small, model, cache)
+    assert summary.action == "loaded" and relaxed.approximate_rebuilt_ and relaxed.lists_exact_
+    assert graph.is_file() and not sync_index(small, model, cache)[0].approximate_rebuilt_
 
 
 def test_missing_latents_say_which_step_to_run(search_env, tmp_path):
