@@ -86,9 +86,6 @@ class ApproximateNeighbours:
         return {"library": LIBRARY, "version": APPROXIMATE_VERSION, "m": self.m,
                 "ef_construction": self.ef_construction}
 
-    def search_params(self) -> dict:
-        return {"ef_search": self.ef_search, "candidates": self.candidates}
-
     # --- building ---------------------------------------------------------------------------------
     def fit(self, vectors: np.ndarray) -> "ApproximateNeighbours":
         """Build the graph over ``vectors`` (float32, centred; kept by reference for re-ranking)."""
