@@ -94,12 +94,8 @@ class ComputeSettings:
     @classmethod
     def from_config(cls, cfg) -> "ComputeSettings":
         """The settings of ``cfg`` (an :class:`iss.config.Config`)."""
-        section = cfg.section("compute")
-        return cls(scheduler=check_scheduler(section["scheduler"]), n_workers=int(section["n_workers"]),
-                   threads_per_worker=int(section["threads_per_worker"]),
-                   auto_min_pictures=int(section["auto_min_pictures"]),
-                   partition_size=int(section["partition_size"]),
-                   connect_timeout=float(section["connect_timeout"]), store=str(section["store"] or ""))
+        # the schema (iss.config_schema.Compute) has checked every value and filled the defaults
+        return cls(**cfg.section("compute"))
 
     def resolve(self, n_items: int, remote: bool = False) -> str:
         """The scheduler a step with ``n_items`` to process uses; values other than ``auto`` are kept.

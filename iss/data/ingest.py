@@ -40,6 +40,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -437,16 +438,10 @@ def settings_from_config(cfg: Config) -> IngestSettings:
                           timezone=str(cfg.get("ingest.timezone")))
 
 
-def _stat_pair(folder: Path | str, name: str) -> tuple[int | None, float | None]:
+def _stat_pair(stat: Callable[[str], os.stat_result | _Stat], name: str) -> tuple[int | None, float | None]:
     try:
-        if isinstance(folder, Path):
-            stat = (folder / name).stat()
-        else:  # a URL
-            import fsspec
-
-            fs, root = fsspec.core.url_to_fs(folder)
-            stat = _fs_stat(fs, f"{root.rstrip('/')}/{name}")
-        return stat.st_size, stat.st_mtime
+        result = stat(name)
+        return result.st_size, result.st_mtime
     except OSError:
         return None, None
 
@@ -608,9 +603,10 @@ def _store_url(cfg: Config, store: str) -> str:
     """``compute.store`` as a URL or absolute folder ("" = ``paths.interim``/:data:`PARTITION_STORE`)."""
     if not store:
         return str(cfg.path("interim") / PARTITION_STORE)
-    if "://" in store or Path(store).expanduser().is_absolute():
-        return str(Path(store).expanduser()) if "://" not in store else store
-    return str(cfg.root / store)
+    if "://" in store:
+        return store
+    path = Path(store).expanduser()
+    return str(path if path.is_absolute() else cfg.root / path)
 
 
 def partition_size_for(n: int, workers: int, setting: int = 0) -> int:
@@ -689,8 +685,13 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
         except FileNotFoundError as exc:
             raise IngestError(f"{exc} (paths.collections); check the URL, and install its fsspec plug-in "
                               f"(s3fs for s3://, gcsfs for gs://)") from None
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(folder)  # once: previously rejected files are stat'ed below
+        stat_file = lambda name: _fs_stat(fs, f"{root.rstrip('/')}/{name}")  # noqa: E731
     else:
         listing = list_folder(folder, extensions, recursive=bool(cfg.get("ingest.recursive")))
+        stat_file = lambda name: (folder / name).stat()  # noqa: E731
     summary.listed, summary.folders = len(listing.pictures), listing.folders
     with engine.connect() as conn:
         db_pictures = {r.filename: r.pictures_id for r in conn.execute(
@@ -708,7 +709,7 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
         if name in db_pictures and picture_id in cache:
             summary.known += 1
         elif (name in db_rejected and db_rejected[name][2] not in _NAME_REASONS
-              and _same_file(db_rejected[name][:2], _stat_pair(folder, name))):
+              and _same_file(db_rejected[name][:2], _stat_pair(stat_file, name))):
             summary.known_rejected += 1  # its content was bad and has not changed: no need to look again
         else:
             todo.append((name, picture_id))

@@ -212,7 +212,6 @@ def list_folder(folder: str | os.PathLike, extensions: Collection[str] | None = 
     return listing.sorted()
 
 
-
 def is_url(location: str | os.PathLike) -> bool:
     """True for an fsspec URL (``s3://bucket/pictures``, ``memory://x``); ``file://`` counts as a local path."""
     text = str(location)
