@@ -74,7 +74,9 @@ def baselines(pixels: np.ndarray, y: np.ndarray) -> dict:
     k = len(np.unique(y))
     out = {}
     tick = time.perf_counter()
-    model = N2DClustering(n_clusters=k, n_neighbors=20, min_dist=0.0, n_components=2, random_state=SEED).fit(pixels)
+    # direct_below=0: UMAP at every size (n2d's own default skips it below 50 pictures)
+    model = N2DClustering(n_clusters=k, n_neighbors=20, min_dist=0.0, n_components=2, direct_below=0,
+                          random_state=SEED).fit(pixels)
     out["umap_pixels"] = scored(y, model.labels_, time.perf_counter() - tick)
     tick = time.perf_counter()
     with threadpool_limits(limits=1):
@@ -154,7 +156,7 @@ def run_collection(name: str, n: int, workdir: Path, real: bool = False,
     latent_ids, latents = read_latents(cfg, model_type, model_name)
     order = {pid: i for i, pid in enumerate(latent_ids.tolist())}
     candidates = {"y": y, "autoencoder": latents[[order[i] for i in ids]],
-                  "pixels": _pixel_candidate(cfg, cache)}
+                  "pixels": _pixel_candidate(cfg, cache), "raw": np.asarray(cache.thumbs)}
     if input_sizes:
         out["autoencoder_input"] = compare_input_sizes(cfg, candidates["autoencoder"], ids, y)
     return out, candidates
@@ -244,7 +246,7 @@ def run_digits(name: str, source: str, n: int | None) -> tuple[dict, dict]:
                        "autoencoder": record},
            "auto": auto}
     out.update(baselines(x.reshape(len(x), -1).astype(np.float32) / 255.0, y))
-    return out, {"y": y, **candidates}
+    return out, {"y": y, **candidates, "raw": x}
 
 
 def stratified(x: np.ndarray, y: np.ndarray, n: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:

@@ -254,6 +254,7 @@ class N2D(Section):
     n_epochs: Optional[PositiveInt] = None
     knn: Knn = "auto"
     plot: Literal["umap", "first"] = "umap"
+    direct_below: Annotated[int, Field(ge=0)] = 50
     random_state: Seed = 0
 
 

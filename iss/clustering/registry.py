@@ -202,13 +202,16 @@ def _fit_and_record(cfg, engine, estimator, clustering_type, version, model_type
     tick = time.perf_counter()
     silhouettes = silhouette_per_sample(reduced, labels, random_state=0)
     metrics = clustering_metrics(reduced, labels, silhouettes=silhouettes)
-    metrics["space"] = f"{'umap' if clustering_type in ('n2d', 'hdbscan') else 'pca'}-{reduced.shape[1]}d"
+    space = "features" if getattr(estimator, "layout_", None) == "direct" else (
+        "umap" if clustering_type in ("n2d", "hdbscan") else "pca")
+    metrics["space"] = f"{space}-{reduced.shape[1]}d"
     metrics["k_sweep"] = ({str(k): v for k, v in estimator.k_sweep_.items()}
                           if getattr(estimator, "k_sweep_", None) else None)
     metrics["n_distinct_fitted"] = int(estimator.n_distinct_)
     metrics["warnings"] = list(estimator.fit_warnings_)
     if metrics["k_sweep"]:
-        metrics["k_criterion"] = getattr(estimator, "k_criterion", "silhouette")
+        metrics["k_criterion"] = (getattr(estimator, "k_sweep_criterion_", None)
+                                  or getattr(estimator, "k_criterion", "silhouette"))
     if getattr(estimator, "k_stability_", None):
         metrics["k_stability"] = {str(k): round(v, 4) for k, v in estimator.k_stability_.items()}
     if getattr(estimator, "k_reason_", None):

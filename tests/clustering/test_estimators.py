@@ -247,3 +247,39 @@ def test_many_small_clusters_grouped_by_the_merge_tree(blobs):
     blob_of = {c: np.bincount(y[model.labels_ == c]).argmax() for c in range(20)}
     same = [blob_of[a] == blob_of[b] for a, b in zip(model.merge_order_, model.merge_order_[1:])]
     assert sum(same) == 20 - N_BLOBS
+
+
+def test_n2d_clusters_a_small_collection_on_its_features(blobs):
+    """Fewer distinct pictures than direct_below: k-means on the features, k by their silhouette,
+    plot on two principal components; new rows go through the same path."""
+    X, y, X_new, y_new = blobs
+    small = make_clustering("n2d", **{**PARAMS["n2d"], "n_clusters": "auto"}).fit(X[:40])
+    assert small.layout_ == "direct" and small.n_clusters_ == N_BLOBS
+    assert small.k_sweep_criterion_ == "silhouette" and "direct_below=50" in small.k_reason_
+    assert adjusted_rand_score(y[:40], small.labels_) == 1.0
+    assert small.reduced_.shape == (40, 16) and small.embedding_.shape == (40, 2)
+    assert adjusted_rand_score(y_new, small.predict(X_new)) == 1.0
+    np.testing.assert_allclose(small.transform(X[:40]), small.embedding_, atol=1e-4)
+    assert make_clustering("n2d", **PARAMS["n2d"]).fit(X).layout_ == "umap"
+
+
+def test_n2d_finds_the_kinds_of_the_real_iss_frames():
+    """The 30 real ISS frames of shared/real (5 kinds, labelled by eye in benchmarks/fidelity.py),
+    as the pipeline's pixel features: UMAP's 20-neighbour graph over 28 distinct frames finds 2
+    kinds (ARI about 0.5); k-means on the features themselves finds the kinds."""
+    from benchmarks.fidelity import REAL_KINDS
+    from iss.config import real_frames_dir
+    from iss.data.images import decode_picture
+    from iss.features.pixels import pixel_features
+
+    files = sorted(real_frames_dir().glob("*.jpg"))
+    assert len(files) == 30
+    thumbs = np.stack([decode_picture(f).thumb for f in files])
+    kinds = [REAL_KINDS[int(f.stem[-2:])] for f in files]
+    features, _ = pixel_features(thumbs)
+    direct = make_clustering("n2d", n_clusters="auto").fit(features)
+    assert direct.layout_ == "direct" and direct.n_clusters_ in (4, 5, 6)
+    assert adjusted_rand_score(kinds, direct.labels_) >= 0.85
+    on_umap = make_clustering("n2d", n_clusters="auto", direct_below=0).fit(features)
+    assert on_umap.layout_ == "umap"
+    assert adjusted_rand_score(kinds, on_umap.labels_) < adjusted_rand_score(kinds, direct.labels_) - 0.2
