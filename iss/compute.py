@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,66 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def partition_size_for(n: int, workers: int, setting: int = 0) -> int:
+    """Rows per Dask partition: ``setting`` when > 0, else ~8 partitions per worker, 16 to 512 rows.
+
+    Why: each task costs a few ms of scheduling and a store chunk, so tasks of fewer than ~16
+    pictures waste time; tasks of more than ~512 (~10 MB of pixels) make a lost worker's retry long
+    and the last task finish late, and 8 tasks per worker keeps every worker busy to the end.
+    """
+    if setting > 0:
+        return setting
+    return max(16, min(512, math.ceil(n / (max(1, workers) * 8))))
+
+
+def step_store_url(cfg, store: str, step: str) -> str:
+    """Where the partitioned step ``step`` (``ingest``, ``encode``, ``predict``) puts its chunked store.
+
+    ``store`` is ``compute.store``: "" = ``paths.interim``/``<step>_partitions.zarr``; otherwise a
+    folder or URL naming ingest's store, beside which the other steps put ``<step>_partitions.zarr``
+    (the same shared folder or bucket, and a name of their own, so two steps never share a store).
+    A relative folder is under the project root.
+    """
+    name = f"{step}_partitions.zarr"
+    if not store:
+        return str(cfg.path("interim") / name)
+    if "://" not in store:
+        path = Path(store).expanduser()
+        store = str(path if path.is_absolute() else cfg.root / path)
+    if step == "ingest":
+        return store
+    parent = store.rstrip("/").rpartition("/")[0]
+    return f"{parent}/{name}" if parent and not parent.endswith(":/") else f"{store.rstrip('/')}/{name}"
+
+
+_PROCESS_CACHE: dict[str, tuple[Any, Any]] = {}
+
+
+def process_cached(slot: str, key: Any, load: Callable[[], Any]) -> Any:
+    """``load()``, kept in this process for the next call with the same ``slot`` and ``key``.
+
+    Why: a Dask worker runs many tasks of a step; each would otherwise load the same encoder or
+    fitted clustering again (seconds for a Keras model). One value per slot is kept: a new
+    ``key`` (a retrained model: another mtime) replaces the old value, so memory stays bounded.
+
+    Parameters
+    ----------
+    slot : str
+        What is cached ("encoder", "clustering").
+    key : hashable
+        What identifies the value, e.g. ``(path, mtime)``.
+    load : callable
+        Makes the value when it is not cached.
+    """
+    held = _PROCESS_CACHE.get(slot)
+    if held is not None and held[0] == key:
+        return held[1]
+    _PROCESS_CACHE.pop(slot, None)  # free the old value before loading the new one
+    value = load()
+    _PROCESS_CACHE[slot] = (key, value)
+    return value
 
 
 def import_optional(module: str, needed_for: str):
