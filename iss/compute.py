@@ -219,6 +219,17 @@ class Compute:
             return 1
         return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
 
+    def share(self, value: Any) -> Any:
+        """``value`` as a task argument that travels to each worker once, not with every task.
+
+        On Dask, ``value`` is scattered to every worker (``Client.scatter`` with ``broadcast``), so a
+        worker lost later takes only its own copy; pass the returned future to
+        :meth:`map_unordered` in place of ``value``. ``synchronous``: ``value`` itself.
+        """
+        if self.client is None:
+            return value
+        return self.client.scatter(value, broadcast=True, hash=False)
+
     @contextmanager
     def _clear_errors(self, task: str) -> Iterator[None]:
         """The foreseeable failures of a task on a cluster as one ComputeError saying what to fix."""
