@@ -1,9 +1,11 @@
 """Where the partitioned steps run: the ``compute`` config section and the Dask client it opens.
 
-``compute.scheduler`` says where the work of a partitioned step (today: ingest) goes:
+``compute.scheduler`` says where the work of a partitioned step (ingest, encode, the clustering's
+prediction of the collection) goes:
 
 ``auto`` (default)
-    A local folder keeps the step's own single-machine path (ingest's fork pool) at any size, unless
+    A local folder keeps the step's own single-machine path (ingest's fork pool, encode and
+    prediction in this process) at any size, unless
     ``compute.auto_min_pictures`` (> 0) says from how many pictures to start a LocalCluster; a URL
     source (``s3://...``) gets ``local``. Why: measured on 2 cores (README "Compute"), a LocalCluster
     is ready to decode ~1.2 s after it is asked for, and even warm it decodes 2,000 frames in 3.4 s
@@ -21,7 +23,9 @@
     object store URL) under the same names as this machine.
 
 Steps call :func:`open_compute` and hand its :class:`Compute` their partition function; they never
-touch Dask directly, so encode, prediction and the index build can reuse the same setting.
+touch Dask directly, so every partitioned step (and, next, the index build) reuses the same setting.
+A task loads what every task of the step needs (an encoder, a fitted clustering) once per worker
+with :func:`process_cached`.
 """
 
 from __future__ import annotations

@@ -54,3 +54,25 @@ def test_copies_in_different_partitions_share_a_cluster(cfg):
     together = assign_collection(on, estimator, X[:200])
     assert together.labels[150] == together.labels[190] == together.labels[3]
     np.testing.assert_array_equal(together.coords[150], together.coords[3])
+
+
+def test_exec_clustering_takes_the_scheduler(tmp_path, monkeypatch, caplog):
+    from typer.testing import CliRunner
+
+    from iss.config import load_config
+    from iss.exec import exec_clustering as command
+
+    monkeypatch.setenv("ISS_ROOT", str(tmp_path))
+    monkeypatch.setenv("MODE", "demo")
+    write_latents(load_config(mode="demo", root=tmp_path))
+    fast = [f"clustering.n2d.{key}={value}" for key, value in
+            (("n_clusters", 3), ("umap.n_neighbors", 10), ("n_epochs", 100), ("n_init", 3))]
+    args = ["--clustering-type", "n2d", "--features", "autoencoder", "--model-type", "simple_conv", "--model-name",
+            "demo", "--fit-sample", "100", "--no-reports", *[item for key in fast for item in ("--set", key)]]
+    caplog.set_level("INFO", logger="iss.clustering.predict")
+    result = CliRunner().invoke(command.app, [*args, "--scheduler", "synchronous", "--set", "compute.partition_size=64"])
+    assert result.exit_code == 0, result.output
+    assert "in 4 partitions of up to 64" in caplog.text and "(Dask synchronous)" in caplog.text
+    result = CliRunner().invoke(command.app, [*args, "--scheduler", "tcp://127.0.0.1:9",
+                                              "--set", "compute.connect_timeout=1"])
+    assert result.exit_code == 1 and "no Dask scheduler answers at tcp://127.0.0.1:9" in caplog.text
