@@ -86,7 +86,8 @@ class ComputeSettings:
     connect_timeout : float
         Seconds to wait for a scheduler address to answer.
     store : str
-        Folder or fsspec URL of the chunked store the workers write to; "" = under ``paths.interim``.
+        Folder or fsspec URL of ingest's chunked store; the other steps put theirs beside it
+        (:func:`step_store_url`); "" = under ``paths.interim``.
     """
 
     scheduler: str = "auto"
