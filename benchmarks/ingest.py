@@ -145,7 +145,7 @@ def warm_decode_seconds(compute, paths: list[Path]) -> float:
     parts = [items[i:i + size] for i in range(0, len(items), size)]
     with tempfile.TemporaryDirectory(prefix="iss-bench-store-") as tmp:
         url = str(Path(tmp) / "partitions.zarr")
-        PartitionStore.create(url, len(parts), size, (27, 48, 3), (54, 96, 3))
+        PartitionStore.create(url, len(parts), size, {"inputs": ((27, 48, 3), "uint8"), "thumbs": ((54, 96, 3), "uint8")})
         tick = time.perf_counter()
         done = list(compute.map_unordered(decode_partition, [(settings, it, url, p, size) for p, it in enumerate(parts)],
                                           key="bench-decode"))

@@ -1,9 +1,11 @@
 """Where the partitioned steps run: the ``compute`` config section and the Dask client it opens.
 
-``compute.scheduler`` says where the work of a partitioned step (today: ingest) goes:
+``compute.scheduler`` says where the work of a partitioned step (ingest, encode, the clustering's
+prediction of the collection) goes:
 
 ``auto`` (default)
-    A local folder keeps the step's own single-machine path (ingest's fork pool) at any size, unless
+    A local folder keeps the step's own single-machine path (ingest's fork pool, encode and
+    prediction in this process) at any size, unless
     ``compute.auto_min_pictures`` (> 0) says from how many pictures to start a LocalCluster; a URL
     source (``s3://...``) gets ``local``. Why: measured on 2 cores (README "Compute"), a LocalCluster
     is ready to decode ~1.2 s after it is asked for, and even warm it decodes 2,000 frames in 3.4 s
@@ -21,18 +23,22 @@
     object store URL) under the same names as this machine.
 
 Steps call :func:`open_compute` and hand its :class:`Compute` their partition function; they never
-touch Dask directly, so encode, prediction and the index build can reuse the same setting.
+touch Dask directly, so every partitioned step (and, next, the index build) reuses the same setting.
+A task loads what every task of the step needs (an encoder, a fitted clustering) once per worker
+with :func:`process_cached`.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -80,7 +86,8 @@ class ComputeSettings:
     connect_timeout : float
         Seconds to wait for a scheduler address to answer.
     store : str
-        Folder or fsspec URL of the chunked store the workers write to; "" = under ``paths.interim``.
+        Folder or fsspec URL of ingest's chunked store; the other steps put theirs beside it
+        (:func:`step_store_url`); "" = under ``paths.interim``.
     """
 
     scheduler: str = "auto"
@@ -117,6 +124,66 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def partition_size_for(n: int, workers: int, setting: int = 0) -> int:
+    """Rows per Dask partition: ``setting`` when > 0, else ~8 partitions per worker, 16 to 512 rows.
+
+    Why: each task costs a few ms of scheduling and a store chunk, so tasks of fewer than ~16
+    pictures waste time; tasks of more than ~512 (~10 MB of pixels) make a lost worker's retry long
+    and the last task finish late, and 8 tasks per worker keeps every worker busy to the end.
+    """
+    if setting > 0:
+        return setting
+    return max(16, min(512, math.ceil(n / (max(1, workers) * 8))))
+
+
+def step_store_url(cfg, store: str, step: str) -> str:
+    """Where the partitioned step ``step`` (``ingest``, ``encode``, ``predict``) puts its chunked store.
+
+    ``store`` is ``compute.store``: "" = ``paths.interim``/``<step>_partitions.zarr``; otherwise a
+    folder or URL naming ingest's store, beside which the other steps put ``<step>_partitions.zarr``
+    (the same shared folder or bucket, and a name of their own, so two steps never share a store).
+    A relative folder is under the project root.
+    """
+    name = f"{step}_partitions.zarr"
+    if not store:
+        return str(cfg.path("interim") / name)
+    if "://" not in store:
+        path = Path(store).expanduser()
+        store = str(path if path.is_absolute() else cfg.root / path)
+    if step == "ingest":
+        return store
+    parent = store.rstrip("/").rpartition("/")[0]
+    return f"{parent}/{name}" if parent and not parent.endswith(":/") else f"{store.rstrip('/')}/{name}"
+
+
+_PROCESS_CACHE: dict[str, tuple[Any, Any]] = {}
+
+
+def process_cached(slot: str, key: Any, load: Callable[[], Any]) -> Any:
+    """``load()``, kept in this process for the next call with the same ``slot`` and ``key``.
+
+    Why: a Dask worker runs many tasks of a step; each would otherwise load the same encoder or
+    fitted clustering again (seconds for a Keras model). One value per slot is kept: a new
+    ``key`` (a retrained model: another mtime) replaces the old value, so memory stays bounded.
+
+    Parameters
+    ----------
+    slot : str
+        What is cached ("encoder", "clustering").
+    key : hashable
+        What identifies the value, e.g. ``(path, mtime)``.
+    load : callable
+        Makes the value when it is not cached.
+    """
+    held = _PROCESS_CACHE.get(slot)
+    if held is not None and held[0] == key:
+        return held[1]
+    _PROCESS_CACHE.pop(slot, None)  # free the old value before loading the new one
+    value = load()
+    _PROCESS_CACHE[slot] = (key, value)
+    return value
 
 
 def import_optional(module: str, needed_for: str):
@@ -156,6 +223,17 @@ class Compute:
         if self.client is None:
             return 1
         return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
+
+    def share(self, value: Any) -> Any:
+        """``value`` as a task argument that travels to each worker once, not with every task.
+
+        On Dask, ``value`` is scattered to every worker (``Client.scatter`` with ``broadcast``), so a
+        worker lost later takes only its own copy; pass the returned future to
+        :meth:`map_unordered` in place of ``value``. ``synchronous``: ``value`` itself.
+        """
+        if self.client is None:
+            return value
+        return self.client.scatter(value, broadcast=True, hash=False)
 
     @contextmanager
     def _clear_errors(self, task: str) -> Iterator[None]:

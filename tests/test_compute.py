@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from iss.compute import ComputeError, ComputeSettings, check_scheduler, open_compute
+from iss.compute import ComputeError, ComputeSettings, check_scheduler, open_compute, step_store_url
 from iss.config import ConfigError, load_config
 
 
@@ -75,3 +75,14 @@ def test_a_task_that_cannot_reach_a_path_is_one_clear_error_naming_the_setting(t
     with pytest.raises(ComputeError, match=r"cannot reach a path.*compute\.store"):
         with open_compute(ComputeSettings(scheduler="synchronous")) as compute:
             list(compute.map_unordered(_read, [(tmp_path / "missing",)]))
+
+
+def test_each_step_has_its_own_store_beside_the_configured_one(cfg):
+    interim = cfg.path("interim")
+    assert step_store_url(cfg, "", "ingest") == str(interim / "ingest_partitions.zarr")
+    assert step_store_url(cfg, "", "encode") == str(interim / "encode_partitions.zarr")
+    assert step_store_url(cfg, "/mnt/shared/iss/p.zarr", "ingest") == "/mnt/shared/iss/p.zarr"
+    assert step_store_url(cfg, "/mnt/shared/iss/p.zarr", "encode") == "/mnt/shared/iss/encode_partitions.zarr"
+    assert step_store_url(cfg, "s3://bucket/iss/p.zarr", "predict") == "s3://bucket/iss/predict_partitions.zarr"
+    assert step_store_url(cfg, "s3://bucket", "encode") == "s3://bucket/encode_partitions.zarr"
+    assert step_store_url(cfg, "stores/p.zarr", "ingest") == str(cfg.root / "stores" / "p.zarr")

@@ -3,7 +3,8 @@
 Reads
     the features of ``features.kind`` (:func:`iss.features.load_features`: the autoencoder's
     ``latents.npz``, or what ``make features`` wrote for ``pixels`` / ``auto``), the
-    ``clustering.<type>`` config section and ``clustering.fit_sample``, and — for evaluation
+    ``clustering.<type>`` config section, ``clustering.fit_sample`` (and, when fitting on a sample,
+    ``compute``: where the rest is predicted, :mod:`iss.clustering.predict`), and — for evaluation
     only — ``cfg.path("labels")`` (``pictures_id,kind``) when it exists.
 Writes
     ``cfg.path("models")/clustering/<type>_<model_name>_<version>/`` (the fitted estimator),
@@ -44,6 +45,7 @@ from iss.artefacts import replace_folder
 from iss.clustering import clustering_class, estimator_params, make_clustering
 from iss.clustering.base import ClusteringBase, ClusteringWarning
 from iss.clustering.metrics import clustering_metrics, external_metrics, silhouette_per_sample
+from iss.clustering.predict import assign_collection
 from iss.config import Config
 from iss.db import schema
 from iss.db.queries import replace_rows
@@ -179,7 +181,8 @@ def _fit_and_record(cfg, engine, estimator, clustering_type, version, model_type
             estimator.save(staging)
             tick = time.perf_counter()
             rest = np.setdiff1d(np.arange(n), fitted)
-            assigned = ClusteringBase.load(staging).assign(latents[rest])
+            # in partitions, here or as Dask tasks (compute.scheduler): iss.clustering.predict
+            assigned = assign_collection(cfg, ClusteringBase.load(staging), latents[rest])
             labels = np.empty(n, dtype=np.int64)
             reduced = np.empty((n, estimator.reduced_.shape[1]), dtype=np.float32)
             coords = np.empty((n, 2), dtype=np.float32)

@@ -134,6 +134,11 @@ class ImageCache:
         """All rows of shape ``(h, w, 3)`` = ``shape``: the inputs or the thumbnails (memmap), see :meth:`size_for`."""
         return self.inputs if self.size_for(shape) == "input" else self.thumbs
 
+    def pictures_file(self, shape: Sequence[int]) -> Path:
+        """The raw uint8 file of the rows of ``shape`` (``inputs.u8`` or ``thumbs.u8``): what another process
+        (a Dask task) maps to read some rows without this object, see :func:`read_rows`."""
+        return self.root / ("inputs.u8" if self.size_for(shape) == "input" else "thumbs.u8")
+
     def get_pictures(self, ids: Sequence[str], shape: Sequence[int]) -> np.ndarray:
         """Rows of shape ``shape`` for ``ids``, uint8 array (len(ids), h, w, 3)."""
         return self.get_inputs(ids) if self.size_for(shape) == "input" else self.get_thumbs(ids)
@@ -225,3 +230,10 @@ class ImageCache:
             self._ids.append(ids[i])
         self._dirty = False
         return len(keep)
+
+
+def read_rows(path: str | Path, n_rows: int, shape: Sequence[int], rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of a cache file of ``n_rows`` pictures of ``shape`` (see :meth:`ImageCache.pictures_file`),
+    as a uint8 array; only those rows are read."""
+    pictures = np.memmap(path, dtype=np.uint8, mode="r", shape=(int(n_rows), *(int(s) for s in shape)))
+    return np.asarray(pictures[np.asarray(rows)])

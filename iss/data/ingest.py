@@ -52,7 +52,7 @@ from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
 from iss.artefacts import atomic_path
-from iss.compute import ComputeSettings, available_cores, open_compute
+from iss.compute import ComputeSettings, available_cores, open_compute, partition_size_for, step_store_url
 from iss.config import Config
 from iss.data.cache import ImageCache
 from iss.data.ids import assign_ids, parse_timestamp, split_name
@@ -237,7 +237,7 @@ def decode_partition(settings: IngestSettings, items: list[tuple[str, str]], sto
 
     fs, root = fsspec.core.url_to_fs(settings.folder)
     result = decode_chunk(IngestSettings(**{**settings.__dict__, "folder": root}), items, fs=fs)
-    PartitionStore(store_url, partition_size).write(partition, result.inputs, result.thumbs)
+    PartitionStore(store_url, partition_size).write(partition, inputs=result.inputs, thumbs=result.thumbs)
     result.inputs = result.thumbs = None
     result.slot = partition
     return result
@@ -596,31 +596,6 @@ def _decode_in_pool(settings: IngestSettings, todo: list, chunk_size: int, worke
             slots.close()
 
 
-PARTITION_STORE = "ingest_partitions.zarr"  # under paths.interim unless compute.store says where
-
-
-def _store_url(cfg: Config, store: str) -> str:
-    """``compute.store`` as a URL or absolute folder ("" = ``paths.interim``/:data:`PARTITION_STORE`)."""
-    if not store:
-        return str(cfg.path("interim") / PARTITION_STORE)
-    if "://" in store:
-        return store
-    path = Path(store).expanduser()
-    return str(path if path.is_absolute() else cfg.root / path)
-
-
-def partition_size_for(n: int, workers: int, setting: int = 0) -> int:
-    """Pictures per Dask partition: ``setting`` when > 0, else ~8 partitions per worker, 16 to 512 pictures.
-
-    Why: each task costs a few ms of scheduling and a store chunk, so tasks of fewer than ~16
-    pictures waste time; tasks of more than ~512 (~10 MB of pixels) make a lost worker's retry long
-    and the last task finish late, and 8 tasks per worker keeps every worker busy to the end.
-    """
-    if setting > 0:
-        return setting
-    return max(16, min(512, math.ceil(n / (max(1, workers) * 8))))
-
-
 def _decode_on_dask(settings: IngestSettings, todo: list, compute: ComputeSettings, scheduler: str,
                     writer: _BatchWriter, bar, cache: ImageCache, store_url: str, summary: IngestSummary) -> None:
     """Decode ``todo`` as Dask tasks (:func:`decode_partition`), one per partition; write in partition order.
@@ -637,7 +612,8 @@ def _decode_on_dask(settings: IngestSettings, todo: list, compute: ComputeSettin
         size = partition_size_for(len(todo), session.workers, compute.partition_size)
         partitions = list(_chunks(todo, size))
         summary.partitions = len(partitions)
-        store = PartitionStore.create(store_url, len(partitions), size, cache.input_shape, cache.thumb_shape)
+        store = PartitionStore.create(store_url, len(partitions), size, {"inputs": (cache.input_shape, "uint8"),
+                                                                          "thumbs": (cache.thumb_shape, "uint8")})
         log.info("ingest: %d pictures in %d partitions of %d on %s (workers: %d), pixels through %s", len(todo),
                  len(partitions), size, session.kind, session.workers, store_url)
         tasks = [(settings, items, store_url, p, size) for p, items in enumerate(partitions)]
@@ -647,7 +623,7 @@ def _decode_on_dask(settings: IngestSettings, todo: list, compute: ComputeSettin
             done[p] = result
             while following in done:  # in partition order: the cache rows do not depend on timing
                 ready = done.pop(following)
-                ready.inputs, ready.thumbs = store.read(following, len(ready.rows))
+                ready.inputs, ready.thumbs = store.read(following, len(ready.rows), "inputs", "thumbs")
                 ready.slot = None
                 writer.add(ready)
                 bar.update(len(ready.rows) + len(ready.rejected))
@@ -722,7 +698,7 @@ def ingest_pictures(cfg: Config, engine: Engine, progress: bool = True) -> Inges
         bar = tqdm(total=len(todo), unit="pic", desc="ingest", disable=not progress, smoothing=0.1)
         try:
             _decode_on_dask(settings, todo, compute, scheduler, writer, bar, cache,
-                            _store_url(cfg, compute.store), summary)
+                            step_store_url(cfg, compute.store, "ingest"), summary)
         finally:
             bar.close()
     elif todo:

@@ -6,6 +6,8 @@ Writes: ``<paths.latents>/<model_type>/<model_name>/latents.npz`` (``ids``, ``la
 
     iss encode --model-type simple_conv            # = make encode; only pictures not yet encoded
     iss encode --model-type simple_conv --all      # re-encode everything
+    iss encode --scheduler local                   # as Dask tasks on a LocalCluster (README "Compute")
+    iss encode --scheduler tcp://host:8786         # ... or on a Dask cluster
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Optional
 
 import typer
 
-from iss.exec.common import ModeOption, SetOption, setup_logging, step_app, step_config, step_engine, step_errors
+from iss.exec.common import (ModeOption, SchedulerOption, SetOption, scheduler_override, setup_logging, step_app,
+                              step_config, step_engine, step_errors)
 
 log = logging.getLogger("iss.exec.encode")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter off (set before it loads)
@@ -29,17 +32,19 @@ def encode(
     model_name: Optional[str] = typer.Option(None, "--model-name", help="Model name (default training.model_name)."),
     all_pictures: bool = typer.Option(False, "--all", help="Re-encode every picture, not only new ones."),
     batch_size: int = typer.Option(1024, "--batch-size", help="Pictures per encoder call."),
+    scheduler: Optional[str] = SchedulerOption,
     mode: Optional[str] = ModeOption,
     settings: Optional[list[str]] = SetOption,
 ) -> None:
     """Encode the pictures of the ingest cache."""
     setup_logging()
+    from iss.compute import ComputeError
     from iss.data.cache import CacheError
     from iss.db.engine import DatabaseError
     from iss.models.encode import EncodeError, encode_collection
 
-    with step_errors(log, EncodeError, CacheError, DatabaseError):
-        cfg = step_config(mode, settings)
+    with step_errors(log, EncodeError, CacheError, DatabaseError, ComputeError):
+        cfg = step_config(mode, settings, scheduler_override(scheduler))
         model_type = model_type or str(cfg.get("training.model_type"))
         log.info("encode: start (%s/%s%s)", model_type, model_name or cfg.get("training.model_name"),
                  ", all pictures" if all_pictures else "")

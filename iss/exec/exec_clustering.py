@@ -10,6 +10,7 @@ Writes  ``<models>/clustering/<type>_<model_name>_<version>/`` (the fitted clust
     iss exec-clustering --clustering-type n2d --n-clusters 8     # = make exec_clustering CLUSTERING=n2d
     iss exec-clustering --features pixels --n-clusters auto --set clustering.n2d.method=gmm
         [--model-type simple_conv] [--model-name demo] [--version N] [--fit-sample N] [--reports/--no-reports]
+    iss exec-clustering --fit-sample 20000 --scheduler local   # predict the rest as Dask tasks (README "Compute")
 
 Kept free of TensorFlow: a fresh run on 14,000 latents takes seconds, not the minute that
 importing TensorFlow and compiling UMAP's numba code used to cost (see iss.clustering.umap_reducer).
@@ -23,7 +24,8 @@ from typing import Optional
 
 import typer
 
-from iss.exec.common import ModeOption, SetOption, setup_logging, step_app, step_config, step_engine, step_errors
+from iss.exec.common import (ModeOption, SchedulerOption, SetOption, scheduler_override, setup_logging, step_app,
+                              step_config, step_engine, step_errors)
 
 log = logging.getLogger("iss.exec.exec_clustering")
 app = step_app(__doc__)
@@ -53,6 +55,7 @@ def exec_clustering(
     features: Optional[str] = typer.Option(
         None, "--features", help="autoencoder | pixels | auto (default: features.kind)"),
     reports: bool = typer.Option(True, "--reports/--no-reports", help="render the run's HTML reports"),
+    scheduler: Optional[str] = SchedulerOption,
     mode: Optional[str] = ModeOption,
     settings: Optional[list[str]] = SetOption,
 ) -> None:
@@ -61,15 +64,16 @@ def exec_clustering(
     started = time.perf_counter()
     # imported here, after logging is set up; none of them imports TensorFlow
     from iss.clustering.registry import run_clustering
+    from iss.compute import ComputeError
     from iss.db.engine import DatabaseError
 
-    errors = [FileNotFoundError, ValueError, DatabaseError]
+    errors = [FileNotFoundError, ValueError, DatabaseError, ComputeError]
     if reports:
         from iss.visualization.data import ReportError
 
         errors.append(ReportError)
     with step_errors(log, *errors):
-        cfg = step_config(mode, settings)
+        cfg = step_config(mode, settings, scheduler_override(scheduler))
         clustering_type = clustering_type or str(cfg.get("clustering.default"))
         if n_clusters is not None:
             cfg = cfg.with_overrides({"clustering": {clustering_type: {"n_clusters": n_clusters}}})

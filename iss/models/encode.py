@@ -12,11 +12,20 @@ Writes
 
 Speed: one traced ``tf.function`` over large uint8 batches (no per-batch retracing, no
 ``predict`` machinery), so encoding costs about what the encoder's arithmetic costs.
+
+Where: ``compute.scheduler`` (:mod:`iss.compute`). ``auto`` encodes here, in this process (a
+LocalCluster never pays back its start-up on one machine); ``local``, ``synchronous`` or a
+scheduler address encode as Dask tasks over partitions of the pictures to encode
+(:func:`encode_partition`): each worker loads the encoder once, reads its partition's rows of the
+ingest cache and writes their latents as one chunk of a Zarr store (``compute.store``); this
+process then assembles ``latents.npz`` exactly as the in-process path does. The workers must see
+the model folder and the ingest cache under the same paths as this machine (a shared folder).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -26,8 +35,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 import keras
+from iss.compute import ComputeSettings, open_compute, partition_size_for, process_cached, step_store_url
 from iss.config import Config
-from iss.data.cache import ImageCache
+from iss.data.cache import ImageCache, read_rows
 from iss.db import schema
 from iss.models import autoencoders  # noqa: F401 - registers the custom layers needed to load encoders
 from iss.models.store import (LATENTS_FILE, EncodeError, file_sha256, latents_encoder_sha, latents_path,  # noqa: F401
@@ -135,6 +145,12 @@ def encode_collection(cfg: Config, engine: Engine | None, model_type: str, model
     -------
     Path
         The ``latents.npz`` written.
+
+    Raises
+    ------
+    ComputeError
+        On Dask: the scheduler does not answer, or the workers cannot reach the encoder, the
+        ingest cache or ``compute.store`` (:mod:`iss.compute`; the message says which).
     """
     model_name = model_name or str(cfg.get("training.model_name"))
     encoder_file = model_dir(cfg, model_type, model_name) / ENCODER_FILE
@@ -162,8 +178,14 @@ def encode_collection(cfg: Config, engine: Engine | None, model_type: str, model
              model_name, d)
     started = time.perf_counter()
     shape = tuple(int(v) for v in encoder.inputs[0].shape[1:])
-    new_latents = encode_images(encoder, _rows(cache, todo, shape), batch_size=batch_size) if len(todo) else \
-        np.zeros((0, d), dtype=np.float32)
+    compute = ComputeSettings.from_config(cfg)
+    scheduler = compute.resolve(len(todo))  # auto: here, on a local collection (see the module docstring)
+    if len(todo) and scheduler != "inprocess":
+        new_latents = _encode_on_dask(cfg, compute, scheduler, encoder_file, cache, shape, todo, d, batch_size)
+    elif len(todo):
+        new_latents = encode_images(encoder, _rows(cache, todo, shape), batch_size=batch_size)
+    else:
+        new_latents = np.zeros((0, d), dtype=np.float32)
     seconds = time.perf_counter() - started
     if len(todo):
         log.info("encoded %d pictures in %.2f s (%.0f pictures/s)", len(todo), seconds, len(todo) / max(seconds, 1e-9))
@@ -179,6 +201,73 @@ def encode_collection(cfg: Config, engine: Engine | None, model_type: str, model
     if engine is not None:
         _record_latents(engine, model_type, model_name, path, len(ids))
     return path
+
+
+def cached_encoder(path: str | Path) -> keras.Model:
+    """The encoder saved at ``path``, loaded once per process (per Dask worker) and kept while the file's
+    mtime is the same: a retrained encoder is loaded again."""
+    path = str(path)
+    return process_cached("encoder", (path, os.stat(path).st_mtime_ns), lambda: keras.models.load_model(path))
+
+
+def encode_partition(encoder_path: str, pictures_path: str, n_pictures: int, shape: tuple, rows: np.ndarray,
+                     store_url: str, partition: int, partition_size: int, batch_size: int) -> int:
+    """A Dask task: encode the cache rows ``rows`` and write their latents as chunk ``partition`` of the store.
+
+    Parameters
+    ----------
+    encoder_path : str
+        The ``encoder.keras`` file, as this worker sees it.
+    pictures_path : str
+        The ingest cache's file of ``n_pictures`` rows of ``shape`` (:meth:`ImageCache.pictures_file`).
+    n_pictures : int
+    shape : tuple of int
+        The encoder's input shape ``(h, w, 3)``.
+    rows : ndarray of int
+        The cache rows of this partition (at most ``partition_size``): only they are read, so a
+        worker holds one partition of pixels at a time.
+    store_url : str
+        The :class:`~iss.data.partition_store.PartitionStore` of the run (array ``latents``).
+    partition, partition_size : int
+    batch_size : int
+
+    Returns
+    -------
+    int
+        Latents written (``len(rows)``). Idempotent: a retried task writes the same chunk again.
+    """
+    from iss.data.partition_store import PartitionStore
+
+    latents = encode_images(cached_encoder(encoder_path), read_rows(pictures_path, n_pictures, shape, rows),
+                            batch_size=batch_size)
+    PartitionStore(store_url, partition_size).write(partition, latents=latents)
+    return len(rows)
+
+
+def _encode_on_dask(cfg: Config, compute: ComputeSettings, scheduler: str, encoder_file: Path, cache: ImageCache,
+                    shape: tuple, todo: np.ndarray, d: int, batch_size: int) -> np.ndarray:
+    """Latents of the cache rows ``todo`` (in that order), encoded as Dask tasks (:func:`encode_partition`).
+
+    Each task writes one chunk of a Zarr store; the chunks are read back by partition into one
+    array, so the result does not depend on which worker ran what, or how often. The store is
+    removed at the end.
+    """
+    from iss.data.partition_store import PartitionStore
+
+    store_url = step_store_url(cfg, compute.store, "encode")
+    latents = np.empty((len(todo), d), dtype=np.float32)
+    with open_compute(compute, scheduler) as session:
+        size = partition_size_for(len(todo), session.workers, compute.partition_size)
+        partitions = [todo[start:start + size] for start in range(0, len(todo), size)]
+        store = PartitionStore.create(store_url, len(partitions), size, {"latents": ((d,), "float32")})
+        log.info("encode: %d pictures in %d partitions of %d on %s (workers: %d), latents through %s", len(todo),
+                 len(partitions), size, session.kind, session.workers, store_url)
+        tasks = [(str(encoder_file), str(cache.pictures_file(shape)), len(cache), shape, rows, store_url, p, size,
+                  batch_size) for p, rows in enumerate(partitions)]
+        for p, n in session.map_unordered(encode_partition, tasks, key="encode"):
+            latents[p * size:p * size + n] = store.read(p, n, "latents")[0]
+    store.remove()
+    return latents
 
 
 def _rows(cache: ImageCache, rows: np.ndarray, shape) -> np.ndarray:

@@ -73,3 +73,13 @@ def collection(train_cfg):
     write_splits(engine, cache.ids, N_TRAIN)
     yield train_cfg, engine, cache
     engine.dispose()
+
+
+@pytest.fixture
+def trained(collection):
+    """:func:`collection` with a ``simple_conv`` model ``enc`` trained one epoch on it."""
+    from iss.models.training import train_model
+
+    cfg, engine, cache = collection
+    train_model(cfg, engine, "simple_conv", "enc", epochs=1, verbose=0)
+    return cfg, engine, cache

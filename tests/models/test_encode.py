@@ -38,13 +38,6 @@ def test_encode_images_checks_its_input():
     assert encode_images(ae.encoder, np.zeros((0, 28, 28, 1), dtype=np.uint8)).shape == (0, 4)
 
 
-@pytest.fixture
-def trained(collection):
-    cfg, engine, cache = collection
-    train_model(cfg, engine, "simple_conv", "enc", epochs=1, verbose=0)
-    return cfg, engine, cache
-
-
 def test_encode_collection_aligned_with_cache_and_merges_new_pictures(trained, monkeypatch):
     cfg, engine, cache = trained
     path = encode_collection(cfg, engine, "simple_conv", "enc")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from typer.testing import CliRunner
 
 from iss.config import load_config
@@ -14,7 +15,7 @@ from iss.models.encode import load_latents
 from tests.models.conftest import fill_cache, write_splits
 
 
-def test_training_then_encode_commands(tmp_path, monkeypatch):
+def test_training_then_encode_commands(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("ISS_ROOT", str(tmp_path))
     monkeypatch.setenv("MODE", "demo")
     cfg = load_config(mode="demo", root=tmp_path)
@@ -36,6 +37,15 @@ def test_training_then_encode_commands(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     ids, latents = load_latents(cfg, "simple", "cli")
     assert list(ids) == cache.ids and latents.shape == (40, 32)
+    result = runner.invoke(encode_cmd.app, ["--model-type", "simple", "--model-name", "cli", "--all",
+                                            "--scheduler", "synchronous", "--set", "compute.partition_size=16"])
+    assert result.exit_code == 0, result.output
+    again_ids, again = load_latents(cfg, "simple", "cli")  # as Dask tasks in this process: the same latents
+    assert list(again_ids) == cache.ids
+    np.testing.assert_allclose(again, latents, rtol=1e-5, atol=1e-6)
+    result = runner.invoke(encode_cmd.app, ["--model-type", "simple", "--model-name", "cli", "--all",
+                                            "--scheduler", "tcp://127.0.0.1:9", "--set", "compute.connect_timeout=1"])
+    assert result.exit_code == 1 and "no Dask scheduler answers at tcp://127.0.0.1:9" in caplog.text
 
     # errors are one clear line and exit code 1, not a traceback
     result = runner.invoke(training_cmd.app, ["--model-type", "simple", "--load", "missing"])
