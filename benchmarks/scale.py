@@ -1,0 +1,323 @@
+"""How the partitioned steps scale with Dask workers: pictures/s with 1 and 2 workers, the scaling
+efficiency and the peak memory of each worker, at 10k, 100k (and 1M) pictures.
+
+    make bench-scale                                  # 10k and 100k (about 25 min here)
+    make bench-scale SCALE_ARGS='--sizes 10000 100000 1000000'
+    python -m benchmarks.scale --sizes 2000           # a quick check of the harness
+
+The collection (``scale_folder``, made once and cached under ``data/bench/``): ``n`` distinct
+160x90 JPEG frames in sub-folders of 10,000. 1M frames at 1280x720 do not fit this disk, and
+rendering a million demo frames takes hours, so ``BASE_FRAMES`` demo frames are rendered at
+160x90 and every file is one of them with its own brightness offset and a patch of seeded noise,
+re-encoded. Every file therefore decodes to different pixels and every latent is distinct: no
+duplicate short-cuts the ingest, the encode or the prediction (the clustering assigns each
+distinct row once).
+
+For each size and each worker count W (1, 2): a ``dask scheduler`` and W single-threaded ``dask
+worker`` processes (no nanny) are started on 127.0.0.1, as on a cluster, and the steps run with
+``compute.scheduler`` set to that address:
+
+- ``ingest``: :func:`iss.data.ingest.populate_db` from an empty database and cache;
+- ``encode``: :func:`iss.models.encode.encode_collection` of every picture, with an untrained
+  ``simple_conv`` encoder of the demo's shape (the weights do not change the cost; training is
+  not a partitioned step);
+- ``predict``: :func:`iss.clustering.registry.run_clustering` (n2d, k=6) fitted on
+  ``FIT_SAMPLE`` pictures in this process, then the rest assigned as Dask tasks; the figure is
+  the prediction alone (the run's ``timings.predict_s``).
+
+Per step and W: seconds, pictures/s, and the peak resident memory of each worker process during
+the step (psutil, polled every 0.2 s). Per step: the speed-up from 1 to 2 workers and the scaling
+efficiency (speed-up / 2). The same ingest with ``compute.scheduler: auto`` (today's fork pool)
+is measured beside it, at every size. Writes ``reports/bench/scale.json``.
+
+The machine has 2 cores and this process (the database writes, reading partitions back) shares
+them with the workers, so 2 workers cannot reach 2x here; the figures say how far they get.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from benchmarks.common import ROOT, write_report
+from benchmarks.folders import BENCH_DATA, _done, _finish, demo_folder
+
+SIZES = (10_000, 100_000)
+WORKERS = (1, 2)
+FRAME_SIZE = (160, 90)
+BASE_FRAMES = 2000
+PER_FOLDER = 10_000
+FIT_SAMPLE = 5000
+MB = 1024 * 1024
+
+
+# --- the collection ---------------------------------------------------------------------------
+
+def _variant(base: np.ndarray, index: int) -> bytes:
+    """JPEG bytes of ``base`` with picture ``index``'s own brightness offset and noise patch."""
+    from PIL import Image
+
+    rng = np.random.default_rng(index)
+    frame = base.astype(np.int16) + int(rng.integers(-6, 7))
+    h, w = frame.shape[:2]
+    y, x = int(rng.integers(0, h - 16)), int(rng.integers(0, w - 16))
+    frame[y:y + 16, x:x + 16] += rng.integers(-40, 41, size=(16, 16, 3), dtype=np.int16)
+    out = io.BytesIO()
+    Image.fromarray(np.clip(frame, 0, 255).astype(np.uint8)).save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def _write_range(args: tuple[Path, int, int, Path]) -> None:
+    folder, start, stop, bases_file = args
+    bases = np.load(bases_file)
+    for i in range(start, stop):
+        path = folder / f"{i // PER_FOLDER:03d}" / f"frame-{i:07d}.jpg"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(_variant(bases[i % len(bases)], i))
+
+
+def scale_folder(n: int) -> Path:
+    """``data/bench/scale-<n>-160x90/``: ``n`` distinct 160x90 JPEG frames (module docstring); made once."""
+    from multiprocessing import Pool
+
+    from PIL import Image
+
+    folder = BENCH_DATA / f"scale-{n}-{FRAME_SIZE[0]}x{FRAME_SIZE[1]}"
+    if _done(folder):
+        return folder
+    started = time.perf_counter()
+    base_dir = demo_folder(BASE_FRAMES, size=FRAME_SIZE, progress=False) / "collections"
+    bases = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(base_dir.glob("*.jpg"))])
+    folder.mkdir(parents=True, exist_ok=True)
+    bases_file = folder / "bases.npy"
+    np.save(bases_file, bases)
+    print(f"writing {n:,} distinct {FRAME_SIZE[0]}x{FRAME_SIZE[1]} frames into {folder} (once; cached)", flush=True)
+    step = 5000
+    with Pool(os.cpu_count() or 1) as pool:
+        pool.map(_write_range, [(folder / "frames", s, min(n, s + step), bases_file) for s in range(0, n, step)])
+    bases_file.unlink()
+    return _finish(folder, {"kind": "scale", "n": n, "size": list(FRAME_SIZE), "base_frames": BASE_FRAMES,
+                            "generate_s": round(time.perf_counter() - started, 1)})
+
+
+# --- a cluster of processes, and their memory ----------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def process_cluster(n_workers: int, logs: Path):
+    """``(address, [worker pids])``: a scheduler and ``n_workers`` single-threaded workers as processes."""
+    import distributed
+
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    logs.mkdir(parents=True, exist_ok=True)
+    processes = []
+
+    def start(args: list[str], name: str) -> subprocess.Popen:
+        with (logs / f"{name}.log").open("wb") as out:
+            return subprocess.Popen([sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                    cwd=ROOT, start_new_session=True)
+
+    try:
+        processes.append(start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                "--no-dashboard"], "scheduler"))
+        workers = [start(["distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny",
+                          "--no-dashboard", "--host", "127.0.0.1", "--memory-limit", "0", "--name", f"w{i}"],
+                         f"worker{i}") for i in range(n_workers)]
+        processes += workers
+        with distributed.Client(address, timeout="60s") as client:
+            client.wait_for_workers(n_workers, timeout=120)
+        yield address, [w.pid for w in workers]
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class PeakMemory:
+    """Peak RSS (MiB) of each of ``pids``, polled every ``poll_s`` seconds in a thread while in the block."""
+
+    def __init__(self, pids: list[int], poll_s: float = 0.2):
+        self.processes = [psutil.Process(pid) for pid in pids]
+        self.peaks = [0.0] * len(pids)
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            for i, proc in enumerate(self.processes):
+                try:
+                    self.peaks[i] = max(self.peaks[i], proc.memory_info().rss / MB)
+                except psutil.Error:
+                    pass
+            self._stop.wait(self.poll_s)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# --- the steps --------------------------------------------------------------------------------
+
+def project_config(root: Path, folder: Path, scheduler: str):
+    from iss.config import load_config
+
+    return load_config(mode="demo", root=root, overrides={
+        "database": {"url": f"sqlite:///{root / 'scale.db'}"},
+        "paths": {"collections": str(folder / "frames")},
+        "ingest": {"filename_pattern": "", "recursive": True},
+        "compute": {"scheduler": scheduler, "store": str(root / "stores")},
+        "clustering": {"n2d": {"n_clusters": 6}},
+    })
+
+
+def save_untrained_encoder(cfg) -> tuple[str, str]:
+    """An untrained ``simple_conv`` encoder of the demo's input shape, saved where ``encode`` looks."""
+    from iss.models.autoencoders import build_autoencoder
+    from iss.models.store import ENCODER_FILE, model_dir
+
+    model_type, model_name = "simple_conv", "scale"
+    width, height = cfg.get("ingest.input_size")
+    autoencoder = build_autoencoder(model_type, (int(height), int(width), 3),
+                                    **(cfg.get(f"models.{model_type}") or {}))
+    folder = model_dir(cfg, model_type, model_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    autoencoder.encoder.save(folder / ENCODER_FILE)
+    return model_type, model_name
+
+
+def run_steps(root: Path, folder: Path, n_workers: int, logs: Path) -> dict:
+    """Ingest, encode and predict on a fresh project ``root`` with ``n_workers`` worker processes."""
+    from iss.clustering.registry import run_clustering
+    from iss.db.engine import get_engine
+    from iss.features import build_features
+    from iss.models.encode import encode_collection
+    from iss.pipeline import run_metrics
+    from iss.data.ingest import populate_db
+
+    shutil.rmtree(root, ignore_errors=True)
+    out: dict = {}
+    with process_cluster(n_workers, logs / f"w{n_workers}") as (address, pids):
+        cfg = project_config(root, folder, address)
+        engine = get_engine(cfg.database_url)
+        with PeakMemory(pids) as memory:
+            tick = time.perf_counter()
+            summary = populate_db(cfg, engine, progress=False)
+            seconds = time.perf_counter() - tick
+        n = summary.accepted
+        out["ingest"] = _figures(n, seconds, memory)
+        model_type, model_name = save_untrained_encoder(cfg)
+        with PeakMemory(pids) as memory:
+            tick = time.perf_counter()
+            encode_collection(cfg, engine, model_type, model_name, only_new=False)
+            seconds = time.perf_counter() - tick
+        out["encode"] = _figures(n, seconds, memory)
+        build_features(cfg, "autoencoder", model_type, model_name)
+        with PeakMemory(pids) as memory:
+            run_id = run_clustering(cfg, engine, "n2d", model_type, model_name, fit_sample=min(FIT_SAMPLE, n // 2),
+                                    features="autoencoder")
+        timings = run_metrics(engine, run_id)["timings"]
+        out["predict"] = _figures(n - min(FIT_SAMPLE, n // 2), timings["predict_s"], memory)
+        out["predict"]["fit_s"] = round(timings["fit_s"], 1)
+        engine.dispose()
+    shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def _figures(n: int, seconds: float, memory: PeakMemory) -> dict:
+    return {"pictures": int(n), "seconds": round(seconds, 2), "pictures_per_s": round(n / max(seconds, 1e-9), 1),
+            "peak_worker_mb": [round(p, 1) for p in memory.peaks]}
+
+
+def inprocess_ingest(root: Path, folder: Path) -> dict:
+    """Today's single-machine ingest (``compute.scheduler: auto``: the fork pool) of the same folder."""
+    from iss.data.ingest import populate_db
+    from iss.db.engine import get_engine
+
+    shutil.rmtree(root, ignore_errors=True)
+    cfg = project_config(root, folder, "auto")
+    engine = get_engine(cfg.database_url)
+    tick = time.perf_counter()
+    summary = populate_db(cfg, engine, progress=False)
+    seconds = time.perf_counter() - tick
+    engine.dispose()
+    shutil.rmtree(root, ignore_errors=True)
+    return {"pictures": summary.accepted, "seconds": round(seconds, 2),
+            "pictures_per_s": round(summary.accepted / max(seconds, 1e-9), 1), "workers": summary.workers}
+
+
+def scaling(by_workers: dict) -> dict:
+    """Per step: speed-up from 1 to 2 workers, efficiency (speed-up / 2)."""
+    out = {}
+    for step in by_workers[1]:
+        one, two = by_workers[1][step]["pictures_per_s"], by_workers[2][step]["pictures_per_s"]
+        speedup = two / one if one else None
+        out[step] = {"speedup": round(speedup, 3) if speedup else None,
+                     "efficiency": round(speedup / 2, 3) if speedup else None}
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    result: dict = {"frame_size": list(FRAME_SIZE), "fit_sample": FIT_SAMPLE, "cores": os.cpu_count(),
+                    "load_before": list(os.getloadavg()), "sizes": {}}
+    BENCH_DATA.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="iss-scale-", dir=BENCH_DATA) as tmp:
+        for n in args.sizes:
+            folder = scale_folder(n)
+            print(f"{n:,} pictures", flush=True)
+            record: dict = {"inprocess_ingest": inprocess_ingest(Path(tmp) / "inprocess", folder)}
+            print(f"  ingest in process: {record['inprocess_ingest']['pictures_per_s']:.0f} pictures/s", flush=True)
+            by_workers = {}
+            for w in WORKERS:
+                by_workers[w] = run_steps(Path(tmp) / f"w{w}", folder, w, Path(tmp) / "logs")
+                print(f"  {w} worker(s): " + ", ".join(f"{step} {f['pictures_per_s']:.0f}/s "
+                                                      f"(peak {max(f['peak_worker_mb']):.0f} MB)"
+                                                      for step, f in by_workers[w].items()), flush=True)
+            record["workers"] = {str(w): v for w, v in by_workers.items()}
+            record["scaling"] = scaling(by_workers)
+            print("  scaling 1 -> 2 workers: " + ", ".join(f"{s} {v['speedup']}x" for s, v in record["scaling"].items()),
+                  flush=True)
+            result["sizes"][str(n)] = record
+    result["load_after"] = list(os.getloadavg())
+    write_report("scale", result)
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
