@@ -10,7 +10,7 @@ MODEL_TYPE ?= simple_conv
 CLUSTERING ?= n2d
 TRAIN_ARGS ?=
 
-.PHONY: help venv system-deps mysql-up demo test bench bench-quality bench-ann bench-fidelity bench-peers bench-e2e clean \
+.PHONY: help venv system-deps mysql-up demo test bench bench-quality bench-ann bench-scale bench-fidelity bench-peers bench-e2e clean \
         generate_demo sync_collections populate_db sampling training encode features exec_clustering \
         reports facets posters serve serve_reports
 
@@ -111,6 +111,9 @@ bench-peers: $(STAMP) .venv-peers/.installed .venv-fastdup/.installed ## iss vs 
 
 bench-ann: $(STAMP) ## Approximate search libraries on latents-like data (ANN_ARGS='--n 1000000 --libs faiss_ivf --no-iss')
 	$(PY) -m benchmarks.ann $(ANN_ARGS)
+
+bench-scale: $(STAMP) ## Dask scaling: ingest, encode, prediction on 1 and 2 workers at 10k/100k pictures (SCALE_ARGS='--sizes 10000 100000 --full 1000000')
+	$(PY) -m benchmarks.scale $(SCALE_ARGS)
 
 bench-e2e: $(STAMP) ## Every step on 14,000 generated 1280x720 frames: time, memory, profile (E2E_ARGS='--n 200')
 	$(PY) -m benchmarks.e2e $(E2E_ARGS)

@@ -86,7 +86,8 @@ def step_env(root: Path, config: Path) -> dict:
 
 
 def run_steps(root: Path, config: Path, steps: list[str], logs: Path, time_limit_s: float,
-              memory_limit_mb: float | None, profile: Path | None = None) -> dict[str, Measured]:
+              memory_limit_mb: float | None, profile: Path | None = None,
+              commands: dict[str, list[str]] | None = None) -> dict[str, Measured]:
     """Run ``steps`` in order, each in a fresh measured process; stop at the first that does not end well.
 
     Parameters
@@ -104,6 +105,8 @@ def run_steps(root: Path, config: Path, steps: list[str], logs: Path, time_limit
     profile : Path, optional
         Folder receiving ``<step>.txt``, a py-spy sampling profile of every step (collapsed
         stacks, ``--nonblocking``: the process is never paused), when py-spy is installed.
+    commands : dict, optional
+        ``{step: arguments after python}`` for steps that are not ``python -m`` modules of ``STEPS``.
 
     Returns
     -------
@@ -118,7 +121,7 @@ def run_steps(root: Path, config: Path, steps: list[str], logs: Path, time_limit
     done: dict[str, Measured] = {}
     left = time_limit_s
     for step in steps:
-        cmd = [sys.executable, "-m", *STEPS[step]]
+        cmd = [sys.executable, *((commands or {}).get(step) or ["-m", *STEPS[step]])]
         if profile is not None and spy.exists():
             cmd = [str(spy), "record", "--nonblocking", "--subprocesses", "--rate", "20", "--format", "raw",
                    "--output", str(profile / f"{step}.txt"), "--", *cmd]

@@ -25,6 +25,13 @@ worker`` processes (no nanny) are started on 127.0.0.1, as on a cluster, and the
   ``FIT_SAMPLE`` pictures in this process, then the rest assigned as Dask tasks; the figure is
   the prediction alone (the run's ``timings.predict_s``).
 
+``--full N`` also runs every step on N pictures as a user runs it (``python -m iss.exec.<step>``
+in a fresh measured process each, ``benchmarks.iss_run``; ``compute.scheduler: auto``): ingest,
+sampling, training (``FULL_EPOCHS`` epochs: the cost of an epoch is what is measured), encode,
+features, clustering (fitted on ``FULL_FIT_SAMPLE`` pictures, the rest predicted), the search
+index (``iss.search.build.sync_index``), the run's reports and the facets. Each step's wall time,
+CPU time and peak memory of its process tree go to ``full_run`` in the report.
+
 Per step and W: seconds, pictures/s, and the peak resident memory of each worker process during
 the step (psutil, polled every 0.2 s). Per step: the speed-up from 1 to 2 workers and the scaling
 efficiency (speed-up / 2). The same ingest with ``compute.scheduler: auto`` (today's fork pool)
@@ -53,8 +60,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from benchmarks import common
 from benchmarks.common import ROOT, write_report
 from benchmarks.folders import BENCH_DATA, _done, _finish, demo_folder
+from benchmarks.measure import tail
 
 SIZES = (10_000, 100_000)
 WORKERS = (1, 2)
@@ -62,6 +71,11 @@ FRAME_SIZE = (160, 90)
 BASE_FRAMES = 2000
 PER_FOLDER = 10_000
 FIT_SAMPLE = 5000
+FULL_EPOCHS = 1
+FULL_FIT_SAMPLE = 20_000
+FULL_STEPS = ["ingest", "sampling", "training", "encode", "features", "clustering", "index", "reports", "facets"]
+INDEX_STEP = ["-c", "from iss.config import load_config; from iss.search.build import load_search_model, sync_index; "
+                    "cfg = load_config(); sync_index(cfg, load_search_model(cfg))"]
 MB = 1024 * 1024
 
 
@@ -289,13 +303,42 @@ def scaling(by_workers: dict) -> dict:
     return out
 
 
+def full_run(n: int, root: Path) -> dict:
+    """Every step on ``n`` pictures as a user runs it, in process (module docstring)."""
+    from benchmarks import iss_run
+
+    folder = scale_folder(n)
+    shutil.rmtree(root, ignore_errors=True)
+    config = iss_run.write_config(root, {
+        "paths": {"collections": str(folder / "frames")},
+        "ingest": {"filename_pattern": "", "recursive": True},
+        "training": {"epochs": FULL_EPOCHS},
+        "clustering": {"fit_sample": FULL_FIT_SAMPLE},
+    })
+    print(f"full run on {n:,} pictures in {root}", flush=True)
+    measured = iss_run.run_steps(root, config, FULL_STEPS, root / "logs", time_limit_s=6 * 3600,
+                                 memory_limit_mb=None, commands={"index": INDEX_STEP})
+    out = {"pictures": n, "steps": {step: m.as_dict() for step, m in measured.items()}}
+    for step, m in measured.items():
+        if not m.ok:
+            out["steps"][step]["log_tail"] = tail(m.log)
+    out["total_s"] = round(sum(m.wall_s for m in measured.values()), 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    parser.add_argument("--full", type=int, default=0, help="also run every step on this many pictures")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # a run on some sizes updates them and keeps the others' figures (each size is self-contained)
+    previous = common.BENCH_DIR / "scale.json"
+    kept = json.loads(previous.read_text()) if previous.exists() else {}
     result: dict = {"frame_size": list(FRAME_SIZE), "fit_sample": FIT_SAMPLE, "cores": os.cpu_count(),
-                    "load_before": list(os.getloadavg()), "sizes": {}}
+                    "load_before": list(os.getloadavg()), "sizes": kept.get("sizes", {})}
+    if "full_run" in kept:
+        result["full_run"] = kept["full_run"]
     BENCH_DATA.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="iss-scale-", dir=BENCH_DATA) as tmp:
         for n in args.sizes:
@@ -314,6 +357,8 @@ def main(argv: list[str] | None = None) -> dict:
             print("  scaling 1 -> 2 workers: " + ", ".join(f"{s} {v['speedup']}x" for s, v in record["scaling"].items()),
                   flush=True)
             result["sizes"][str(n)] = record
+        if args.full:
+            result["full_run"] = full_run(args.full, Path(tmp) / "full")
     result["load_after"] = list(os.getloadavg())
     write_report("scale", result)
     return result
