@@ -14,8 +14,9 @@ duplicate short-cuts the ingest, the encode or the prediction (the clustering as
 distinct row once).
 
 For each size and each worker count W (1, 2): a ``dask scheduler`` and W single-threaded ``dask
-worker`` processes (no nanny) are started on 127.0.0.1, as on a cluster, and the steps run with
-``compute.scheduler`` set to that address:
+worker`` processes (no nanny) are started on 127.0.0.1, as on a cluster, and warmed up (their
+imports of TensorFlow and umap, a one-off of a long-lived worker, timed apart as
+``worker_warmup_s``); then the steps run with ``compute.scheduler`` set to that address:
 
 - ``ingest``: :func:`iss.data.ingest.populate_db` from an empty database and cache;
 - ``encode``: :func:`iss.models.encode.encode_collection` of every picture, with an untrained
@@ -48,20 +49,18 @@ import io
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import psutil
 
 from benchmarks import common
-from benchmarks.common import ROOT, write_report
+from benchmarks.cluster import process_cluster
+from benchmarks.common import write_report
 from benchmarks.folders import BENCH_DATA, _done, _finish, demo_folder
 from benchmarks.measure import tail
 
@@ -129,50 +128,18 @@ def scale_folder(n: int) -> Path:
                             "generate_s": round(time.perf_counter() - started, 1)})
 
 
-# --- a cluster of processes, and their memory ----------------------------------------------------
+# --- the memory of the workers ------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def warm_worker() -> None:
+    """What a long-lived worker has imported after its first tasks (TensorFlow, umap and numba's
+    cached code, Zarr, fsspec): a one-off per worker, not a cost of the step measured."""
+    import fsspec  # noqa: F401
+    import tensorflow  # noqa: F401
+    import zarr  # noqa: F401
 
+    from iss.clustering.umap_compat import import_umap
 
-@contextmanager
-def process_cluster(n_workers: int, logs: Path):
-    """``(address, [worker pids])``: a scheduler and ``n_workers`` single-threaded workers as processes."""
-    import distributed
-
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    logs.mkdir(parents=True, exist_ok=True)
-    processes = []
-
-    def start(args: list[str], name: str) -> subprocess.Popen:
-        with (logs / f"{name}.log").open("wb") as out:
-            return subprocess.Popen([sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT, env=env,
-                                    cwd=ROOT, start_new_session=True)
-
-    try:
-        processes.append(start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                "--no-dashboard"], "scheduler"))
-        workers = [start(["distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny",
-                          "--no-dashboard", "--host", "127.0.0.1", "--memory-limit", "0", "--name", f"w{i}"],
-                         f"worker{i}") for i in range(n_workers)]
-        processes += workers
-        with distributed.Client(address, timeout="60s") as client:
-            client.wait_for_workers(n_workers, timeout=120)
-        yield address, [w.pid for w in workers]
-    finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    import_umap()
 
 
 class PeakMemory:
@@ -232,8 +199,9 @@ def save_untrained_encoder(cfg) -> tuple[str, str]:
     return model_type, model_name
 
 
-def run_steps(root: Path, folder: Path, n_workers: int, logs: Path) -> dict:
-    """Ingest, encode and predict on a fresh project ``root`` with ``n_workers`` worker processes."""
+def run_steps(root: Path, folder: Path, n_workers: int, logs: Path) -> tuple[dict, float]:
+    """Ingest, encode and predict on a fresh project ``root`` with ``n_workers`` worker processes:
+    ``({step: figures}, worker warm-up seconds)``."""
     from iss.clustering.registry import run_clustering
     from iss.db.engine import get_engine
     from iss.features import build_features
@@ -243,7 +211,9 @@ def run_steps(root: Path, folder: Path, n_workers: int, logs: Path) -> dict:
 
     shutil.rmtree(root, ignore_errors=True)
     out: dict = {}
-    with process_cluster(n_workers, logs / f"w{n_workers}") as (address, pids):
+    with process_cluster(n_workers, logs / f"w{n_workers}", warm=warm_worker) as (address, workers, warmed_s):
+        warmup_s = round(warmed_s, 1)
+        pids = [w.pid for w in workers]
         cfg = project_config(root, folder, address)
         engine = get_engine(cfg.database_url)
         with PeakMemory(pids) as memory:
@@ -267,7 +237,7 @@ def run_steps(root: Path, folder: Path, n_workers: int, logs: Path) -> dict:
         out["predict"]["fit_s"] = round(timings["fit_s"], 1)
         engine.dispose()
     shutil.rmtree(root, ignore_errors=True)
-    return out
+    return out, warmup_s
 
 
 def _figures(n: int, seconds: float, memory: PeakMemory) -> dict:
@@ -346,12 +316,13 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{n:,} pictures", flush=True)
             record: dict = {"inprocess_ingest": inprocess_ingest(Path(tmp) / "inprocess", folder)}
             print(f"  ingest in process: {record['inprocess_ingest']['pictures_per_s']:.0f} pictures/s", flush=True)
-            by_workers = {}
+            by_workers, warmups = {}, {}
             for w in WORKERS:
-                by_workers[w] = run_steps(Path(tmp) / f"w{w}", folder, w, Path(tmp) / "logs")
+                by_workers[w], warmups[str(w)] = run_steps(Path(tmp) / f"w{w}", folder, w, Path(tmp) / "logs")
                 print(f"  {w} worker(s): " + ", ".join(f"{step} {f['pictures_per_s']:.0f}/s "
                                                       f"(peak {max(f['peak_worker_mb']):.0f} MB)"
                                                       for step, f in by_workers[w].items()), flush=True)
+            record["worker_warmup_s"] = warmups
             record["workers"] = {str(w): v for w, v in by_workers.items()}
             record["scaling"] = scaling(by_workers)
             print("  scaling 1 -> 2 workers: " + ", ".join(f"{s} {v['speedup']}x" for s, v in record["scaling"].items()),

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import ContextManager
 from pathlib import Path
 
 import numpy as np
@@ -107,49 +108,16 @@ def db_cfg(cfg, db_url):
 
 
 # --- a real Dask cluster: a scheduler and two worker processes on free ports of 127.0.0.1 -------
-# (the workers import iss from PROJ_ROOT, the checkout under test)
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJ_ROOT), os.environ.get("PYTHONPATH", "")])}
-    with log.open("wb") as out:  # a file, not a pipe: a chatty process never blocks on a full pipe
-        return subprocess.Popen([sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT, env=env,
-                                cwd=PROJ_ROOT, start_new_session=True)
-
 
 @pytest.fixture
 def dask_cluster(tmp_path):
     """``(address, [worker processes])``: a scheduler and two single-threaded workers without nannies
     (so a killed worker stays dead, as a lost machine does). They import ``iss`` from this checkout."""
-    distributed = pytest.importorskip("distributed", reason="the Dask tests need the dask extra: "
-                                                            "pip install 'iss[dask]'")
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    processes = [_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
-                         "--no-dashboard"], tmp_path / "scheduler.log")]
-    try:
-        workers = [_start(["distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny",
-                           "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}"], tmp_path / f"worker{i}.log")
-                   for i in range(2)]
-        processes += workers
-        with distributed.Client(address, timeout="30s") as client:
-            client.wait_for_workers(2, timeout=60)
+    pytest.importorskip("distributed", reason="the Dask tests need the dask extra: pip install 'iss[dask]'")
+    from benchmarks.cluster import process_cluster
+
+    with process_cluster(2, tmp_path / "dask") as (address, workers, _):
         yield address, workers
-    finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def chunks_written(array: Path) -> int:
@@ -158,21 +126,33 @@ def chunks_written(array: Path) -> int:
     return sum(len(files) for _, _, files in os.walk(folder)) if folder.exists() else 0
 
 
-def kill_after_chunks(array: Path, worker: subprocess.Popen, after: int = 2) -> tuple[threading.Thread, dict]:
-    """SIGKILL ``worker`` as soon as ``after`` chunks of ``array`` are written (within 60 s): a started
-    thread, and a dict whose ``"after"`` says how many chunks there were at the kill."""
+def kill_when(count: Callable[..., int], worker: subprocess.Popen, after: int = 2, timeout_s: float = 60,
+              poll_s: float = 0.002, within: Callable[[], ContextManager] | None = None,
+              ) -> tuple[threading.Thread, dict]:
+    """SIGKILL ``worker`` as soon as ``count()`` reaches ``after`` (within ``timeout_s``): a started
+    thread, and a dict whose ``"after"`` says what ``count()`` was at the kill.
+
+    ``within``, when given, makes a context entered in the watching thread (a Dask ``Client``: one
+    belongs to the thread that made it); ``count`` then takes its value.
+    """
     killed: dict = {}
 
     def watch() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            written = chunks_written(array)
-            if written >= after:
-                os.kill(worker.pid, signal.SIGKILL)
-                killed["after"] = written
-                return
-            time.sleep(0.002)
+        with (within or nullcontext)() as context:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                done = count(context) if within else count()
+                if done >= after:
+                    os.kill(worker.pid, signal.SIGKILL)
+                    killed["after"] = done
+                    return
+                time.sleep(poll_s)
 
     killer = threading.Thread(target=watch, daemon=True)
     killer.start()
     return killer, killed
+
+
+def kill_after_chunks(array: Path, worker: subprocess.Popen, after: int = 2) -> tuple[threading.Thread, dict]:
+    """SIGKILL ``worker`` as soon as ``after`` chunks of ``array`` are written (:func:`kill_when`)."""
+    return kill_when(lambda: chunks_written(array), worker, after)

@@ -22,6 +22,8 @@ against the installed umap-learn.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -37,6 +39,8 @@ from iss.clustering.umap_compat import (
 )
 from iss.neighbours import ExactNeighbours
 
+log = logging.getLogger(__name__)
+
 # metrics scikit-learn's brute-force neighbours computes like umap does
 EXACT_KNN_METRICS = ("euclidean", "cosine", "manhattan", "chebyshev", "minkowski", "correlation",
                      "l1", "l2", "cityblock", "braycurtis", "canberra", "sqeuclidean")
@@ -44,6 +48,18 @@ EXACT_KNN_METRICS = ("euclidean", "cosine", "manhattan", "chebyshev", "minkowski
 
 # the package's one exact k-NN (the name clustering has always used; saved clusterings refer to it)
 ExactKNNIndex = ExactNeighbours
+
+
+def pca_layout(X: np.ndarray, dim: int, random_state: int) -> np.ndarray:
+    """The first ``dim`` principal components of ``X`` (n, dim), scaled to [-1, 1]: the
+    initialisation that keeps global structure when the spectral one fails (Kobak & Linderman,
+    Nature Biotechnology 39, 2021)."""
+    from sklearn.decomposition import PCA
+
+    coords = np.zeros((len(X), dim), dtype=np.float64)
+    k = min(dim, *X.shape)
+    coords[:, :k] = PCA(n_components=k, random_state=random_state).fit_transform(np.asarray(X, dtype=np.float64))
+    return coords / (np.abs(coords).max() or 1.0)
 
 
 def reproducible_init(X: np.ndarray, graph, dim: int, random_state: int) -> np.ndarray | str:
@@ -67,7 +83,13 @@ def reproducible_init(X: np.ndarray, graph, dim: int, random_state: int) -> np.n
 
     n_parts, part_of = connected_components(graph, directed=False)
     if n_parts == 1:
-        return "spectral"
+        # umap's own spectral init has no bound on its solver: check it converges first (cheap
+        # when it does, see SPECTRAL_MAXITER), else start from the principal components
+        if spectral_layout(graph, dim, np.random.RandomState(random_state)) is not None:
+            return "spectral"
+        log.warning("the spectral initialisation of UMAP did not converge (a neighbour graph of many "
+                    "near-copies?): UMAP starts from the principal components instead")
+        return pca_layout(X, dim, random_state) * 10.0  # umap scales its spectral init to [-10, 10]
     rng = np.random.RandomState(random_state)
     if n_parts > 2 * dim:
         centroids = np.stack([X[part_of == p].mean(axis=0) for p in range(n_parts)]).astype(np.float64)
@@ -89,6 +111,8 @@ def reproducible_init(X: np.ndarray, graph, dim: int, random_state: int) -> np.n
             init[members] = rng.uniform(-half_gap, half_gap, size=(size, dim)) + meta[p]
         else:
             layout = spectral_layout(graph[members][:, members], dim, rng)
+            if layout is None:  # the solver did not converge (see SPECTRAL_MAXITER)
+                layout = pca_layout(X[members], dim, random_state)
             init[members] = layout * (half_gap / (np.abs(layout).max() or 1.0)) + meta[p]
     return init.astype(np.float32)
 

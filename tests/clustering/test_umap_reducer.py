@@ -49,3 +49,32 @@ def test_disconnected_graphs_embed_the_same_twice():
 def test_exact_neighbours_refuse_a_metric_they_cannot_compute():
     with pytest.raises(ValueError, match="knn='exact' with metric='hellinger'"):
         UMAPReducer(knn="exact", metric="hellinger").fit(np.ones((30, 4)))
+
+
+@pytest.mark.parametrize("centers", [1, 8])  # a connected graph (umap's own init), a disconnected one (ours)
+def test_a_spectral_layout_that_does_not_converge_starts_from_the_principal_components(monkeypatch, caplog, centers):
+    """The eigensolver is bounded (on a graph of many near-copies it ran for over 25 minutes); when it
+    gives up, the layout starts from the principal components, and the fit still separates the groups."""
+    from iss.clustering import umap_compat
+
+    X, y = make_blobs(400, 8, centers=centers, cluster_std=1.0, center_box=(-60, 60), random_state=2)
+    monkeypatch.setattr(umap_compat, "SPECTRAL_MAXITER", 1)  # one restart: never enough
+    calls = []
+
+    def recorded(*args):
+        calls.append(umap_compat.spectral_layout(*args))  # the real one, bounded at 1
+        return calls[-1]
+
+    monkeypatch.setattr("iss.clustering.umap_reducer.spectral_layout", recorded)
+    reducer = UMAPReducer(n_neighbors=10, n_epochs=50, random_state=0)
+    with caplog.at_level("WARNING"):
+        embedding = reducer.fit(X.astype(np.float32)).embedding_
+    assert calls and all(layout is None for layout in calls)  # the solver gave up every time...
+    assert np.isfinite(embedding).all()  # ...and the fit went on from the principal components
+    if centers == 1:
+        assert "did not converge" in caplog.text
+    else:
+        centroids = np.stack([embedding[y == c].mean(axis=0) for c in range(centers)])
+        spread = max(np.linalg.norm(embedding[y == c] - centroids[c], axis=1).max() for c in range(centers))
+        gaps = np.linalg.norm(centroids[:, None] - centroids[None], axis=-1)[np.triu_indices(centers, 1)]
+        assert gaps.min() > spread  # every group apart from the others
