@@ -23,6 +23,11 @@ search reports (the top hits, the stored leave-one-out lists that calibrate "no 
 the exact distance of that pair. What is approximate is only which pairs are found: a true
 neighbour the graph misses is replaced by the next one (recall@10 >= 0.95 is measured by the
 benchmark and pinned by ``tests/search/test_approximate.py``).
+
+Two kinds of graph, with one contract: :class:`ApproximateNeighbours`, one graph built in this
+process on every core (``compute.scheduler: auto``), and :class:`ShardedNeighbours`, one graph per
+shard of ``search.shard_size`` consecutive rows, each built by a Dask task on one thread
+(:mod:`iss.search.shards`; the same shards on any number of workers) and asked together.
 """
 
 from __future__ import annotations
