@@ -109,7 +109,7 @@ $(eval $(call peer_venv,.venv-fastdup,requirements-fastdup.txt))
 bench-peers: $(STAMP) .venv-peers/.installed .venv-fastdup/.installed ## iss vs clustimage, fastdup, UMAP+k-means on 4 folders (PEERS_ARGS='--small')
 	$(PY) -m benchmarks.peers $(PEERS_ARGS)
 
-bench-ann: $(STAMP) ## Approximate search libraries on latents-like data (ANN_ARGS='--n 1000000 --libs faiss_ivf --no-iss')
+bench-ann: $(STAMP) ## Approximate search libraries on latents-like data (ANN_ARGS='--n 1000000 --libs faiss_ivf --no-iss'; '--sharded' for the Dask-built shards)
 	$(PY) -m benchmarks.ann $(ANN_ARGS)
 
 bench-e2e: $(STAMP) ## Every step on 14,000 generated 1280x720 frames: time, memory, profile (E2E_ARGS='--n 200')
