@@ -4,7 +4,8 @@ The neighbours are exact and brute force (:class:`iss.neighbours.ExactNeighbours
 of the package, which says why and how fast); this module adds the picture ids, the stored
 leave-one-out lists, their incremental update, the calibration and persistence. From
 ``approximate_above`` pictures on (``search.approximate_above``), candidates come from an HNSW
-graph instead (:mod:`iss.search.approximate`) and are re-ranked on exact distances: every distance
+graph instead (:mod:`iss.search.approximate`; built as shards by Dask tasks where ``compute.scheduler``
+says, :mod:`iss.search.shards`) and are re-ranked on exact distances: every distance
 reported stays exact, only a true neighbour the graph misses can be left out (recall@10 >= 0.95,
 measured by ``benchmarks/ann.py``). Below it, nothing changes.
 
