@@ -152,21 +152,23 @@ def dask_cluster(tmp_path):
                 process.wait()
 
 
-def chunks_written(array: Path) -> int:
-    """Chunks of a Zarr array (the folder ``<store>/<name>``) written so far."""
-    folder = array / "c"
+def chunks_written(array: Path, files: str = "c") -> int:
+    """Chunks of a Zarr array (the folder ``<store>/<name>``) written so far (files under ``array/files``)."""
+    folder = array / files
     return sum(len(files) for _, _, files in os.walk(folder)) if folder.exists() else 0
 
 
-def kill_after_chunks(array: Path, worker: subprocess.Popen, after: int = 2) -> tuple[threading.Thread, dict]:
+def kill_after_chunks(array: Path, worker: subprocess.Popen, after: int = 2, files: str = "c",
+                      ) -> tuple[threading.Thread, dict]:
     """SIGKILL ``worker`` as soon as ``after`` chunks of ``array`` are written (within 60 s): a started
-    thread, and a dict whose ``"after"`` says how many chunks there were at the kill."""
+    thread, and a dict whose ``"after"`` says how many chunks there were at the kill. ``files``: the
+    sub-folder counted (``shards`` for the search index's serialized shards)."""
     killed: dict = {}
 
     def watch() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            written = chunks_written(array)
+            written = chunks_written(array, files)
             if written >= after:
                 os.kill(worker.pid, signal.SIGKILL)
                 killed["after"] = written

@@ -111,6 +111,27 @@ def test_saved_shards_are_read_back_as_shards_and_rebuilt_as_configured(points, 
     assert SimilarityIndex.load(folder, shard_build=sharded(tmp_path)).approximate_rebuilt_
 
 
+def test_the_build_completes_the_same_when_a_worker_is_killed_midway(dask_cluster, tmp_path):
+    import signal
+
+    from tests.conftest import kill_after_chunks
+
+    address, workers = dask_cluster
+    latents = latents_like(12_000, seed=13)
+    ids = [f"k{i:05d}" for i in range(len(latents))]
+    store = tmp_path / "index_partitions.zarr"
+    on_cluster = ShardedBuild(ComputeSettings(scheduler=address), str(store), 500)  # 24 shards of ~0.1 s
+    killer, killed = kill_after_chunks(store, workers[0], after=2, files="shards")
+    index = SimilarityIndex(approximate_above=3000, shard_build=on_cluster).build(ids, latents)
+    killer.join(timeout=5)
+    assert workers[0].wait(timeout=10) == -signal.SIGKILL and 2 <= killed["after"] < 24
+    here = SimilarityIndex(approximate_above=3000, shard_build=sharded(tmp_path / "here", shard_size=500)).build(
+        ids, latents)
+    assert shard_bytes(index) == shard_bytes(here)  # every shard once, retried ones rewritten the same
+    np.testing.assert_array_equal(index.knn_indices_, here.knn_indices_)
+    assert not store.exists()
+
+
 def test_settings_and_errors(tmp_path):
     cfg = load_config(mode="demo", root=tmp_path, overrides={"compute": {"scheduler": "synchronous",
                                                                          "store": "/shared/iss/ingest.zarr"},
