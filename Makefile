@@ -109,7 +109,7 @@ $(eval $(call peer_venv,.venv-fastdup,requirements-fastdup.txt))
 bench-peers: $(STAMP) .venv-peers/.installed .venv-fastdup/.installed ## iss vs clustimage, fastdup, UMAP+k-means on 4 folders (PEERS_ARGS='--small')
 	$(PY) -m benchmarks.peers $(PEERS_ARGS)
 
-bench-ann: $(STAMP) ## Approximate search libraries on latents-like data (ANN_ARGS='--n 1000000 --libs faiss_ivf --no-iss')
+bench-ann: $(STAMP) ## Approximate search libraries on latents-like data (ANN_ARGS='--n 1000000 --libs faiss_ivf --no-iss'; '--sharded' for the Dask-built shards)
 	$(PY) -m benchmarks.ann $(ANN_ARGS)
 
 bench-scale: $(STAMP) ## Dask scaling: ingest, encode, prediction on 1 and 2 workers at 10k/100k pictures (SCALE_ARGS='--sizes 10000 100000 --full 1000000')

@@ -7,6 +7,8 @@ add about 12 minutes at 100,000)
 ``python -m benchmarks.ann --data fashion_mnist --libs all`` (real pictures: Fashion-MNIST, 69,000 points)
 ``python -m benchmarks.ann --n 1000000 --libs faiss_ivf --no-iss`` (``make bench-ann ANN_ARGS=...``; the
 HNSW build alone at 1M takes longer than this machine's 8-minute benchmark budget, measure it on 300,000)
+``python -m benchmarks.ann --n 200000 --libs faiss_hnsw --sharded`` (also the sharded build of
+:mod:`iss.search.shards`; ``--shard-size`` other than ``search.shard_size``'s default)
 
 On latents-like data (float32, 288 dimensions as the demo model's latents, drawn around 3,000
 centres of unequal sizes on a 32-dimensional subspace, plus small noise in every dimension: real
@@ -24,6 +26,12 @@ unrealistic worst case), it measures for each candidate library, in one process:
 Then the :class:`~iss.search.index.SimilarityIndex` itself with ``approximate_above`` under ``n``
 (``iss``): recall@10 of its queries after exact re-ranking, and how far its leave-one-out
 calibration (the "no good match" threshold) is from the exact one, on a sample of rows.
+
+With ``--sharded`` (``sharded`` in the report): the index built as Dask tasks, one HNSW graph per
+shard of ``--shard-size`` rows, on a LocalCluster of 1 and of 2 workers (``build_s_1_worker``,
+``build_s_2_workers``, start-up included; ``cluster_start_s`` alone) against the single graph built
+in this process (``single_graph_build_s``, all cores), and the search index over those shards:
+recall@10, query p50 and the leave-one-out calibration, as for ``iss``.
 
 Writes ``reports/bench/ann.json``.
 """
@@ -214,14 +222,18 @@ def measure_library(name: str, data: np.ndarray, queries: np.ndarray, truth: np.
     return out
 
 
-def measure_iss(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, sample: int = 2000) -> dict:
-    """The search index as it runs above the threshold: its recall and its calibration against exact."""
+def measure_iss(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, sample: int = 2000,
+                shard_build=None) -> dict:
+    """The search index as it runs above the threshold: its recall and its calibration against exact.
+
+    ``shard_build`` (:class:`iss.search.shards.ShardedBuild`): its graph built as shards on Dask.
+    """
     from iss.neighbours import ExactNeighbours
     from iss.search.index import SimilarityIndex
 
     ids = np.char.add("p", np.arange(len(data)).astype(str))
     start = time.perf_counter()
-    index = SimilarityIndex(approximate_above=1).build(ids, data)
+    index = SimilarityIndex(approximate_above=1, shard_build=shard_build).build(ids, data)
     build_s = time.perf_counter() - start
     found = index.query(queries, k=K).indices
     one = _p50_ms(lambda q: index.query(q, k=K), queries)
@@ -253,6 +265,60 @@ def measure_iss(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, sample
     return out
 
 
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's finished child processes (a closed LocalCluster's workers)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _sharded_build(folder: str, shard_size: int, workers: int):
+    from iss.compute import ComputeSettings
+    from iss.search.shards import ShardedBuild
+
+    return ShardedBuild(ComputeSettings(scheduler="local", n_workers=workers), f"{folder}/index_partitions.zarr",
+                        shard_size)
+
+
+def measure_sharded(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, shard_size: int) -> dict:
+    """The approximate index built as Dask tasks over shards (1 and 2 workers) against one graph built here."""
+    import tempfile
+
+    from iss.compute import ComputeSettings, open_compute
+    from iss.search.approximate import ApproximateNeighbours, ShardedNeighbours
+
+    center = data.mean(axis=0)
+    vectors = np.ascontiguousarray(data - center, dtype=np.float32)
+    out = {"shard_size": shard_size, "shards": -(-len(data) // shard_size)}
+    with tempfile.TemporaryDirectory(prefix="ann-shards-") as folder:
+        start = time.perf_counter()
+        with open_compute(ComputeSettings(scheduler="local", n_workers=2)):
+            out["cluster_start_s"] = round(time.perf_counter() - start, 2)
+        for workers, key in ((1, "build_s_1_worker"), (2, "build_s_2_workers")):
+            gc.collect()
+            cpu, start = _children_cpu_s(), time.perf_counter()
+            graph = ShardedNeighbours(shard_size, builder=_sharded_build(folder, shard_size, workers)).fit(vectors)
+            out[key] = round(time.perf_counter() - start, 2)
+            # the workers' CPU seconds over their wall time: below 1 a worker waited for a core (a shared machine)
+            out[key.replace("build_s", "cpu_share")] = round((_children_cpu_s() - cpu) / (out[key] * workers), 2)
+            del graph
+        start = time.perf_counter()
+        single = ApproximateNeighbours().fit(vectors)
+        out["single_graph_build_s"] = round(time.perf_counter() - start, 2)
+        out["single_graph_recall_at_10"] = round(recall(single.kneighbors(queries - center, K)[1], truth), 4)
+        out["single_graph_query_p50_ms"] = _p50_ms(lambda q: single.kneighbors(q - center, K), queries)
+        del single
+        out["speedup_2_workers"] = round(out["build_s_1_worker"] / out["build_s_2_workers"], 2)
+        print(f"  sharded      {out['shards']} shards of {shard_size:,}: build {out['build_s_1_worker']:.1f} s on 1 "
+              f"worker, {out['build_s_2_workers']:.1f} s on 2 (cluster start {out['cluster_start_s']:.1f} s "
+              f"included; workers had a core {out['cpu_share_1_worker']:.0%} / {out['cpu_share_2_workers']:.0%} of "
+              f"the time); one graph here {out['single_graph_build_s']:.1f} s, recall@10 "
+              f"{out['single_graph_recall_at_10']:.4f}, p50 {out['single_graph_query_p50_ms']:.3f} ms", flush=True)
+        out["index"] = measure_iss(data, queries, truth, shard_build=_sharded_build(folder, shard_size, 2))
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="indexed points (default 100,000; 1,000,000 for the 1M figures)")
@@ -262,6 +328,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", choices=["latents_like", "fashion_mnist"], default="latents_like",
                         help="latents-like synthetic points (default) or Fashion-MNIST's pictures on 288 principal components")
     parser.add_argument("--out", default="ann", help="report name under reports/bench (default ann)")
+    parser.add_argument("--sharded", action="store_true",
+                        help="also the index built as Dask tasks over shards, on 1 and 2 workers (iss/search/shards.py)")
+    parser.add_argument("--shard-size", type=int, default=0, help="rows per shard (default search.shard_size's default)")
     args = parser.parse_args(argv)
     libs = list(LIBRARIES) if args.libs == "all" else [lib for lib in args.libs.split(",") if lib]
     unknown = sorted(set(libs) - set(LIBRARIES))
@@ -294,6 +363,10 @@ def main(argv: list[str] | None = None) -> dict:
         result["libraries"][lib] = measure_library(lib, data, queries, truth)
     if not args.no_iss:
         result["iss"] = measure_iss(data, queries, truth)
+    if args.sharded:
+        from iss.search.approximate import SHARD_ROWS
+
+        result["sharded"] = measure_sharded(data, queries, truth, args.shard_size or SHARD_ROWS)
     write_report(args.out, result)
     return result
 

@@ -30,7 +30,8 @@ from typing import Optional
 
 import typer
 
-from iss.exec.common import ModelNameOption, ModelTypeOption, ModeOption, fail, plain_help, search_errors
+from iss.exec.common import (ModelNameOption, ModelTypeOption, ModeOption, SchedulerOption, fail, plain_help,
+                              scheduler_override, search_errors)
 from iss.exec.serve import serve
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
@@ -44,13 +45,13 @@ def _setup_logging(quiet: bool = False) -> None:
     setup_logging(logging.WARNING if quiet else logging.INFO)
 
 
-def _service(mode, model_type, model_name, rebuild: bool = False, warm_up: bool = False):
+def _service(mode, model_type, model_name, rebuild: bool = False, warm_up: bool = False, overrides=None):
     """Load the search service; known failures become one clear line and exit code 1."""
     from iss.config import load_config
     from iss.search.service import SearchService
 
     try:
-        cfg = load_config(mode=mode)
+        cfg = load_config(mode=mode, overrides=overrides or None)
         return cfg, SearchService.from_config(cfg, model_type=model_type, model_name=model_name, rebuild=rebuild,
                                                warm_up=warm_up)
     except search_errors() as exc:
@@ -106,10 +107,14 @@ def index(
     model_type: Optional[str] = ModelTypeOption,
     model_name: Optional[str] = ModelNameOption,
     mode: Optional[str] = ModeOption,
+    scheduler: Optional[str] = SchedulerOption,
 ) -> None:
-    """Build the search index, or add the pictures encoded since it was built."""
+    """Build the search index, or add the pictures encoded since it was built.
+
+    Above search.approximate_above pictures, --scheduler other than auto builds its HNSW graph as Dask
+    tasks, one per shard of search.shard_size pictures (README "Search at scale")."""
     _setup_logging()
-    _, service = _service(mode, model_type, model_name, rebuild=rebuild)
+    _, service = _service(mode, model_type, model_name, rebuild=rebuild, overrides=scheduler_override(scheduler))
     summary = service.health()
     typer.echo(f"search index: {summary['n_index']} pictures, distance threshold {summary['distance_threshold']:.4g}, "
                f"near-copy distance {summary['calibration']['near_copy_distance']:.4g}")

@@ -1,7 +1,7 @@
 """Where the partitioned steps run: the ``compute`` config section and the Dask client it opens.
 
 ``compute.scheduler`` says where the work of a partitioned step (ingest, encode, the clustering's
-prediction of the collection) goes:
+prediction of the collection, the search index's HNSW shards) goes:
 
 ``auto`` (default)
     A local folder keeps the step's own single-machine path (ingest's fork pool, encode and
@@ -23,7 +23,8 @@ prediction of the collection) goes:
     object store URL) under the same names as this machine.
 
 Steps call :func:`open_compute` and hand its :class:`Compute` their partition function; they never
-touch Dask directly, so every partitioned step (and, next, the index build) reuses the same setting.
+touch Dask directly, so every partitioned step (and the search index's sharded graph build,
+:mod:`iss.search.shards`) reuses the same setting.
 A task loads what every task of the step needs (an encoder, a fitted clustering) once per worker
 with :func:`process_cached`.
 """

@@ -358,6 +358,9 @@ class Search(Section):
     # from this many pictures on, the index searches an HNSW graph re-ranked exactly (iss/search/approximate.py);
     # 0 = always exact. Chosen by benchmarks/ann.py (README "Search at scale")
     approximate_above: NonNegativeInt = 100_000
+    # rows per shard of that graph when compute.scheduler builds it as Dask tasks (iss/search/shards.py);
+    # independent of the workers so that the index is the same anywhere. Chosen by benchmarks/ann.py --sharded
+    shard_size: PositiveInt = 100_000
 
 
 class Posters(Section):

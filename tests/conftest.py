@@ -120,9 +120,9 @@ def dask_cluster(tmp_path):
         yield address, workers
 
 
-def chunks_written(array: Path) -> int:
-    """Chunks of a Zarr array (the folder ``<store>/<name>``) written so far."""
-    folder = array / "c"
+def chunks_written(array: Path, files: str = "c") -> int:
+    """Chunks of a Zarr array (the folder ``<store>/<name>``) written so far (files under ``array/files``)."""
+    folder = array / files
     return sum(len(files) for _, _, files in os.walk(folder)) if folder.exists() else 0
 
 
@@ -153,6 +153,8 @@ def kill_when(count: Callable[..., int], worker: subprocess.Popen, after: int = 
     return killer, killed
 
 
-def kill_after_chunks(array: Path, worker: subprocess.Popen, after: int = 2) -> tuple[threading.Thread, dict]:
-    """SIGKILL ``worker`` as soon as ``after`` chunks of ``array`` are written (:func:`kill_when`)."""
-    return kill_when(lambda: chunks_written(array), worker, after)
+def kill_after_chunks(array: Path, worker: subprocess.Popen, after: int = 2, files: str = "c",
+                      ) -> tuple[threading.Thread, dict]:
+    """SIGKILL ``worker`` as soon as ``after`` chunks of ``array`` are written (:func:`kill_when`);
+    ``files``: the sub-folder counted (``shards`` for the search index's serialized shards)."""
+    return kill_when(lambda: chunks_written(array, files), worker, after)

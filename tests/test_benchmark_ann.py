@@ -36,3 +36,14 @@ def test_report_holds_every_figure_and_the_search_index_keeps_recall(tmp_path, m
     assert iss["loo_nearest_distance_exact_share"] >= 0.95 and iss["threshold_relative_error"] < 0.01
     with pytest.raises(SystemExit):
         ann.main(["--libs", "annoy"])
+
+
+def test_sharded_report_holds_the_build_on_1_and_2_workers(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "BENCH_DIR", tmp_path)
+    ann.main(["--n", "3000", "--libs", "", "--no-iss", "--sharded", "--shard-size", "1000", "--out", "ann_sharded"])
+    sharded = json.loads((tmp_path / "ann_sharded.json").read_text())["sharded"]
+    assert sharded["shards"] == 3 and sharded["build_s_1_worker"] > 0 and sharded["build_s_2_workers"] > 0
+    assert 0 < sharded["cpu_share_2_workers"] and sharded["single_graph_recall_at_10"] >= 0.95
+    index = sharded["index"]
+    assert index["library"] == "faiss-hnsw-sharded" and index["recall_at_10"] >= 0.95
+    assert index["loo_nearest_distance_exact_share"] >= 0.95 and index["threshold_relative_error"] < 0.01

@@ -39,12 +39,16 @@ def fail(message: str, code: int = 1) -> None:
 def search_errors() -> tuple[type[Exception], ...]:
     """The errors the search and explorer commands turn into one clear line (bad config, database,
     cache, index, model); imported on call, so the commands stay light."""
+    from iss.compute import ComputeError
     from iss.data.cache import CacheError
     from iss.db.engine import DatabaseError
     from iss.models.store import EncodeError
+    from iss.search.approximate import ApproximateIndexError
     from iss.search.index import SearchIndexError
 
-    return ConfigError, DatabaseError, CacheError, SearchIndexError, EncodeError
+    # ComputeError: the index's graph built on a Dask scheduler that does not answer (iss index --scheduler)
+    return (ConfigError, DatabaseError, CacheError, SearchIndexError, EncodeError, ComputeError,
+            ApproximateIndexError)
 
 
 @contextmanager

@@ -2,6 +2,8 @@
 
 - :mod:`iss.search.index`: :class:`~iss.search.index.SimilarityIndex`, exact nearest neighbours with
   leave-one-out calibration, incremental ``add``, ``save``/``load``.
+- :mod:`iss.search.approximate`: the HNSW graph (faiss) above ``search.approximate_above``, one graph or
+  shards; :mod:`iss.search.shards` builds the shards as Dask tasks (``compute.scheduler``).
 - :mod:`iss.search.novelty`: the query-level checks (distance, reconstruction, texture) and their
   calibration on the collection.
 - :mod:`iss.search.build`: building, saving and updating the index of a trained model.

@@ -12,7 +12,8 @@ Writes
 
 The index is built once and then kept in step with ``latents.npz``: new pictures are added
 incrementally (exact, see :meth:`SimilarityIndex.add`; above ``search.approximate_above`` the new
-pictures' own lists go through the HNSW graph, :mod:`iss.search.approximate`); a different encoder,
+pictures' own lists go through the HNSW graph, :mod:`iss.search.approximate`, built as Dask tasks over
+shards of the collection when ``compute.scheduler`` is not ``auto``, :mod:`iss.search.shards`); a different encoder,
 removed pictures or changed latents trigger a rebuild, and so does raising
 ``search.approximate_above`` above the size of an index whose lists were approximate (below the
 threshold an index is exactly what an exact build gives). Nothing here imports TensorFlow unless the encoder has
@@ -38,6 +39,7 @@ from iss.models.store import ENCODER_FILE, EncodeError, latents_encoder_sha, lat
 from iss.search.appearance import describe_files
 from iss.search.index import SearchIndexError, SimilarityIndex
 from iss.search.novelty import NOVELTY_VERSION, NoveltyCalibration, thumb_correlation
+from iss.search.shards import ShardedBuild
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +275,7 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
     params = {"threshold_percentile": float(settings["threshold_percentile"]), "margin": 1.0,
               "n_stored": int(settings["n_stored"])}
     approximate_above = int(settings["approximate_above"])  # not in params: changing it rebuilds only the graph
+    shard_build = ShardedBuild.from_config(cfg)  # where a graph is built: here, or in shards on Dask
     calib_params = {"version": NOVELTY_VERSION, "percentile": float(settings["threshold_percentile"]),
                     "margin": float(settings["margin"]), "texture_size": [int(v) for v in settings["texture_size"]],
                     "texture_sample": int(settings["texture_sample"])}
@@ -281,7 +284,7 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
     index = calibration = None
     if not force:
         try:
-            index, calibration = load_index(folder, approximate_above)
+            index, calibration = load_index(folder, approximate_above, shard_build)
         except (SearchIndexError, FileNotFoundError, KeyError, ValueError) as exc:
             reason = f"no usable saved index ({exc})"
             index = None
@@ -324,7 +327,7 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
 
     log.info("building the search index of %s/%s over %d pictures (%s)", model.model_type, model.model_name,
              len(ids), reason or "first build")
-    index = SimilarityIndex(**params, approximate_above=approximate_above).build(ids, latents)
+    index = SimilarityIndex(**params, approximate_above=approximate_above, shard_build=shard_build).build(ids, latents)
     descriptors, textures, _ = _sample_calibration(cfg, settings, ids, calib_params["texture_sample"])
     copies, correlations = near_copy_distances(model, cache, ids, latents, int(settings["near_copy_sample"]),
                                                cache.input_size, cache.thumb_size, int(settings["seed"]))
@@ -341,12 +344,13 @@ def sync_index(cfg: Config, model: SearchModel, cache: ImageCache | None = None,
     return index, calibration, summary
 
 
-def load_index(folder: Path, approximate_above: int | None = None) -> tuple[SimilarityIndex, NoveltyCalibration]:
+def load_index(folder: Path, approximate_above: int | None = None, shard_build: ShardedBuild | None = None,
+               ) -> tuple[SimilarityIndex, NoveltyCalibration]:
     """The one reader of the search index artefact: the index and its novelty calibration.
 
-    ``approximate_above`` (``search.approximate_above``) overrides the saved one
-    (:meth:`SimilarityIndex.load`)."""
-    return SimilarityIndex.load(folder, approximate_above), NoveltyCalibration.load(folder)
+    ``approximate_above`` (``search.approximate_above``) overrides the saved one, and
+    ``shard_build`` says where a graph to rebuild is built (:meth:`SimilarityIndex.load`)."""
+    return SimilarityIndex.load(folder, approximate_above, shard_build), NoveltyCalibration.load(folder)
 
 
 def save_index(folder, index, calibration, encoder_sha, state, calib_params, model) -> None:

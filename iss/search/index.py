@@ -4,7 +4,8 @@ The neighbours are exact and brute force (:class:`iss.neighbours.ExactNeighbours
 of the package, which says why and how fast); this module adds the picture ids, the stored
 leave-one-out lists, their incremental update, the calibration and persistence. From
 ``approximate_above`` pictures on (``search.approximate_above``), candidates come from an HNSW
-graph instead (:mod:`iss.search.approximate`) and are re-ranked on exact distances: every distance
+graph instead (:mod:`iss.search.approximate`; built as shards by Dask tasks where ``compute.scheduler``
+says, :mod:`iss.search.shards`) and are re-ranked on exact distances: every distance
 reported stays exact, only a true neighbour the graph misses can be left out (recall@10 >= 0.95,
 measured by ``benchmarks/ann.py``). Below it, nothing changes.
 
@@ -97,6 +98,11 @@ class SimilarityIndex:
         From this many pictures on, neighbours are searched through an HNSW graph
         (:class:`iss.search.approximate.ApproximateNeighbours`) and re-ranked on exact distances;
         0: always exact brute force.
+    shard_build : iss.search.shards.ShardedBuild, optional
+        Where the graph is built: when its scheduler resolves to Dask for the index's size
+        (``compute.scheduler`` other than ``auto``), as shards built by Dask tasks
+        (:class:`~iss.search.approximate.ShardedNeighbours`); None or ``auto``: one graph, here.
+        Not saved: a saved graph of either kind is read back as it is.
 
     Attributes
     ----------
@@ -113,20 +119,21 @@ class SimilarityIndex:
         Their rows (``-1`` where missing).
     threshold_ : float
         "No good match" distance threshold.
-    approximate_ : ApproximateNeighbours or None
-        The HNSW graph when the index holds ``approximate_above`` pictures or more.
+    approximate_ : ApproximateNeighbours, ShardedNeighbours or None
+        The HNSW graph (or its shards) when the index holds ``approximate_above`` pictures or more.
     lists_exact_ : bool
         Whether every stored leave-one-out list was computed exactly (False once a build or an add
         went through the graph).
     """
 
     def __init__(self, threshold_percentile: float = 99.0, margin: float = 1.0, n_stored: int = 10,
-                 block_size: int = 2048, approximate_above: int = 0):
+                 block_size: int = 2048, approximate_above: int = 0, *, shard_build=None):
         self.threshold_percentile = threshold_percentile
         self.margin = margin
         self.n_stored = n_stored
         self.block_size = block_size
         self.approximate_above = approximate_above
+        self.shard_build = shard_build
 
     # --- building -----------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -240,9 +247,16 @@ class SimilarityIndex:
                      len(vectors), time.perf_counter() - started)
         self._neighbours = self.approximate_
 
-    def _new_approximate(self):
-        from iss.search.approximate import ApproximateNeighbours
+    def _new_approximate(self, saved: dict | None = None):
+        """An unbuilt graph: of the kind ``saved`` (a saved graph's metadata) says, else the kind
+        ``shard_build`` asks for at this size (shards on Dask, else one graph)."""
+        from iss.search.approximate import SHARDED_LIBRARY, ApproximateNeighbours, ShardedNeighbours
 
+        build = self.shard_build
+        if saved is not None and saved.get("library") == SHARDED_LIBRARY:
+            return ShardedNeighbours(shard_size=saved.get("shard_size", 1), builder=build, block_size=self.block_size)
+        if saved is None and build is not None and build.scheduler_for(len(self)) != "inprocess":
+            return ShardedNeighbours(shard_size=build.shard_size, builder=build, block_size=self.block_size)
         return ApproximateNeighbours(block_size=self.block_size)
 
     def _calibrate(self) -> None:
@@ -384,7 +398,7 @@ class SimilarityIndex:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, approximate_above: int | None = None) -> "SimilarityIndex":
+    def load(cls, folder: str | Path, approximate_above: int | None = None, shard_build=None) -> "SimilarityIndex":
         """Read an index written by :meth:`save`.
 
         Parameters
@@ -395,6 +409,9 @@ class SimilarityIndex:
             saved HNSW graph is read when its library version and parameters match the current
             ones and it holds every picture; otherwise it is rebuilt (logged), which changes no
             stored list. Whether those lists were computed exactly is ``lists_exact_``.
+        shard_build : ShardedBuild, optional
+            Where a graph that must be rebuilt is built (see the class). A saved graph is read as
+            the kind it was saved as (one graph or shards), whatever the scheduler now.
         """
         folder = Path(folder)
         meta_path, arrays_path = folder / _META_FILE, folder / _ARRAYS_FILE
@@ -409,7 +426,7 @@ class SimilarityIndex:
         params.setdefault("approximate_above", 0)  # indexes saved before the approximate search
         if approximate_above is not None:
             params["approximate_above"] = int(approximate_above)
-        index = cls(**params)
+        index = cls(**params, shard_build=shard_build)
         with np.load(arrays_path, allow_pickle=False) as arrays:
             index.ids_ = arrays["ids"].astype(str)
             index.latents_ = arrays["latents"].astype(np.float32)
@@ -431,7 +448,7 @@ class SimilarityIndex:
         if not self.uses_approximate:
             return None
         path = folder / _APPROXIMATE_FILE
-        fresh = self._new_approximate()
+        fresh = self._new_approximate(saved)
         if saved is None or not path.is_file():
             why = "missing"
         elif {k: saved.get(k) for k in fresh.params()} != fresh.params():
@@ -442,7 +459,7 @@ class SimilarityIndex:
             from iss.search.approximate import ApproximateIndexError
 
             try:  # checked against the latents' shape; _prepare hands it the centred vectors
-                return type(fresh).from_bytes(path.read_bytes(), self.latents_, block_size=self.block_size)
+                return type(fresh).from_bytes(path.read_bytes(), self.latents_, **fresh.init_params())
             except (ApproximateIndexError, RuntimeError) as exc:  # faiss raises RuntimeError on a damaged file
                 why = str(exc)
         log.info("approximate search index %s: %s; rebuilding it", path, why)

@@ -3,7 +3,9 @@
 Pinned here on 20,000 latents-like points (the threshold lowered so that the test is fast): recall@10
 against the exact index, exact distances, the "no good match" calibration and verdicts, persistence
 (reuse, rebuild when missing or stale) and incremental adds. Below the threshold the index is the
-exact one, bit for bit.
+exact one, bit for bit. Each check runs on the single graph built here (``compute.scheduler: auto``)
+and on the sharded index built as Dask partition tasks (:mod:`iss.search.shards`, ``synchronous`` here;
+``tests/search/test_approximate_sharded.py`` compares it with a 2-worker LocalCluster).
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import pytest
 pytestmark = pytest.mark.slow
 pytest.importorskip("faiss")
 
+from iss.compute import ComputeSettings  # noqa: E402
 from iss.config_schema import validate_config  # noqa: E402
 from iss.search import approximate  # noqa: E402
 from iss.search.approximate import ApproximateIndexError  # noqa: E402
+from iss.search.approximate import ShardedNeighbours  # noqa: E402
 from iss.search.index import SearchIndexError, SimilarityIndex  # noqa: E402
+from iss.search.shards import ShardedBuild  # noqa: E402
 
 N, D, QUERIES = 20_000, 288, 400
 
@@ -39,13 +44,31 @@ def recall(found, truth):
     return float(np.mean([len(set(f[f >= 0]) & set(t[t >= 0])) / max(1, (t >= 0).sum()) for f, t in zip(found, truth)]))
 
 
+KINDS = ("plain", "sharded")
+
+
+def shard_build(kind, folder, shard_size=6000):
+    """None (one graph, here) or the sharded build as synchronous Dask partition tasks, shards of ``shard_size``."""
+    if kind == "plain":
+        return None
+    return ShardedBuild(ComputeSettings(scheduler="synchronous"), str(folder / "index_partitions.zarr"), shard_size)
+
+
 @pytest.fixture(scope="module")
-def pair():
+def exact_pair():
     everything = latents_like(N + QUERIES)
     latents, queries = everything[:N], everything[N:]
     ids = [f"p{i:06d}" for i in range(N)]
-    approx = SimilarityIndex(approximate_above=5000).build(ids, latents)
-    exact = SimilarityIndex().build(ids, latents)
+    return ids, latents, queries, SimilarityIndex().build(ids, latents)
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def pair(request, exact_pair, tmp_path_factory):
+    ids, latents, queries, exact = exact_pair
+    build = shard_build(request.param, tmp_path_factory.mktemp("shards"))
+    approx = SimilarityIndex(approximate_above=5000, shard_build=build).build(ids, latents)
+    kind = ShardedNeighbours if request.param == "sharded" else approximate.ApproximateNeighbours
+    assert type(approx.approximate_) is kind
     return ids, latents, queries, approx, exact
 
 
@@ -118,6 +141,7 @@ def test_saved_graph_is_reused_and_rebuilt_when_missing_or_stale(pair, tmp_path,
     caplog.set_level(logging.INFO, logger="iss.search.index")
     loaded = SimilarityIndex.load(folder)
     assert not loaded.approximate_rebuilt_ and "rebuilding" not in caplog.text
+    assert type(loaded.approximate_) is type(approx.approximate_)  # read back as the kind it was saved as
     np.testing.assert_array_equal(loaded.query(queries[:100], k=10).indices, before.indices)
     np.testing.assert_array_equal(loaded.knn_indices_, approx.knn_indices_)
 
@@ -139,22 +163,27 @@ def test_saved_graph_is_reused_and_rebuilt_when_missing_or_stale(pair, tmp_path,
     assert not (folder / "approximate.faiss").exists()
 
 
-def test_incremental_add_inserts_into_the_graph_and_crossing_the_threshold_builds_it():
+@pytest.mark.parametrize("kind", KINDS)
+def test_incremental_add_inserts_into_the_graph_and_crossing_the_threshold_builds_it(kind, tmp_path):
     latents = latents_like(8000, seed=5)
     ids = [f"r{i:05d}" for i in range(len(latents))]
-    grown = SimilarityIndex(approximate_above=5000).build(ids[:6000], latents[:6000])
+    build = shard_build(kind, tmp_path, shard_size=2500)
+    grown = SimilarityIndex(approximate_above=5000, shard_build=build).build(ids[:6000], latents[:6000])
     graph = grown.approximate_
     assert grown.add(ids[6000:], latents[6000:]) == 2000
     assert grown.approximate_ is graph and len(graph) == 8000  # inserted in place, not rebuilt
+    if kind == "sharded":  # the last shard is filled up, then a new one started: the layout a rebuild gives
+        assert [s.ntotal for s in graph.shards_] == [2500, 2500, 2500, 500]
     exact = SimilarityIndex().build(ids, latents)
     assert recall(grown.knn_indices_, exact.knn_indices_) >= 0.95
     assert recall(grown.query(latents[6000:6300] + 0.01, k=10).indices,
                   exact.query(latents[6000:6300] + 0.01, k=10).indices) >= 0.95
 
-    crossing = SimilarityIndex(approximate_above=5000).build(ids[:4000], latents[:4000])
+    crossing = SimilarityIndex(approximate_above=5000, shard_build=build).build(ids[:4000], latents[:4000])
     assert crossing.approximate_ is None and crossing.lists_exact_
     crossing.add(ids[4000:], latents[4000:])
     assert crossing.approximate_ is not None and len(crossing.approximate_) == 8000
+    assert type(crossing.approximate_) is type(graph)
     assert not crossing.lists_exact_
     assert recall(crossing.knn_indices_, exact.knn_indices_) >= 0.95
 

@@ -119,6 +119,32 @@ def test_approximate_above_follows_the_setting_without_a_needless_rebuild(search
     assert graph.is_file() and not sync_index(small, model, cache)[0].approximate_rebuilt_
 
 
+def test_on_a_dask_scheduler_the_graph_is_built_in_shards_and_read_back_as_such(search_env, own_latents, tmp_path):
+    pytest.importorskip("faiss")
+    pytest.importorskip("zarr")
+    from iss.search.approximate import ApproximateNeighbours, ShardedNeighbours
+
+    _, write_latents = own_latents
+    model, cache = search_env.service.model, search_env.service.cache
+    write_latents(250)
+    cfg = own_config(search_env, tmp_path, approximate_above=100, shard_size=128).with_overrides(
+        {"compute": {"scheduler": "synchronous"}})
+    index, _, summary = sync_index(cfg, model, cache)
+    assert summary.action == "built" and type(index.approximate_) is ShardedNeighbours
+    assert [s.ntotal for s in index.approximate_.shards_] == [128, 122]
+    # read back as shards, also where the scheduler is auto now (nothing is rebuilt)
+    auto = own_config(search_env, tmp_path, approximate_above=100, shard_size=128)
+    again, _, summary = sync_index(auto, model, cache)
+    assert summary.action == "loaded" and type(again.approximate_) is ShardedNeighbours
+    np.testing.assert_array_equal(again.knn_indices_, index.knn_indices_)
+    # new pictures fill the last shard, then start a new one
+    write_latents(300)
+    grown, _, summary = sync_index(auto, model, cache)
+    assert summary.action == "added" and [s.ntotal for s in grown.approximate_.shards_] == [128, 128, 44]
+    # a forced rebuild with auto: one graph, here
+    assert type(sync_index(auto, model, cache, force=True)[0].approximate_) is ApproximateNeighbours
+
+
 def test_missing_latents_say_which_step_to_run(search_env, tmp_path):
     from iss.models.store import EncodeError
 
