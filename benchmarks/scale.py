@@ -1,8 +1,8 @@
 """How the partitioned steps scale with Dask workers: pictures/s with 1 and 2 workers, the scaling
 efficiency and the peak memory of each worker, at 10k, 100k (and 1M) pictures.
 
-    make bench-scale                                  # 10k and 100k (about 25 min here)
-    make bench-scale SCALE_ARGS='--sizes 10000 100000 1000000'
+    make bench-scale                                  # 10k and 100k (about 7 minutes here)
+    make bench-scale SCALE_ARGS='--sizes 10000 100000 1000000'   # about 30 minutes
     python -m benchmarks.scale --sizes 2000           # a quick check of the harness
 
 The collection (``scale_folder``, made once and cached under ``data/bench/``): ``n`` distinct

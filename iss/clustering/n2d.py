@@ -79,13 +79,9 @@ class UMAPClusteringMixin:
         self.embedding_ = self.reducer_.embedding_2d_
 
     def _reduce(self, X: np.ndarray) -> np.ndarray:
-        if getattr(self, "layout_", "umap") == "direct":
-            return np.asarray(X, dtype=np.float32)
         return self.reducer_.transform(X)
 
     def _coords(self, X: np.ndarray, reduced: np.ndarray) -> np.ndarray:
-        if getattr(self, "layout_", "umap") == "direct":
-            return self.reducer_.transform(np.asarray(X, dtype=np.float64)).astype(np.float32)
         return self.reducer_.transform_2d(X, reduced)
 
     @classmethod
@@ -233,8 +229,7 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
         features = X.astype(np.float64)
         self.reduced_ = X.astype(np.float32)
         self.reducer_ = PCA(n_components=min(2, *X.shape), random_state=self.random_state).fit(features)
-        self.embedding_ = np.zeros((len(X), 2), dtype=np.float32)  # one column stays 0 with a single feature
-        self.embedding_[:, :self.reducer_.n_components_] = self.reducer_.transform(features)
+        self.embedding_ = self._coords(X, self.reduced_)
 
         def kmeans(k: int) -> KMeans:
             return KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(features)
@@ -249,6 +244,19 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
                               f"pictures are fewer than direct_below={self.direct_below}, too few for UMAP's "
                               f"neighbour graph")
         self._set_labels(kmeans(k), features)
+
+    def _direct(self) -> bool:
+        return getattr(self, "layout_", "umap") == "direct"  # (clusterings saved before it have no layout_)
+
+    def _reduce(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X, dtype=np.float32) if self._direct() else super()._reduce(X)
+
+    def _coords(self, X: np.ndarray, reduced: np.ndarray) -> np.ndarray:
+        if not self._direct():
+            return super()._coords(X, reduced)
+        coords = np.zeros((len(X), 2), dtype=np.float32)  # one column stays 0 with a single feature
+        coords[:, :self.reducer_.n_components_] = self.reducer_.transform(np.asarray(X, dtype=np.float64))
+        return coords
 
     def _set_labels(self, clusterer, features: np.ndarray) -> None:
         self.clusterer_ = clusterer
