@@ -123,7 +123,7 @@ def dask_cluster(tmp_path):
 def chunks_written(array: Path, files: str = "c") -> int:
     """Chunks of a Zarr array (the folder ``<store>/<name>``) written so far (files under ``array/files``)."""
     folder = array / files
-    return sum(len(files) for _, _, files in os.walk(folder)) if folder.exists() else 0
+    return sum(len(names) for _, _, names in os.walk(folder)) if folder.exists() else 0
 
 
 def kill_when(count: Callable[..., int], worker: subprocess.Popen, after: int = 2, timeout_s: float = 60,
