@@ -26,7 +26,8 @@ Steps call :func:`open_compute` and hand its :class:`Compute` their partition fu
 touch Dask directly, so every partitioned step (and the search index's sharded graph build,
 :mod:`iss.search.shards`) reuses the same setting.
 A task loads what every task of the step needs (an encoder, a fitted clustering) once per worker
-with :func:`process_cached`.
+with :func:`process_cached`, and runs with TensorFlow's, numba's and the BLAS/OpenMP thread pools
+sized to its worker's threads (:func:`worker_threads`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import importlib
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -127,16 +129,33 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def partition_size_for(n: int, workers: int, setting: int = 0) -> int:
-    """Rows per Dask partition: ``setting`` when > 0, else ~8 partitions per worker, 16 to 512 rows.
+PARTITION_BYTES = 10 * 2**20  # what one task reads and writes, at most (before ``compute.partition_size``)
 
-    Why: each task costs a few ms of scheduling and a store chunk, so tasks of fewer than ~16
-    pictures waste time; tasks of more than ~512 (~10 MB of pixels) make a lost worker's retry long
-    and the last task finish late, and 8 tasks per worker keeps every worker busy to the end.
+
+def partition_size_for(n: int, workers: int, setting: int = 0, row_bytes: int = 20_000) -> int:
+    """Rows per Dask partition: ``setting`` when > 0, else ~8 partitions per worker, from 16 rows up to
+    ``PARTITION_BYTES`` of ``row_bytes`` rows (512 rows of ingest's ~19 KB of pixels).
+
+    Why: each task costs a few ms of CPU beyond its work (the scheduler, the worker's and this
+    process's bookkeeping, a store chunk), so tasks of fewer than ~16 pictures waste time, and
+    cheap rows (encode's ~5 KB a picture, 35 ms a partition of 512) lose a quarter of two busy
+    cores to it; tasks holding more than ~10 MB make a lost worker's retry long and the last
+    task finish late; 8 tasks per worker keeps every worker busy to the end.
+
+    Parameters
+    ----------
+    n, workers : int
+        Rows to process, workers available.
+    setting : int
+        ``compute.partition_size`` (0 = choose).
+    row_bytes : int
+        Bytes a task reads and writes per row (ingest: inputs and thumbnails; encode: the input
+        pixels and the latents).
     """
     if setting > 0:
         return setting
-    return max(16, min(512, math.ceil(n / (max(1, workers) * 8))))
+    largest = max(16, PARTITION_BYTES // max(1, row_bytes))
+    return max(16, min(largest, math.ceil(n / (max(1, workers) * 8))))
 
 
 def step_store_url(cfg, store: str, step: str) -> str:
@@ -185,6 +204,92 @@ def process_cached(slot: str, key: Any, load: Callable[[], Any]) -> Any:
     value = load()
     _PROCESS_CACHE[slot] = (key, value)
     return value
+
+
+def dask_worker_threads() -> int | None:
+    """The thread count (``nthreads``) of the Dask worker running this code; None outside a worker."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import get_worker
+
+    try:
+        return int(get_worker().state.nthreads)
+    except ValueError:  # not in a worker
+        return None
+
+
+def _limit_tensorflow(n: int) -> None:
+    """TensorFlow's intra- and inter-op pools at ``n`` threads, when it is loaded and has not run yet."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None or tf.config.threading.get_intra_op_parallelism_threads() == n:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:  # it ran before this worker's first task: its pools are fixed for the process
+        log.debug("TensorFlow already initialised in this worker; its thread pools stay as they are")
+
+
+@contextmanager
+def worker_threads() -> Iterator[int | None]:
+    """Run the block with the numerical thread pools at the Dask worker's ``nthreads``; yields that number.
+
+    Why: TensorFlow, numba and the BLAS/OpenMP libraries each start one thread per core of the
+    machine, whatever the worker was given. Two single-threaded workers on 2 cores then run
+    4+ busy threads and slow each other down, and one worker silently takes every core, so adding
+    workers does not add throughput. Sized like this, a worker uses the cores it was started
+    with (``dask worker --nthreads``, ``compute.threads_per_worker``), as Dask's own nanny does for
+    OpenMP/MKL/OpenBLAS (``distributed.nanny.pre-spawn-environ``).
+
+    Outside a Dask worker (None): the pools are left alone.
+    TensorFlow's pools can be set only before it first runs in the process; after that they stay.
+    """
+    n = dask_worker_threads()
+    if n is None:
+        yield None
+        return
+    from threadpoolctl import threadpool_limits
+    import numba
+
+    _limit_tensorflow(n)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))  # for this thread's parallel regions
+    try:
+        with threadpool_limits(limits=n):
+            yield n
+    finally:
+        numba.set_num_threads(before)
+
+
+def task_name(function: Callable) -> str:
+    """``"module:qualname"`` of a module-level function, which a worker imports by that name.
+
+    Raises
+    ------
+    ValueError
+        ``function`` is a lambda, a nested function or a method of an instance: a worker could not
+        import it.
+    """
+    module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
+    if not module or "<" in qualname or "." in qualname:
+        raise ValueError(f"{function!r} is not a module-level function; a Dask task must be one that a worker "
+                         f"can import by name")
+    return f"{module}:{qualname}"
+
+
+def run_task(name: str, *args) -> Any:
+    """Import the function ``name`` (:func:`task_name`) and run it on ``args`` within :func:`worker_threads`:
+    how :meth:`Compute.map_unordered` runs a task on a worker.
+
+    Why by name: the scheduler unpickles every task it is sent. Given the function itself, it
+    imports the function's module, so encoding made a fresh scheduler import TensorFlow (3.9 s
+    before the first task started, measured) and a scheduler machine needed TensorFlow installed.
+    A name is a string to the scheduler; only the workers import it.
+    """
+    module, _, qualname = name.partition(":")
+    function = getattr(importlib.import_module(module), qualname)
+    with worker_threads():
+        return function(*args)
 
 
 def import_optional(module: str, needed_for: str):
@@ -265,6 +370,11 @@ class Compute:
         arguments : sequence of tuple
         key : str
             Task name prefix shown on the dashboard.
+
+        Raises
+        ------
+        ValueError
+            On Dask, ``function`` is not module-level (:func:`task_name`).
         """
         if self.client is None:
             for i, args in enumerate(arguments):
@@ -274,7 +384,8 @@ class Compute:
             return
         from distributed import as_completed
 
-        futures = [self.client.submit(function, *args, key=f"{key}-{i}", pure=False, retries=2)
+        name = task_name(function)
+        futures = [self.client.submit(run_task, name, *args, key=f"{key}-{i}", pure=False, retries=2)
                    for i, args in enumerate(arguments)]
         index = {future.key: i for i, future in enumerate(futures)}
         try:

@@ -6,8 +6,10 @@ import socket
 import sys
 
 import pytest
+import tensorflow as tf  # loaded when a worker imports this module for a task, as iss.models.encode loads it
 
-from iss.compute import ComputeError, ComputeSettings, check_scheduler, open_compute, step_store_url
+from iss.compute import (ComputeError, ComputeSettings, check_scheduler, open_compute, step_store_url, task_name,
+                         worker_threads)
 from iss.config import ConfigError, load_config
 
 
@@ -42,6 +44,41 @@ def test_synchronous_runs_every_partition_in_this_process():
     with open_compute(ComputeSettings(scheduler="synchronous")) as compute:
         assert compute.client is None and compute.workers == 1
         assert sorted(compute.map_unordered(_square, [(i,) for i in range(5)])) == [(i, i * i) for i in range(5)]
+
+
+def _thread_pools() -> dict:
+    """The thread pools a task sees: TensorFlow's intra-op setting, numba's, and every BLAS/OpenMP pool's."""
+    import numba
+    from threadpoolctl import threadpool_info
+
+    return {"tensorflow": tf.config.threading.get_intra_op_parallelism_threads(), "numba": numba.get_num_threads(),
+            "blas_openmp": sorted({pool["num_threads"] for pool in threadpool_info()})}
+
+
+@pytest.mark.slow
+def test_a_task_on_a_worker_uses_only_the_threads_its_worker_was_given(dask_cluster):
+    """Two single-threaded workers on this machine: each task's TensorFlow, numba and BLAS run one thread,
+    not one per core (else one worker already takes every core and a second adds nothing)."""
+    address, _ = dask_cluster
+    with open_compute(ComputeSettings(scheduler=address)) as compute:
+        seen = [pools for _, pools in compute.map_unordered(_thread_pools, [()] * 4, key="pools")]
+        # the task went by name: the scheduler did not import this module (nor TensorFlow with it)
+        assert not compute.client.run_on_scheduler(lambda: "tensorflow" in sys.modules)
+    assert seen == [{"tensorflow": 1, "numba": 1, "blas_openmp": [1]}] * 4
+
+
+def test_a_task_is_named_by_its_module_and_a_function_no_worker_can_import_is_refused():
+    assert task_name(_square) == f"{__name__}:_square"
+    with pytest.raises(ValueError, match="not a module-level function"):
+        task_name(lambda x: x)
+
+
+def test_worker_threads_leaves_the_pools_alone_outside_a_worker():
+    import numba
+
+    before = numba.get_num_threads()
+    with worker_threads() as n:
+        assert n is None and numba.get_num_threads() == before
 
 
 def _unused_port() -> int:

@@ -609,7 +609,8 @@ def _decode_on_dask(settings: IngestSettings, todo: list, compute: ComputeSettin
 
     with open_compute(compute, scheduler) as session:
         summary.scheduler, summary.workers = session.kind, session.workers
-        size = partition_size_for(len(todo), session.workers, compute.partition_size)
+        row_bytes = int(np.prod(cache.input_shape)) + int(np.prod(cache.thumb_shape))  # the pixels written
+        size = partition_size_for(len(todo), session.workers, compute.partition_size, row_bytes)
         partitions = list(_chunks(todo, size))
         summary.partitions = len(partitions)
         store = PartitionStore.create(store_url, len(partitions), size, {"inputs": (cache.input_shape, "uint8"),

@@ -257,7 +257,8 @@ def _encode_on_dask(cfg: Config, compute: ComputeSettings, scheduler: str, encod
     store_url = step_store_url(cfg, compute.store, "encode")
     latents = np.empty((len(todo), d), dtype=np.float32)
     with open_compute(compute, scheduler) as session:
-        size = partition_size_for(len(todo), session.workers, compute.partition_size)
+        row_bytes = int(np.prod(shape)) + 4 * d  # the pixels read, the latents written
+        size = partition_size_for(len(todo), session.workers, compute.partition_size, row_bytes)
         partitions = [todo[start:start + size] for start in range(0, len(todo), size)]
         store = PartitionStore.create(store_url, len(partitions), size, {"latents": ((d,), "float32")})
         log.info("encode: %d pictures in %d partitions of %d on %s (workers: %d), latents through %s", len(todo),

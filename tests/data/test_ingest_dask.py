@@ -129,7 +129,8 @@ def test_a_url_with_nothing_under_it_is_one_clear_error(cfg, memory_url):
         _ingest(cfg, paths={"collections": f"{memory_url}/nothing"})
 
 
-def test_partitions_give_each_worker_several_tasks_of_16_to_512_pictures():
+def test_partitions_give_each_worker_several_tasks_of_16_pictures_to_10_mb():
     assert partition_size_for(100, 2) == 16
-    assert partition_size_for(20_000, 2) == 512 and partition_size_for(20_000, 16) == 157
+    assert partition_size_for(20_000, 2, row_bytes=20_480) == 512 and partition_size_for(20_000, 16) == 157
+    assert partition_size_for(100_000, 2, row_bytes=5_120) == 2048  # cheap rows: bigger tasks, same bytes
     assert partition_size_for(10**6, 64, setting=100) == 100
