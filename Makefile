@@ -112,7 +112,7 @@ bench-peers: $(STAMP) .venv-peers/.installed .venv-fastdup/.installed ## iss vs 
 bench-ann: $(STAMP) ## Approximate search libraries on latents-like data (ANN_ARGS='--n 1000000 --libs faiss_ivf --no-iss'; '--sharded' for the Dask-built shards)
 	$(PY) -m benchmarks.ann $(ANN_ARGS)
 
-bench-scale: $(STAMP) ## Dask scaling: ingest, encode, prediction on 1 and 2 workers at 10k/100k pictures (SCALE_ARGS='--sizes 10000 100000 --full 1000000')
+bench-scale: $(STAMP) ## Dask scaling: ingest, encode, prediction on 1 and 2 workers at 10k/100k pictures, ingest of 10k full-size frames (SCALE_ARGS='--sizes 10000 100000 --full 1000000')
 	$(PY) -m benchmarks.scale $(SCALE_ARGS)
 
 bench-e2e: $(STAMP) ## Every step on 14,000 generated 1280x720 frames: time, memory, profile (E2E_ARGS='--n 200')

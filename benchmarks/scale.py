@@ -1,9 +1,9 @@
 """How the partitioned steps scale with Dask workers: pictures/s with 1 and 2 workers, the scaling
 efficiency and the peak memory of each worker, at 10k, 100k (and 1M) pictures.
 
-    make bench-scale                                  # 10k and 100k (about 7 minutes here)
-    make bench-scale SCALE_ARGS='--sizes 10000 100000 1000000'   # about 30 minutes
-    python -m benchmarks.scale --sizes 2000           # a quick check of the harness
+    make bench-scale                                  # 10k, 100k, 10k full-size (about 12 minutes here)
+    make bench-scale SCALE_ARGS='--sizes 10000 100000 1000000'   # about 40 minutes
+    python -m benchmarks.scale --sizes 2000 --full-size 0        # a quick check of the harness
 
 The collection (``scale_folder``, made once and cached under ``data/bench/``): ``n`` distinct
 160x90 JPEG frames in sub-folders of 10,000. 1M frames at 1280x720 do not fit this disk, and
@@ -12,6 +12,15 @@ rendering a million demo frames takes hours, so ``BASE_FRAMES`` demo frames are 
 re-encoded. Every file therefore decodes to different pixels and every latent is distinct: no
 duplicate short-cuts the ingest, the encode or the prediction (the clustering assigns each
 distinct row once).
+
+Ingest is also measured on full-size frames (``--full-size N``, default ``FULL_SIZE_N``;
+``scale_folder(n, full_size=True)``): variants, made the same way, of the 30 real 1280x720 ISS
+frames of ``shared/real/iss_frames``, re-encoded at ``FULL_SIZE_QUALITY`` so that a file weighs
+what a real frame does (~170 KB). A 160x90 file decodes in ~0.3 ms, so its ingest measures the
+per-picture bookkeeping (rows, cache) more than the decoding; a real frame takes ~3 ms to decode
+even at 1/8 scale, which is where a real collection's ingest spends its time. Encode and
+prediction read the ingest cache, whose rows do not depend on the source size, so they are
+measured on the small frames only.
 
 For each size and each worker count W (1, 2): a ``dask scheduler`` and W single-threaded ``dask
 worker`` processes (no nanny) are started on 127.0.0.1, as on a cluster, and warmed up (their
@@ -68,6 +77,9 @@ SIZES = (10_000, 100_000)
 WORKERS = (1, 2)
 FRAME_SIZE = (160, 90)
 BASE_FRAMES = 2000
+FULL_SIZE = (1280, 720)  # the ISS HDEV frames' size
+FULL_SIZE_N = 10_000  # 1.7 GB of frames
+FULL_SIZE_QUALITY = 92  # a variant then weighs what the real frame does (~170 KB)
 PER_FOLDER = 10_000
 FIT_SAMPLE = 5000
 FULL_EPOCHS = 1
@@ -80,7 +92,7 @@ MB = 1024 * 1024
 
 # --- the collection ---------------------------------------------------------------------------
 
-def _variant(base: np.ndarray, index: int) -> bytes:
+def _variant(base: np.ndarray, index: int, quality: int = 85) -> bytes:
     """JPEG bytes of ``base`` with picture ``index``'s own brightness offset and noise patch."""
     from PIL import Image
 
@@ -90,41 +102,58 @@ def _variant(base: np.ndarray, index: int) -> bytes:
     y, x = int(rng.integers(0, h - 16)), int(rng.integers(0, w - 16))
     frame[y:y + 16, x:x + 16] += rng.integers(-40, 41, size=(16, 16, 3), dtype=np.int16)
     out = io.BytesIO()
-    Image.fromarray(np.clip(frame, 0, 255).astype(np.uint8)).save(out, "JPEG", quality=85)
+    Image.fromarray(np.clip(frame, 0, 255).astype(np.uint8)).save(out, "JPEG", quality=quality)
     return out.getvalue()
 
 
-def _write_range(args: tuple[Path, int, int, Path]) -> None:
-    folder, start, stop, bases_file = args
+def _write_range(args: tuple[Path, int, int, Path, int]) -> None:
+    folder, start, stop, bases_file, quality = args
     bases = np.load(bases_file)
     for i in range(start, stop):
         path = folder / f"{i // PER_FOLDER:03d}" / f"frame-{i:07d}.jpg"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(_variant(bases[i % len(bases)], i))
+            path.write_bytes(_variant(bases[i % len(bases)], i, quality))
 
 
-def scale_folder(n: int) -> Path:
-    """``data/bench/scale-<n>-160x90/``: ``n`` distinct 160x90 JPEG frames (module docstring); made once."""
-    from multiprocessing import Pool
-
+def _base_frames(full_size: bool) -> np.ndarray:
+    """The frames every file is a variant of: ``BASE_FRAMES`` demo frames at 160x90, or the real frames."""
     from PIL import Image
 
-    folder = BENCH_DATA / f"scale-{n}-{FRAME_SIZE[0]}x{FRAME_SIZE[1]}"
+    from iss.config import real_frames_dir
+
+    if full_size:
+        paths = sorted(real_frames_dir().glob("*.jpg"))
+        if not paths:
+            raise SystemExit(f"no real frames in {real_frames_dir()} for the full-size ingest: set $ISS_REAL_FRAMES "
+                             f"to a folder of 1280x720 JPEG frames, or pass --full-size 0")
+        return np.stack([np.asarray(Image.open(p).convert("RGB").resize(FULL_SIZE)) for p in paths])
+    base_dir = demo_folder(BASE_FRAMES, size=FRAME_SIZE, progress=False) / "collections"
+    return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(base_dir.glob("*.jpg"))])
+
+
+def scale_folder(n: int, full_size: bool = False) -> Path:
+    """``n`` distinct JPEG frames (module docstring), made once: ``data/bench/scale-<n>-160x90/``, or with
+    ``full_size`` ``data/bench/scale-real-<n>-1280x720/`` (variants of the real frames)."""
+    from multiprocessing import Pool
+
+    size, quality = (FULL_SIZE, FULL_SIZE_QUALITY) if full_size else (FRAME_SIZE, 85)
+    folder = BENCH_DATA / f"scale-{'real-' if full_size else ''}{n}-{size[0]}x{size[1]}"
     if _done(folder):
         return folder
     started = time.perf_counter()
-    base_dir = demo_folder(BASE_FRAMES, size=FRAME_SIZE, progress=False) / "collections"
-    bases = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(base_dir.glob("*.jpg"))])
+    bases = _base_frames(full_size)
     folder.mkdir(parents=True, exist_ok=True)
     bases_file = folder / "bases.npy"
     np.save(bases_file, bases)
-    print(f"writing {n:,} distinct {FRAME_SIZE[0]}x{FRAME_SIZE[1]} frames into {folder} (once; cached)", flush=True)
-    step = 5000
+    print(f"writing {n:,} distinct {size[0]}x{size[1]} frames into {folder} (once; cached)", flush=True)
+    step = 500 if full_size else 5000
     with Pool(os.cpu_count() or 1) as pool:
-        pool.map(_write_range, [(folder / "frames", s, min(n, s + step), bases_file) for s in range(0, n, step)])
+        pool.map(_write_range, [(folder / "frames", s, min(n, s + step), bases_file, quality)
+                                for s in range(0, n, step)])
     bases_file.unlink()
-    return _finish(folder, {"kind": "scale", "n": n, "size": list(FRAME_SIZE), "base_frames": BASE_FRAMES,
+    return _finish(folder, {"kind": "scale-real" if full_size else "scale", "n": n, "size": list(size),
+                            "base_frames": len(bases), "quality": quality,
                             "generate_s": round(time.perf_counter() - started, 1)})
 
 
@@ -199,9 +228,10 @@ def save_untrained_encoder(cfg) -> tuple[str, str]:
     return model_type, model_name
 
 
-def run_steps(root: Path, folder: Path, n_workers: int, logs: Path) -> tuple[dict, float]:
-    """Ingest, encode and predict on a fresh project ``root`` with ``n_workers`` worker processes:
-    ``({step: figures}, worker warm-up seconds)``."""
+def run_steps(root: Path, folder: Path, n_workers: int, logs: Path, ingest_only: bool = False,
+              ) -> tuple[dict, float]:
+    """Ingest, encode and predict (or ingest only) on a fresh project ``root`` with ``n_workers`` worker
+    processes: ``({step: figures}, worker warm-up seconds)``."""
     from iss.clustering.registry import run_clustering
     from iss.db.engine import get_engine
     from iss.features import build_features
@@ -222,6 +252,10 @@ def run_steps(root: Path, folder: Path, n_workers: int, logs: Path) -> tuple[dic
             seconds = time.perf_counter() - tick
         n = summary.accepted
         out["ingest"] = _figures(n, seconds, memory)
+        if ingest_only:
+            engine.dispose()
+            shutil.rmtree(root, ignore_errors=True)
+            return out, warmup_s
         model_type, model_name = save_untrained_encoder(cfg)
         with PeakMemory(pids) as memory:
             tick = time.perf_counter()
@@ -296,10 +330,30 @@ def full_run(n: int, root: Path) -> dict:
     return out
 
 
+def measure(folder: Path, tmp: Path, ingest_only: bool = False) -> dict:
+    """The in-process ingest, then the steps with 1 and 2 workers, of ``folder``'s frames, with the scaling."""
+    record: dict = {"inprocess_ingest": inprocess_ingest(tmp / "inprocess", folder)}
+    print(f"  ingest in process: {record['inprocess_ingest']['pictures_per_s']:.0f} pictures/s", flush=True)
+    by_workers, warmups = {}, {}
+    for w in WORKERS:
+        by_workers[w], warmups[str(w)] = run_steps(tmp / f"w{w}", folder, w, tmp / "logs", ingest_only)
+        print(f"  {w} worker(s): " + ", ".join(f"{step} {f['pictures_per_s']:.0f}/s "
+                                              f"(peak {max(f['peak_worker_mb']):.0f} MB)"
+                                              for step, f in by_workers[w].items()), flush=True)
+    record["worker_warmup_s"] = warmups
+    record["workers"] = {str(w): v for w, v in by_workers.items()}
+    record["scaling"] = scaling(by_workers)
+    print("  scaling 1 -> 2 workers: " + ", ".join(f"{s} {v['speedup']}x" for s, v in record["scaling"].items()),
+          flush=True)
+    return record
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     parser.add_argument("--full", type=int, default=0, help="also run every step on this many pictures")
+    parser.add_argument("--full-size", type=int, default=FULL_SIZE_N,
+                        help="also measure ingest on this many 1280x720 frames (variants of the real ones); 0: not")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # a run on some sizes updates them and keeps the others' figures (each size is self-contained)
@@ -307,27 +361,19 @@ def main(argv: list[str] | None = None) -> dict:
     kept = json.loads(previous.read_text()) if previous.exists() else {}
     result: dict = {"frame_size": list(FRAME_SIZE), "fit_sample": FIT_SAMPLE, "cores": os.cpu_count(),
                     "load_before": list(os.getloadavg()), "sizes": kept.get("sizes", {})}
-    if "full_run" in kept:
-        result["full_run"] = kept["full_run"]
+    for key in ("full_run", "full_size_ingest"):
+        if key in kept:
+            result[key] = kept[key]
     BENCH_DATA.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="iss-scale-", dir=BENCH_DATA) as tmp:
         for n in args.sizes:
-            folder = scale_folder(n)
             print(f"{n:,} pictures", flush=True)
-            record: dict = {"inprocess_ingest": inprocess_ingest(Path(tmp) / "inprocess", folder)}
-            print(f"  ingest in process: {record['inprocess_ingest']['pictures_per_s']:.0f} pictures/s", flush=True)
-            by_workers, warmups = {}, {}
-            for w in WORKERS:
-                by_workers[w], warmups[str(w)] = run_steps(Path(tmp) / f"w{w}", folder, w, Path(tmp) / "logs")
-                print(f"  {w} worker(s): " + ", ".join(f"{step} {f['pictures_per_s']:.0f}/s "
-                                                      f"(peak {max(f['peak_worker_mb']):.0f} MB)"
-                                                      for step, f in by_workers[w].items()), flush=True)
-            record["worker_warmup_s"] = warmups
-            record["workers"] = {str(w): v for w, v in by_workers.items()}
-            record["scaling"] = scaling(by_workers)
-            print("  scaling 1 -> 2 workers: " + ", ".join(f"{s} {v['speedup']}x" for s, v in record["scaling"].items()),
-                  flush=True)
-            result["sizes"][str(n)] = record
+            result["sizes"][str(n)] = measure(scale_folder(n), Path(tmp))
+        if args.full_size:
+            print(f"{args.full_size:,} full-size frames (ingest)", flush=True)
+            result["full_size_ingest"] = {"frame_size": list(FULL_SIZE),
+                                          **measure(scale_folder(args.full_size, full_size=True), Path(tmp),
+                                                    ingest_only=True)}
         if args.full:
             result["full_run"] = full_run(args.full, Path(tmp) / "full")
     result["load_after"] = list(os.getloadavg())

@@ -1,5 +1,6 @@
 """The scaling benchmark runs end to end on a small collection (the real one is `make bench-scale`):
-a real scheduler and worker processes, every picture through ingest, encode and prediction."""
+a real scheduler and worker processes, every picture through ingest, encode and prediction, and
+the ingest of full-size frames made from the real ISS frames."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def test_report_holds_every_step_for_1_and_2_workers(tmp_path, monkeypatch):
     monkeypatch.setattr(folders, "BENCH_DATA", tmp_path / "data")
     monkeypatch.setattr(scale, "BENCH_DATA", tmp_path / "data")
     monkeypatch.setattr(scale, "BASE_FRAMES", 40)
-    scale.main(["--sizes", "240"])
+    scale.main(["--sizes", "240", "--full-size", "40"])
     report = json.loads((tmp_path / "reports" / "scale.json").read_text())
     record = report["sizes"]["240"]
     assert record["inprocess_ingest"]["pictures"] == 240
@@ -48,4 +49,11 @@ def test_report_holds_every_step_for_1_and_2_workers(tmp_path, monkeypatch):
             assert figures["pictures_per_s"] > 0 and len(figures["peak_worker_mb"]) == int(workers)
             assert all(mb > 50 for mb in figures["peak_worker_mb"])  # a live Python worker, measured
     assert set(record["scaling"]) == {"ingest", "encode", "predict"}
+    # ingest of full-size frames: variants of the real 1280x720 frames, each decoded once
+    full = report["full_size_ingest"]
+    assert full["frame_size"] == [1280, 720] and set(full["scaling"]) == {"ingest"}
+    assert full["inprocess_ingest"]["pictures"] == 40
+    assert all(full["workers"][w]["ingest"]["pictures"] == 40 for w in ("1", "2"))
+    frames = sorted((tmp_path / "data" / "scale-real-40-1280x720" / "frames").rglob("*.jpg"))
+    assert len(frames) == 40 and Image.open(frames[0]).size == (1280, 720)
     assert not list((tmp_path / "data").glob("iss-scale-*"))  # the projects it made are removed
