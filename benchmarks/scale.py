@@ -16,9 +16,10 @@ distinct row once).
 Ingest is also measured on full-size frames (``--full-size N``, default ``FULL_SIZE_N``;
 ``scale_folder(n, full_size=True)``): variants, made the same way, of the 30 real 1280x720 ISS
 frames of ``shared/real/iss_frames``, re-encoded at ``FULL_SIZE_QUALITY`` so that a file weighs
-what a real frame does (~170 KB). A 160x90 file decodes in ~0.3 ms, so its ingest measures the
-per-picture bookkeeping (rows, cache) more than the decoding; a real frame takes ~3 ms to decode
-even at 1/8 scale, which is where a real collection's ingest spends its time. Encode and
+what a real frame does (~170 KB). A 160x90 file decodes in under 0.1 ms, so its ingest measures the
+per-picture bookkeeping (rows, cache) more than the decoding; a real frame costs a worker ~2.3 ms
+(decoding at 1/8 scale, resizing, the store write), which is where a real collection's ingest
+spends its time. Encode and
 prediction read the ingest cache, whose rows do not depend on the source size, so they are
 measured on the small frames only.
 
@@ -78,7 +79,7 @@ WORKERS = (1, 2)
 FRAME_SIZE = (160, 90)
 BASE_FRAMES = 2000
 FULL_SIZE = (1280, 720)  # the ISS HDEV frames' size
-FULL_SIZE_N = 10_000  # 1.7 GB of frames
+FULL_SIZE_N = 10_000  # 1.5 GB of frames
 FULL_SIZE_QUALITY = 92  # a variant then weighs what the real frame does (~170 KB)
 PER_FOLDER = 10_000
 FIT_SAMPLE = 5000

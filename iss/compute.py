@@ -27,7 +27,7 @@ touch Dask directly, so every partitioned step (and the search index's sharded g
 :mod:`iss.search.shards`) reuses the same setting.
 A task loads what every task of the step needs (an encoder, a fitted clustering) once per worker
 with :func:`process_cached`, and runs with TensorFlow's, numba's and the BLAS/OpenMP thread pools
-sized to its worker's threads (:func:`worker_threads`).
+sized to its worker's threads (:func:`match_worker_threads`).
 """
 
 from __future__ import annotations
@@ -129,12 +129,13 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-PARTITION_BYTES = 10 * 2**20  # what one task reads and writes, at most (before ``compute.partition_size``)
+PARTITION_BYTES = 10 * 2**20  # the rows one task moves through the store, at most (pixels, latents)
 
 
-def partition_size_for(n: int, workers: int, setting: int = 0, row_bytes: int = 20_000) -> int:
+def partition_size_for(n: int, workers: int, setting: int = 0, row_bytes: int = 19_440) -> int:
     """Rows per Dask partition: ``setting`` when > 0, else ~8 partitions per worker, from 16 rows up to
-    ``PARTITION_BYTES`` of ``row_bytes`` rows (512 rows of ingest's ~19 KB of pixels).
+    ``PARTITION_BYTES`` of ``row_bytes`` rows (539 rows of ingest's 19,440 bytes of pixels at the
+    default sizes, ~2,000 of encode's ~5 KB).
 
     Why: each task costs a few ms of CPU beyond its work (the scheduler, the worker's and this
     process's bookkeeping, a store chunk), so tasks of fewer than ~16 pictures waste time, and
@@ -149,12 +150,13 @@ def partition_size_for(n: int, workers: int, setting: int = 0, row_bytes: int = 
     setting : int
         ``compute.partition_size`` (0 = choose).
     row_bytes : int
-        Bytes a task reads and writes per row (ingest: inputs and thumbnails; encode: the input
-        pixels and the latents).
+        Bytes of a row in the store and the cache (ingest: its input and thumbnail pixels; encode:
+        the input pixels read and the latents written). The source files ingest reads are not
+        counted (~170 KB a full-size frame).
     """
     if setting > 0:
         return setting
-    largest = max(16, PARTITION_BYTES // max(1, row_bytes))
+    largest = PARTITION_BYTES // max(1, row_bytes)
     return max(16, min(largest, math.ceil(n / (max(1, workers) * 8))))
 
 
@@ -227,69 +229,97 @@ def _limit_tensorflow(n: int) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(n)
         tf.config.threading.set_inter_op_parallelism_threads(n)
     except RuntimeError:  # it ran before this worker's first task: its pools are fixed for the process
-        log.debug("TensorFlow already initialised in this worker; its thread pools stay as they are")
+        log.warning("TensorFlow already ran in this Dask worker before its first iss task: its thread pools stay "
+                    "at one thread per core, not the worker's %d", n)
 
 
-@contextmanager
-def worker_threads() -> Iterator[int | None]:
-    """Run the block with the numerical thread pools at the Dask worker's ``nthreads``; yields that number.
+def match_worker_threads() -> int | None:
+    """Size the numerical thread pools of this Dask worker to its ``nthreads``; return that number.
 
     Why: TensorFlow, numba and the BLAS/OpenMP libraries each start one thread per core of the
-    machine, whatever the worker was given. Two single-threaded workers on 2 cores then run
-    4+ busy threads and slow each other down, and one worker silently takes every core, so adding
-    workers does not add throughput. Sized like this, a worker uses the cores it was started
-    with (``dask worker --nthreads``, ``compute.threads_per_worker``), as Dask's own nanny does for
-    OpenMP/MKL/OpenBLAS (``distributed.nanny.pre-spawn-environ``).
+    machine, whatever the worker was given. Two single-threaded workers on 2 cores then run 4+
+    busy threads and slow each other down, and one worker alone takes every core, so adding
+    workers adds no throughput (encode at 10k: 0.88x from 1 to 2 workers, measured). Sized
+    like this, a worker uses the cores it was started with (``dask worker --nthreads``,
+    ``compute.threads_per_worker``). The limits are process-wide and stay set: every task of
+    the worker wants the same ones. A worker of n threads running n tasks may still run n x n
+    BLAS threads; one thread per worker process, as ``local`` starts them, avoids that.
 
-    Outside a Dask worker (None): the pools are left alone.
-    TensorFlow's pools can be set only before it first runs in the process; after that they stay.
+    Returns
+    -------
+    int or None
+        The worker's ``nthreads``; None outside a Dask worker, where nothing is changed.
     """
     n = dask_worker_threads()
     if n is None:
-        yield None
-        return
-    from threadpoolctl import threadpool_limits
-    import numba
+        return None
+    from threadpoolctl import ThreadpoolController
 
     _limit_tensorflow(n)
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))  # for this thread's parallel regions
-    try:
-        with threadpool_limits(limits=n):
-            yield n
-    finally:
-        numba.set_num_threads(before)
+    if "numba" in sys.modules:  # per calling thread
+        numba = sys.modules["numba"]
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    else:  # read when a task first imports it (umap); importing it here would cost every worker
+        os.environ["NUMBA_NUM_THREADS"] = str(n)
+    # one controller per set of loaded modules: scanning the shared libraries costs ~3 ms
+    process_cached("threadpools", len(sys.modules), ThreadpoolController).limit(limits=n)
+    return n
 
 
-def task_name(function: Callable) -> str:
-    """``"module:qualname"`` of a module-level function, which a worker imports by that name.
+def task_name(function: Callable) -> str | None:
+    """``"module:qualname"`` of a function a worker can import by that name, else None.
+
+    Parameters
+    ----------
+    function : callable
+
+    Returns
+    -------
+    str or None
+        None for what only travels by value: a lambda, a nested function, a ``functools.partial``,
+        a function of ``__main__`` (a worker's ``__main__`` is not the caller's).
+    """
+    module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", None)
+    if not module or not qualname or module == "__main__" or "<" in qualname:
+        return None
+    found = sys.modules.get(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return f"{module}:{qualname}" if found is function else None
+
+
+def run_task(function: str | Callable, *args) -> Any:
+    """Run ``function(*args)`` on a Dask worker after :func:`match_worker_threads`: how
+    :meth:`Compute.map_unordered` runs a task.
+
+    Parameters
+    ----------
+    function : str or callable
+        A :func:`task_name`, imported here, or the function itself.
 
     Raises
     ------
-    ValueError
-        ``function`` is a lambda, a nested function or a method of an instance: a worker could not
-        import it.
-    """
-    module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
-    if not module or "<" in qualname or "." in qualname:
-        raise ValueError(f"{function!r} is not a module-level function; a Dask task must be one that a worker "
-                         f"can import by name")
-    return f"{module}:{qualname}"
+    ImportError
+        The worker's ``iss`` has no such function (another version).
 
-
-def run_task(name: str, *args) -> Any:
-    """Import the function ``name`` (:func:`task_name`) and run it on ``args`` within :func:`worker_threads`:
-    how :meth:`Compute.map_unordered` runs a task on a worker.
-
+    Notes
+    -----
     Why by name: the scheduler unpickles every task it is sent. Given the function itself, it
-    imports the function's module, so encoding made a fresh scheduler import TensorFlow (3.9 s
-    before the first task started, measured) and a scheduler machine needed TensorFlow installed.
+    imports the function's module, so encoding made a fresh scheduler import TensorFlow (3.6 s
+    before the first encode task started, measured) and a scheduler machine needed TensorFlow.
     A name is a string to the scheduler; only the workers import it.
     """
-    module, _, qualname = name.partition(":")
-    function = getattr(importlib.import_module(module), qualname)
-    with worker_threads():
-        return function(*args)
+    if isinstance(function, str):
+        module, _, qualname = function.partition(":")
+        found = importlib.import_module(module)
+        try:
+            for part in qualname.split("."):
+                found = getattr(found, part)
+        except AttributeError:
+            raise ImportError(f"{module} has no {qualname} on this worker") from None
+        function = found
+    match_worker_threads()
+    return function(*args)
 
 
 def import_optional(module: str, needed_for: str):
@@ -366,15 +396,10 @@ class Compute:
         Parameters
         ----------
         function : callable
-            A module-level function (workers import it by name).
+            Ideally a module-level function, which travels to the scheduler by name (:func:`run_task`).
         arguments : sequence of tuple
         key : str
             Task name prefix shown on the dashboard.
-
-        Raises
-        ------
-        ValueError
-            On Dask, ``function`` is not module-level (:func:`task_name`).
         """
         if self.client is None:
             for i, args in enumerate(arguments):
@@ -384,8 +409,8 @@ class Compute:
             return
         from distributed import as_completed
 
-        name = task_name(function)
-        futures = [self.client.submit(run_task, name, *args, key=f"{key}-{i}", pure=False, retries=2)
+        target = task_name(function) or function  # by name when a worker can import it (run_task)
+        futures = [self.client.submit(run_task, target, *args, key=f"{key}-{i}", pure=False, retries=2)
                    for i, args in enumerate(arguments)]
         index = {future.key: i for i, future in enumerate(futures)}
         try:

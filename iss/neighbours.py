@@ -147,9 +147,12 @@ class ExactNeighbours:
 
     # --- distance cores -------------------------------------------------------------------------
     def _sklearn(self, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
-        # the one large distance computation of a clustering or an index build: worth every core
-        # (callers that must stay on one thread limit the pool around the call)
-        with threadpool_limits(limits=len(os.sched_getaffinity(0))):
+        # the one large distance computation of a clustering or an index build: worth every core this
+        # process may use, or its Dask worker's threads (callers that must stay on one thread limit
+        # the pool around the call)
+        from iss.compute import available_cores, dask_worker_threads
+
+        with threadpool_limits(limits=dask_worker_threads() or available_cores()):
             dist, idx = (self.nn.kneighbors(n_neighbors=k) if queries is None
                          else self.nn.kneighbors(queries, n_neighbors=k))
         return dist.astype(np.float32), idx.astype(np.int64)

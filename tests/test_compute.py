@@ -6,10 +6,9 @@ import socket
 import sys
 
 import pytest
-import tensorflow as tf  # loaded when a worker imports this module for a task, as iss.models.encode loads it
 
-from iss.compute import (ComputeError, ComputeSettings, check_scheduler, open_compute, step_store_url, task_name,
-                         worker_threads)
+from iss.compute import (ComputeError, ComputeSettings, check_scheduler, dask_worker_threads, match_worker_threads,
+                         open_compute, run_task, step_store_url, task_name)
 from iss.config import ConfigError, load_config
 
 
@@ -46,39 +45,44 @@ def test_synchronous_runs_every_partition_in_this_process():
         assert sorted(compute.map_unordered(_square, [(i,) for i in range(5)])) == [(i, i * i) for i in range(5)]
 
 
-def _thread_pools() -> dict:
-    """The thread pools a task sees: TensorFlow's intra-op setting, numba's, and every BLAS/OpenMP pool's."""
-    import numba
-    from threadpoolctl import threadpool_info
-
-    return {"tensorflow": tf.config.threading.get_intra_op_parallelism_threads(), "numba": numba.get_num_threads(),
-            "blas_openmp": sorted({pool["num_threads"] for pool in threadpool_info()})}
-
-
 @pytest.mark.slow
 def test_a_task_on_a_worker_uses_only_the_threads_its_worker_was_given(dask_cluster):
     """Two single-threaded workers on this machine: each task's TensorFlow, numba and BLAS run one thread,
     not one per core (else one worker already takes every core and a second adds nothing)."""
+    from tests.dask_tasks import thread_pools
+
     address, _ = dask_cluster
     with open_compute(ComputeSettings(scheduler=address)) as compute:
-        seen = [pools for _, pools in compute.map_unordered(_thread_pools, [()] * 4, key="pools")]
+        seen = [pools for _, pools in compute.map_unordered(thread_pools, [()] * 4, key="pools")]
         # the task went by name: the scheduler did not import this module (nor TensorFlow with it)
         assert not compute.client.run_on_scheduler(lambda: "tensorflow" in sys.modules)
     assert seen == [{"tensorflow": 1, "numba": 1, "blas_openmp": [1]}] * 4
 
 
-def test_a_task_is_named_by_its_module_and_a_function_no_worker_can_import_is_refused():
+def test_a_task_goes_by_name_when_a_worker_can_import_it_and_by_value_otherwise():
+    import functools
+
+    def nested(x):
+        return x
+
     assert task_name(_square) == f"{__name__}:_square"
-    with pytest.raises(ValueError, match="not a module-level function"):
-        task_name(lambda x: x)
+    assert run_task(task_name(_square), 7) == 49  # imported by that name
+    for by_value in (lambda x: x, nested, functools.partial(_square, 2)):
+        assert task_name(by_value) is None
+    _square.__module__ = "__main__"  # a worker's __main__ is not the caller's
+    try:
+        assert task_name(_square) is None
+    finally:
+        _square.__module__ = __name__
 
 
-def test_worker_threads_leaves_the_pools_alone_outside_a_worker():
-    import numba
+def test_a_task_name_the_worker_cannot_find_is_an_import_error_naming_it():
+    with pytest.raises(ImportError, match="iss.compute has no no_such_task on this worker"):
+        run_task("iss.compute:no_such_task")
 
-    before = numba.get_num_threads()
-    with worker_threads() as n:
-        assert n is None and numba.get_num_threads() == before
+
+def test_the_thread_pools_are_left_alone_outside_a_worker():
+    assert dask_worker_threads() is None and match_worker_threads() is None
 
 
 def _unused_port() -> int:
