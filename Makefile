@@ -92,7 +92,7 @@ bench: $(STAMP) ## Run every benchmark; figures go to reports/bench/<area>.json
 bench-quality: $(STAMP) ## Clustering quality on Fashion-MNIST and MNIST versus the N2D paper
 	$(PY) -m benchmarks.quality
 
-bench-fidelity: $(STAMP) ## Default pipeline vs UMAP(pixels) and PCA on real frames, demo, MNIST, Fashion-MNIST (~40 min)
+bench-fidelity: $(STAMP) ## Default pipeline vs UMAP(pixels) and PCA on real frames, demo, MNIST, Fashion-MNIST (~10 min; also in bench)
 	$(PY) -m benchmarks.fidelity
 
 # The peers in environments of their own (clustimage; fastdup, whose pins clash with clustimage's):

@@ -43,8 +43,8 @@ from iss.clustering.base import (
     size_order_map,
 )
 from iss.clustering.final_steps import FINAL_STEPS, final_step
-from iss.clustering.metrics import choose_k
-from iss.clustering.stability import MODULARITY_WINDOW, resampled_runs, stability_curve, stable_k
+from iss.clustering.metrics import MODULARITY_TOLERANCE, choose_k
+from iss.clustering.stability import MODULARITY_WINDOW, flat_top_k, resampled_runs, stability_curve, stable_k
 from iss.clustering.umap_compat import import_umap
 from iss.clustering.umap_reducer import ExactKNNIndex, UMAPReducer
 
@@ -100,9 +100,10 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
     k_criterion : {"stability", "modularity", "silhouette"}, default="stability"
         How "auto" scores a k: modularity of the clusters on the features' k-NN graph (smallest k
         within 1 % of the best), or the mean silhouette in the UMAP space
-        (:func:`iss.clustering.metrics.choose_k`); ``stability``: modularity's k unless a smaller k
-        almost as modular reproduces much better over resampled UMAP layouts
-        (:func:`iss.clustering.stability.stable_k`; curve in ``k_stability_``).
+        (:func:`iss.clustering.metrics.choose_k`); ``stability``: the k that reproduces best over
+        resampled UMAP layouts among those within 1 % of the best modularity, unless a smaller k
+        almost as modular reproduces much better (:func:`iss.clustering.stability.flat_top_k`,
+        :func:`iss.clustering.stability.stable_k`; curve in ``k_stability_``).
     method : {"kmeans", "gmm", "scan"}, default="kmeans"
         The final step: a key of :data:`iss.clustering.final_steps.FINAL_STEPS`.
     n_neighbors : int, default=20
@@ -266,16 +267,22 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
         self.n_clusters_ = int(len(np.unique(self.labels_)))
 
     def _stable_k(self, X: np.ndarray, k: int, k_values) -> int:
-        """``k_criterion="stability"``: modularity's ``k`` checked against smaller k on resampled layouts."""
+        """``k_criterion="stability"``: the most reproducible k of modularity's flat top (``k`` is its
+        smallest), checked against smaller k, on resampled layouts."""
         if len(X) < 2 * self.n_neighbors:  # too few pictures to resample: modularity alone
             self.k_reason_ = f"k={k} by modularity ({len(X)} pictures are too few to measure stability)"
             return k
         top = max(self.k_sweep_.values())
-        window = [kk for kk in k_values if kk <= k and self.k_sweep_[kk] >= top - MODULARITY_WINDOW * abs(top)]
+        window = [kk for kk in k_values if self.k_sweep_[kk] >= top - MODULARITY_WINDOW * abs(top)]
         runs = resampled_runs(X, n_neighbors=self.n_neighbors, n_components=self.n_components, metric=self.metric,
                               random_state=self.random_state)
         self.k_stability_ = stability_curve(runs, window, self.random_state)
-        chosen, self.k_reason_ = stable_k(self.k_sweep_, self.k_stability_, k)
+        start = flat_top_k(self.k_sweep_, self.k_stability_)
+        chosen, self.k_reason_ = stable_k(self.k_sweep_, self.k_stability_, start)
+        if start != k:
+            self.k_reason_ += (f"; k={start} reproduces best (ARI {self.k_stability_[start]:.3f}) of the k within "
+                               f"{MODULARITY_TOLERANCE:.0%} of the best modularity, whose smallest, k={k}, "
+                               f"reproduces with {self.k_stability_.get(k, float('nan')):.3f}")
         return chosen
 
     def _predict_reduced(self, reduced):

@@ -8,7 +8,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from iss.clustering import make_clustering
-from iss.clustering.stability import resampled_runs, stability_curve, stable_k
+from iss.clustering.stability import flat_top_k, resampled_runs, stability_curve, stable_k
+from iss.config import datasets_dir
 
 
 def test_stable_k_keeps_a_smaller_almost_as_modular_k_that_reproduces_much_better():
@@ -28,6 +29,41 @@ def test_stable_k_keeps_modularity_s_k_when_no_smaller_k_is_clearly_more_stable(
     # a stabler k too far below the best modularity is not taken
     assert stable_k({3: 0.5, 6: 0.8}, {3: 1.0, 6: 0.6}, 6)[0] == 6
     assert "not measured" in stable_k({3: 0.5}, {}, 3)[1]
+
+
+def test_flat_top_k_keeps_the_most_reproducible_k_the_modularity_curve_cannot_tell_apart():
+    # Fashion-MNIST-500's pixels (10 kinds), as measured: 6 to 12 are within 1 % of the best
+    # modularity; 6, their smallest, reproduces worse than 7
+    modularity = {5: 0.6545, 6: 0.6778, 7: 0.6817, 8: 0.6789, 9: 0.6756, 10: 0.6755, 11: 0.6757, 12: 0.6786}
+    stability = {5: 0.645, 6: 0.772, 7: 0.830, 8: 0.700, 9: 0.729, 10: 0.699, 11: 0.758, 12: 0.717}
+    assert flat_top_k(modularity, stability) == 7
+    assert flat_top_k(modularity, {**stability, 9: 0.830}) == 7  # a tie keeps the smaller k
+    assert flat_top_k(modularity, {5: 0.99}) == 6  # none of the top measured: its smallest
+    # the demo's pixels: only 8 and 9 are within 1 %, and 6 is left to stable_k's check
+    demo = {4: 0.716, 5: 0.728, 6: 0.747, 7: 0.765, 8: 0.783, 9: 0.780}
+    assert flat_top_k(demo, {6: 0.996, 7: 0.874, 8: 0.848, 9: 0.80}) == 8
+
+
+@pytest.mark.slow
+def test_auto_k_on_fashion_mnist_photographs_does_not_stop_at_the_flat_top_s_smallest_k():
+    """500 real product photographs of 10 kinds (Fashion-MNIST, 50 of each), as the pipeline's pixel
+    features: modularity is flat from 6 to 12, and its smallest k (6) found the kinds with ARI 0.37."""
+    from iss.features.pixels import pixel_features
+
+    path = datasets_dir() / "fashion_mnist.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (set ISS_DATASETS)")
+    with np.load(path) as data:
+        x, y = data["x"], data["y"]
+    rng = np.random.default_rng(0)
+    rows = np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), 50, replace=False) for c in range(10)]))
+    features, _ = pixel_features(x[rows][..., None])
+    model = make_clustering("n2d", n_clusters="auto").fit(features)
+    top = max(model.k_sweep_.values())
+    assert min(k for k, q in model.k_sweep_.items() if q >= 0.99 * top) <= 6  # the curve is flat from 6
+    assert 7 <= model.n_clusters_ <= 12
+    assert adjusted_rand_score(y[rows], model.labels_) >= 0.39
+    assert "reproduces best" in model.k_reason_
 
 
 def test_blobs_reproduce_and_arbitrary_cuts_of_them_do_not():
