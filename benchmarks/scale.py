@@ -43,9 +43,11 @@ features, clustering (fitted on ``FULL_FIT_SAMPLE`` pictures, the rest predicted
 index (``iss.search.build.sync_index``), the run's reports and the facets. Each step's wall time,
 CPU time and peak memory of its process tree go to ``full_run`` in the report.
 
-Per step and W: seconds, pictures/s, and the peak resident memory of each worker process during
-the step (psutil, polled every 0.2 s). Per step: the speed-up from 1 to 2 workers and the scaling
-efficiency (speed-up / 2). The same ingest with ``compute.scheduler: auto`` (today's fork pool)
+Per step and W: seconds, pictures/s, the peak resident memory of each worker process during the
+step (psutil, polled every 0.2 s) and the CPU seconds of the workers, the scheduler and this
+process (``cpu_s``, :class:`StepWatch`). Each W runs ``--repeat`` times (default ``REPEAT``),
+alternating with the other W, and each step keeps its fastest run (every run's pictures/s in
+``runs``). Per step: the speed-up from 1 to 2 workers and the scaling efficiency (speed-up / 2). The same ingest with ``compute.scheduler: auto`` (today's fork pool)
 is measured beside it, at every size. Writes ``reports/bench/scale.json``.
 
 The machine has 2 cores and this process (the database writes, reading partitions back) shares
@@ -76,6 +78,7 @@ from benchmarks.measure import tail
 
 SIZES = (10_000, 100_000)
 WORKERS = (1, 2)
+REPEAT = 2  # runs of each worker count (measure)
 FRAME_SIZE = (160, 90)
 BASE_FRAMES = 2000
 FULL_SIZE = (1280, 720)  # the ISS HDEV frames' size
@@ -172,12 +175,20 @@ def warm_worker() -> None:
     import_umap()
 
 
-class PeakMemory:
-    """Peak RSS (MiB) of each of ``pids``, polled every ``poll_s`` seconds in a thread while in the block."""
+class StepWatch:
+    """What the processes of a step use while in the block: the peak RSS (MiB) of each worker, polled
+    every ``poll_s`` seconds in a thread, and the CPU seconds (user + system) of the workers, the
+    scheduler and this process (the client, which writes the rows and reads the partitions back).
 
-    def __init__(self, pids: list[int], poll_s: float = 0.2):
-        self.processes = [psutil.Process(pid) for pid in pids]
-        self.peaks = [0.0] * len(pids)
+    The CPU seconds say where a step's time goes on a machine whose cores the client, the scheduler
+    and the workers share: with ``c`` cores, a step cannot take less than its CPU seconds / ``c``.
+    """
+
+    def __init__(self, workers: list[int], scheduler: int | None = None, poll_s: float = 0.2):
+        self.processes = [psutil.Process(pid) for pid in workers]
+        self.scheduler = psutil.Process(scheduler) if scheduler is not None else None
+        self.client = psutil.Process()
+        self.peaks = [0.0] * len(workers)
         self.poll_s = poll_s
         self._stop = threading.Event()
 
@@ -190,7 +201,19 @@ class PeakMemory:
                     pass
             self._stop.wait(self.poll_s)
 
-    def __enter__(self) -> "PeakMemory":
+    def _cpu(self) -> dict:
+        def seconds(proc) -> float:
+            try:
+                times = proc.cpu_times()
+                return times.user + times.system
+            except psutil.Error:  # a process that ended: its time is no longer known
+                return float("nan")
+
+        return {"client": seconds(self.client), "workers": [seconds(p) for p in self.processes],
+                "scheduler": seconds(self.scheduler) if self.scheduler is not None else float("nan")}
+
+    def __enter__(self) -> "StepWatch":
+        self._cpu_before = self._cpu()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
         return self
@@ -198,6 +221,21 @@ class PeakMemory:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        after = self._cpu()
+        self.cpu_s = {"client": round(after["client"] - self._cpu_before["client"], 2),
+                      "scheduler": round(after["scheduler"] - self._cpu_before["scheduler"], 2),
+                      "workers": [round(a - b, 2) for a, b in zip(after["workers"], self._cpu_before["workers"])]}
+
+
+def _scheduler_pid() -> int | None:
+    """The ``dask scheduler`` that :func:`benchmarks.cluster.process_cluster` started from this process."""
+    for child in psutil.Process().children():
+        try:
+            if "dask_scheduler" in " ".join(child.cmdline()):
+                return child.pid
+        except psutil.Error:
+            continue
+    return None
 
 
 # --- the steps --------------------------------------------------------------------------------
@@ -244,40 +282,40 @@ def run_steps(root: Path, folder: Path, n_workers: int, logs: Path, ingest_only:
     out: dict = {}
     with process_cluster(n_workers, logs / f"w{n_workers}", warm=warm_worker) as (address, workers, warmed_s):
         warmup_s = round(warmed_s, 1)
-        pids = [w.pid for w in workers]
+        pids, scheduler = [w.pid for w in workers], _scheduler_pid()
         cfg = project_config(root, folder, address)
         engine = get_engine(cfg.database_url)
-        with PeakMemory(pids) as memory:
+        with StepWatch(pids, scheduler) as watch:
             tick = time.perf_counter()
             summary = populate_db(cfg, engine, progress=False)
             seconds = time.perf_counter() - tick
         n = summary.accepted
-        out["ingest"] = _figures(n, seconds, memory)
+        out["ingest"] = _figures(n, seconds, watch)
         if ingest_only:
             engine.dispose()
             shutil.rmtree(root, ignore_errors=True)
             return out, warmup_s
         model_type, model_name = save_untrained_encoder(cfg)
-        with PeakMemory(pids) as memory:
+        with StepWatch(pids, scheduler) as watch:
             tick = time.perf_counter()
             encode_collection(cfg, engine, model_type, model_name, only_new=False)
             seconds = time.perf_counter() - tick
-        out["encode"] = _figures(n, seconds, memory)
+        out["encode"] = _figures(n, seconds, watch)
         build_features(cfg, "autoencoder", model_type, model_name)
-        with PeakMemory(pids) as memory:
+        with StepWatch(pids, scheduler) as watch:  # its CPU seconds include the fit, in this process
             run_id = run_clustering(cfg, engine, "n2d", model_type, model_name, fit_sample=min(FIT_SAMPLE, n // 2),
                                     features="autoencoder")
         timings = run_metrics(engine, run_id)["timings"]
-        out["predict"] = _figures(n - min(FIT_SAMPLE, n // 2), timings["predict_s"], memory)
+        out["predict"] = _figures(n - min(FIT_SAMPLE, n // 2), timings["predict_s"], watch)
         out["predict"]["fit_s"] = round(timings["fit_s"], 1)
         engine.dispose()
     shutil.rmtree(root, ignore_errors=True)
     return out, warmup_s
 
 
-def _figures(n: int, seconds: float, memory: PeakMemory) -> dict:
+def _figures(n: int, seconds: float, watch: StepWatch) -> dict:
     return {"pictures": int(n), "seconds": round(seconds, 2), "pictures_per_s": round(n / max(seconds, 1e-9), 1),
-            "peak_worker_mb": [round(p, 1) for p in memory.peaks]}
+            "peak_worker_mb": [round(p, 1) for p in watch.peaks], "cpu_s": watch.cpu_s}
 
 
 def inprocess_ingest(root: Path, folder: Path) -> dict:
@@ -331,16 +369,27 @@ def full_run(n: int, root: Path) -> dict:
     return out
 
 
-def measure(folder: Path, tmp: Path, ingest_only: bool = False) -> dict:
-    """The in-process ingest, then the steps with 1 and 2 workers, of ``folder``'s frames, with the scaling."""
+def measure(folder: Path, tmp: Path, ingest_only: bool = False, repeat: int = REPEAT) -> dict:
+    """The in-process ingest, then the steps with 1 and 2 workers, ``repeat`` times each, of ``folder``'s
+    frames, with the scaling.
+
+    The worker counts alternate (1, 2, 1, 2...) so that a busy spell of the shared machine does not
+    land on one count alone; each step keeps its fastest run (the least disturbed one, as ``timeit``
+    advises), and every run's pictures/s stays in ``runs``.
+    """
     record: dict = {"inprocess_ingest": inprocess_ingest(tmp / "inprocess", folder)}
     print(f"  ingest in process: {record['inprocess_ingest']['pictures_per_s']:.0f} pictures/s", flush=True)
-    by_workers, warmups = {}, {}
-    for w in WORKERS:
-        by_workers[w], warmups[str(w)] = run_steps(tmp / f"w{w}", folder, w, tmp / "logs", ingest_only)
-        print(f"  {w} worker(s): " + ", ".join(f"{step} {f['pictures_per_s']:.0f}/s "
-                                              f"(peak {max(f['peak_worker_mb']):.0f} MB)"
-                                              for step, f in by_workers[w].items()), flush=True)
+    runs: dict = {w: [] for w in WORKERS}
+    warmups: dict = {}
+    for _ in range(repeat):
+        for w in WORKERS:
+            steps, warmups[str(w)] = run_steps(tmp / f"w{w}", folder, w, tmp / "logs", ingest_only)
+            runs[w].append(steps)
+            print(f"  {w} worker(s): " + ", ".join(f"{step} {f['pictures_per_s']:.0f}/s "
+                                                  f"(peak {max(f['peak_worker_mb']):.0f} MB)"
+                                                  for step, f in steps.items()), flush=True)
+    by_workers = {w: fastest(r) for w, r in runs.items()}
+    record["repeat"] = repeat
     record["worker_warmup_s"] = warmups
     record["workers"] = {str(w): v for w, v in by_workers.items()}
     record["scaling"] = scaling(by_workers)
@@ -349,13 +398,28 @@ def measure(folder: Path, tmp: Path, ingest_only: bool = False) -> dict:
     return record
 
 
+def fastest(runs: list[dict]) -> dict:
+    """Per step, the figures of the fastest of ``runs`` (each ``{step: figures}``), with ``runs``: every
+    run's pictures/s, and the peak memory of each worker over all of them."""
+    out = {}
+    for step in runs[0]:
+        best = max((r[step] for r in runs), key=lambda f: f["pictures_per_s"])
+        peaks = [round(max(p), 1) for p in zip(*(r[step]["peak_worker_mb"] for r in runs))]
+        out[step] = {**best, "peak_worker_mb": peaks, "runs": [r[step]["pictures_per_s"] for r in runs]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     parser.add_argument("--full", type=int, default=0, help="also run every step on this many pictures")
+    parser.add_argument("--repeat", type=int, default=REPEAT,
+                        help="runs of each worker count, alternating; each step keeps its fastest")
     parser.add_argument("--full-size", type=int, default=FULL_SIZE_N,
                         help="also measure ingest on this many 1280x720 frames (variants of the real ones); 0: not")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat {args.repeat}: expected at least 1 run of each worker count")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # a run on some sizes updates them and keeps the others' figures (each size is self-contained)
     previous = common.BENCH_DIR / "scale.json"
@@ -369,12 +433,12 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="iss-scale-", dir=BENCH_DATA) as tmp:
         for n in args.sizes:
             print(f"{n:,} pictures", flush=True)
-            result["sizes"][str(n)] = measure(scale_folder(n), Path(tmp))
+            result["sizes"][str(n)] = measure(scale_folder(n), Path(tmp), repeat=args.repeat)
         if args.full_size:
             print(f"{args.full_size:,} full-size frames (ingest)", flush=True)
             result["full_size_ingest"] = {"frame_size": list(FULL_SIZE),
                                           **measure(scale_folder(args.full_size, full_size=True), Path(tmp),
-                                                    ingest_only=True)}
+                                                    ingest_only=True, repeat=args.repeat)}
         if args.full:
             result["full_run"] = full_run(args.full, Path(tmp) / "full")
     result["load_after"] = list(os.getloadavg())

@@ -32,12 +32,23 @@ def test_scaling_is_the_ratio_of_throughputs():
     assert scale.scaling(by_workers) == {"ingest": {"speedup": 1.8, "efficiency": 0.9}}
 
 
+def test_each_step_keeps_its_fastest_run_and_every_run_s_figure():
+    runs = [{"ingest": {"pictures_per_s": 90.0, "seconds": 2.0, "peak_worker_mb": [300.0, 410.0]},
+             "encode": {"pictures_per_s": 50.0, "seconds": 4.0, "peak_worker_mb": [500.0, 500.0]}},
+            {"ingest": {"pictures_per_s": 100.0, "seconds": 1.8, "peak_worker_mb": [320.0, 400.0]},
+             "encode": {"pictures_per_s": 40.0, "seconds": 5.0, "peak_worker_mb": [510.0, 490.0]}}]
+    best = scale.fastest(runs)
+    assert best["ingest"]["seconds"] == 1.8 and best["ingest"]["runs"] == [90.0, 100.0]
+    assert best["encode"]["seconds"] == 4.0 and best["encode"]["runs"] == [50.0, 40.0]
+    assert best["ingest"]["peak_worker_mb"] == [320.0, 410.0]  # each worker's peak over every run
+
+
 def test_report_holds_every_step_for_1_and_2_workers(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "BENCH_DIR", tmp_path / "reports")
     monkeypatch.setattr(folders, "BENCH_DATA", tmp_path / "data")
     monkeypatch.setattr(scale, "BENCH_DATA", tmp_path / "data")
     monkeypatch.setattr(scale, "BASE_FRAMES", 40)
-    scale.main(["--sizes", "240", "--full-size", "40"])
+    scale.main(["--sizes", "240", "--full-size", "40", "--repeat", "1"])
     report = json.loads((tmp_path / "reports" / "scale.json").read_text())
     record = report["sizes"]["240"]
     assert record["inprocess_ingest"]["pictures"] == 240
@@ -48,6 +59,10 @@ def test_report_holds_every_step_for_1_and_2_workers(tmp_path, monkeypatch):
         for figures in steps.values():
             assert figures["pictures_per_s"] > 0 and len(figures["peak_worker_mb"]) == int(workers)
             assert all(mb > 50 for mb in figures["peak_worker_mb"])  # a live Python worker, measured
+            assert figures["runs"] == [figures["pictures_per_s"]]
+            assert len(figures["cpu_s"]["workers"]) == int(workers) and figures["cpu_s"]["client"] > 0
+            assert figures["cpu_s"]["scheduler"] >= 0  # found and measured (nan when not)
+        assert sum(steps["ingest"]["cpu_s"]["workers"]) > 0  # the workers decoded the pictures
     assert set(record["scaling"]) == {"ingest", "encode", "predict"}
     # ingest of full-size frames: variants of the real 1280x720 frames, each decoded once
     full = report["full_size_ingest"]
