@@ -1,7 +1,7 @@
 """How the partitioned steps scale with Dask workers: pictures/s with 1 and 2 workers, the scaling
 efficiency and the peak memory of each worker, at 10k, 100k (and 1M) pictures.
 
-    make bench-scale                                  # 10k, 100k, 10k full-size (about 12 minutes here)
+    make bench-scale                                  # 10k, 100k, 10k full-size, each twice (about 12 minutes here)
     make bench-scale SCALE_ARGS='--sizes 10000 100000 1000000'   # about 40 minutes
     python -m benchmarks.scale --sizes 2000 --full-size 0        # a quick check of the harness
 
