@@ -47,8 +47,9 @@ Per step and W: seconds, pictures/s, the peak resident memory of each worker pro
 step (psutil, polled every 0.2 s) and the CPU seconds of the workers, the scheduler and this
 process (``cpu_s``, :class:`StepWatch`). Each W runs ``--repeat`` times (default ``REPEAT``),
 alternating with the other W, and each step keeps its fastest run (every run's pictures/s in
-``runs``). Per step: the speed-up from 1 to 2 workers and the scaling efficiency (speed-up / 2). The same ingest with ``compute.scheduler: auto`` (today's fork pool)
-is measured beside it, at every size. Writes ``reports/bench/scale.json``.
+``runs``). Per step: the speed-up from 1 to 2 workers and the scaling efficiency (speed-up / 2).
+The same ingest with ``compute.scheduler: auto`` (today's fork pool) is measured beside it, at
+every size. Writes ``reports/bench/scale.json``.
 
 The machine has 2 cores and this process (the database writes, reading partitions back) shares
 them with the workers, so 2 workers cannot reach 2x here; the figures say how far they get.
@@ -202,15 +203,17 @@ class StepWatch:
             self._stop.wait(self.poll_s)
 
     def _cpu(self) -> dict:
-        def seconds(proc) -> float:
+        def seconds(proc) -> float | None:
+            if proc is None:
+                return None
             try:
                 times = proc.cpu_times()
                 return times.user + times.system
             except psutil.Error:  # a process that ended: its time is no longer known
-                return float("nan")
+                return None
 
         return {"client": seconds(self.client), "workers": [seconds(p) for p in self.processes],
-                "scheduler": seconds(self.scheduler) if self.scheduler is not None else float("nan")}
+                "scheduler": seconds(self.scheduler)}
 
     def __enter__(self) -> "StepWatch":
         self._cpu_before = self._cpu()
@@ -221,10 +224,14 @@ class StepWatch:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        after = self._cpu()
-        self.cpu_s = {"client": round(after["client"] - self._cpu_before["client"], 2),
-                      "scheduler": round(after["scheduler"] - self._cpu_before["scheduler"], 2),
-                      "workers": [round(a - b, 2) for a, b in zip(after["workers"], self._cpu_before["workers"])]}
+        after, before = self._cpu(), self._cpu_before
+
+        def spent(a, b):  # None: not known (no scheduler found, or a process that ended)
+            return None if a is None or b is None else round(a - b, 2)
+
+        self.cpu_s = {"client": spent(after["client"], before["client"]),
+                      "scheduler": spent(after["scheduler"], before["scheduler"]),
+                      "workers": [spent(a, b) for a, b in zip(after["workers"], before["workers"])]}
 
 
 def _scheduler_pid() -> int | None:
