@@ -2,7 +2,7 @@
 efficiency and the peak memory of each worker, at 10k, 100k (and 1M) pictures.
 
     make bench-scale                                  # 10k, 100k, 10k full-size, each twice (about 12 minutes here)
-    make bench-scale SCALE_ARGS='--sizes 10000 100000 1000000'   # about 40 minutes
+    make bench-scale SCALE_ARGS='--sizes 10000 100000 1000000'   # about 80 minutes (40 with --repeat 1)
     python -m benchmarks.scale --sizes 2000 --full-size 0        # a quick check of the harness
 
 The collection (``scale_folder``, made once and cached under ``data/bench/``): ``n`` distinct
@@ -315,6 +315,7 @@ def run_steps(root: Path, folder: Path, n_workers: int, logs: Path, ingest_only:
         timings = run_metrics(engine, run_id)["timings"]
         out["predict"] = _figures(n - min(FIT_SAMPLE, n // 2), timings["predict_s"], watch)
         out["predict"]["fit_s"] = round(timings["fit_s"], 1)
+        out["predict"]["cpu_s_spans"] = "the fit in this process and the prediction"  # seconds: the prediction
         engine.dispose()
     shutil.rmtree(root, ignore_errors=True)
     return out, warmup_s
@@ -384,14 +385,17 @@ def measure(folder: Path, tmp: Path, ingest_only: bool = False, repeat: int = RE
     land on one count alone; each step keeps its fastest run (the least disturbed one, as ``timeit``
     advises), and every run's pictures/s stays in ``runs``.
     """
+    if repeat < 1:
+        raise ValueError(f"repeat={repeat!r}: expected at least 1 run of each worker count")
     record: dict = {"inprocess_ingest": inprocess_ingest(tmp / "inprocess", folder)}
     print(f"  ingest in process: {record['inprocess_ingest']['pictures_per_s']:.0f} pictures/s", flush=True)
     runs: dict = {w: [] for w in WORKERS}
-    warmups: dict = {}
+    warmups: dict = {str(w): [] for w in WORKERS}
     for _ in range(repeat):
         for w in WORKERS:
-            steps, warmups[str(w)] = run_steps(tmp / f"w{w}", folder, w, tmp / "logs", ingest_only)
+            steps, warmup_s = run_steps(tmp / f"w{w}", folder, w, tmp / "logs", ingest_only)
             runs[w].append(steps)
+            warmups[str(w)].append(warmup_s)
             print(f"  {w} worker(s): " + ", ".join(f"{step} {f['pictures_per_s']:.0f}/s "
                                                   f"(peak {max(f['peak_worker_mb']):.0f} MB)"
                                                   for step, f in steps.items()), flush=True)

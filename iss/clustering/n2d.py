@@ -273,16 +273,18 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
             self.k_reason_ = f"k={k} by modularity ({len(X)} pictures are too few to measure stability)"
             return k
         top = max(self.k_sweep_.values())
-        window = [kk for kk in k_values if self.k_sweep_[kk] >= top - MODULARITY_WINDOW * abs(top)]
+        highest = max(kk for kk, q in self.k_sweep_.items() if q >= top - MODULARITY_TOLERANCE * abs(top))
+        # k above the flat top can be neither its most reproducible k nor a smaller k: not measured
+        window = [kk for kk in k_values if kk <= highest and self.k_sweep_[kk] >= top - MODULARITY_WINDOW * abs(top)]
         runs = resampled_runs(X, n_neighbors=self.n_neighbors, n_components=self.n_components, metric=self.metric,
                               random_state=self.random_state)
         self.k_stability_ = stability_curve(runs, window, self.random_state)
         start = flat_top_k(self.k_sweep_, self.k_stability_)
         chosen, self.k_reason_ = stable_k(self.k_sweep_, self.k_stability_, start)
-        if start != k:
-            self.k_reason_ += (f"; k={start} reproduces best (ARI {self.k_stability_[start]:.3f}) of the k within "
-                               f"{MODULARITY_TOLERANCE:.0%} of the best modularity, whose smallest, k={k}, "
-                               f"reproduces with {self.k_stability_.get(k, float('nan')):.3f}")
+        if start != k:  # then k, the top's smallest, was measured too (stability_curve drops only large k)
+            self.k_reason_ = (f"of the k within {MODULARITY_TOLERANCE:.0%} of the best modularity, k={start} reproduces "
+                              f"best (ARI {self.k_stability_[start]:.3f}; their smallest, k={k}: "
+                              f"{self.k_stability_[k]:.3f}); " + self.k_reason_)
         return chosen
 
     def _predict_reduced(self, reduced):

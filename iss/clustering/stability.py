@@ -30,14 +30,14 @@ from iss.clustering.metrics import MODULARITY_TOLERANCE
 
 # Defaults of the k choice (N2D's k_criterion "stability"), measured with the fidelity benchmark
 # (python -m benchmarks.fidelity): on the 2,000-frame demo, modularity alone keeps k=8 (0.783)
-# where k=6 is within 5 % (0.747) and reproduces with ARI 0.996 against 0.848; on MNIST-10k and
+# where k=6 is within 5 % (0.747) and reproduces with ARI 0.996 against 0.84-0.85; on MNIST-10k and
 # Fashion-MNIST-10k no smaller k in the window reproduces better by more than 0.1, so the rule
 # keeps the 10 and 9 of the modularity curve's flat top there.
 STABILITY_SAMPLE = 2000  # pictures the runs are drawn from (the cost is n_runs UMAP layouts of this many)
 STABILITY_RUNS = 4
 STABILITY_SUBSAMPLE = 0.8
 STABILITY_EPOCHS = 200
-MODULARITY_WINDOW = 0.05  # smaller k considered when within this share of the best modularity
+MODULARITY_WINDOW = 0.05  # k measured (up to the flat top) and smaller k considered within this share of the best
 STABILITY_GAP = 0.1  # ... and reproducing better than the flat top's k by more than this ARI
 
 

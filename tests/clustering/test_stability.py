@@ -22,8 +22,8 @@ def test_stable_k_keeps_a_smaller_almost_as_modular_k_that_reproduces_much_bette
     assert "0.996" in reason and "0.848" in reason and "k=8" in reason
 
 
-def test_stable_k_keeps_modularity_s_k_when_no_smaller_k_is_clearly_more_stable():
-    # MNIST-10k's autoencoder latents: 8, 9 and 10 reproduce alike, modularity's 10 stays
+def test_stable_k_keeps_its_k_when_no_smaller_k_is_clearly_more_stable():
+    # MNIST-10k's autoencoder latents: 8, 9 and 10 reproduce alike, the flat top's 10 stays
     modularity = {7: 0.779, 8: 0.797, 9: 0.808, 10: 0.813, 11: 0.814}
     assert stable_k(modularity, {8: 0.88, 9: 0.952, 10: 0.936}, 10)[0] == 10
     # a stabler k too far below the best modularity is not taken
@@ -42,6 +42,23 @@ def test_flat_top_k_keeps_the_most_reproducible_k_the_modularity_curve_cannot_te
     # the demo's pixels: only 8 and 9 are within 1 %, and 6 is left to stable_k's check
     demo = {4: 0.716, 5: 0.728, 6: 0.747, 7: 0.765, 8: 0.783, 9: 0.780}
     assert flat_top_k(demo, {6: 0.996, 7: 0.874, 8: 0.848, 9: 0.80}) == 8
+
+
+def test_n2d_starts_from_the_flat_top_s_most_reproducible_k_and_says_so(monkeypatch):
+    from iss.clustering import n2d
+
+    modularity = {5: 0.6545, 6: 0.6778, 7: 0.6817, 8: 0.6789, 9: 0.6756, 10: 0.6755, 11: 0.6757, 12: 0.6786}
+    stability = {5: 0.645, 6: 0.772, 7: 0.830, 8: 0.700, 9: 0.729, 10: 0.699, 11: 0.758, 12: 0.717}
+    measured = []
+    monkeypatch.setattr(n2d, "resampled_runs", lambda X, **kw: [])
+    monkeypatch.setattr(n2d, "stability_curve", lambda runs, k_values, seed: (
+        measured.extend(k_values) or {k: stability[k] for k in k_values}))
+    model = make_clustering("n2d", n_clusters="auto", k_range=(2, 12))
+    model.k_sweep_ = {2: 0.42, 3: 0.55, 4: 0.6255, **modularity}
+    assert model._stable_k(np.zeros((100, 4), np.float32), 6, range(2, 13)) == 7
+    assert measured == [5, 6, 7, 8, 9, 10, 11, 12]  # within 5 % of the best, none above the flat top
+    assert model.k_reason_.startswith("of the k within 1% of the best modularity, k=7 reproduces best (ARI 0.830; "
+                                      "their smallest, k=6: 0.772)")
 
 
 @pytest.mark.slow
