@@ -302,10 +302,15 @@ def modularity_sweep(graph, k_values: Iterable[int], cluster: Callable[[int], np
     return {int(k): modularity(graph, cluster(int(k))) for k in k_values}
 
 
+def near_best(curve: dict[int, float], tolerance: float) -> list[int]:
+    """The k whose value is within ``tolerance`` (relative) of the curve's best, in the curve's order."""
+    top = max(curve.values())
+    return [k for k, v in curve.items() if v >= top - tolerance * abs(top)]
+
+
 def parsimonious_k(curve: dict[int, float], tolerance: float = MODULARITY_TOLERANCE) -> int:
     """The smallest k whose value is within ``tolerance`` (relative) of the curve's best."""
-    top = max(curve.values())
-    return min(k for k, v in curve.items() if v >= top - tolerance * abs(top))
+    return min(near_best(curve, tolerance))
 
 
 def choose_k(features, k_values: Iterable[int], cluster: Callable[[int], np.ndarray], criterion: str = "modularity",

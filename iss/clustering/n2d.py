@@ -43,7 +43,7 @@ from iss.clustering.base import (
     size_order_map,
 )
 from iss.clustering.final_steps import FINAL_STEPS, final_step
-from iss.clustering.metrics import MODULARITY_TOLERANCE, choose_k
+from iss.clustering.metrics import MODULARITY_TOLERANCE, choose_k, near_best
 from iss.clustering.stability import MODULARITY_WINDOW, flat_top_k, resampled_runs, stability_curve, stable_k
 from iss.clustering.umap_compat import import_umap
 from iss.clustering.umap_reducer import ExactKNNIndex, UMAPReducer
@@ -221,7 +221,7 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
                 features, k_values, lambda kk: self.fit_clusterer(kk, features, neighbours).predict(features),
                 self.k_sweep_criterion_, graph_features=X, random_state=self.random_state)
             if self.k_criterion == "stability":
-                k = self._stable_k(X, k, k_values)
+                k = self._stable_k(X, k)
         self._set_labels(self.fit_clusterer(k, features, neighbours), features)
 
     def _fit_direct(self, X: np.ndarray) -> None:
@@ -266,16 +266,15 @@ class N2DClustering(UMAPClusteringMixin, ClusteringBase):
         self.labels_ = apply_map(raw, self.label_map_)
         self.n_clusters_ = int(len(np.unique(self.labels_)))
 
-    def _stable_k(self, X: np.ndarray, k: int, k_values) -> int:
+    def _stable_k(self, X: np.ndarray, k: int) -> int:
         """``k_criterion="stability"``: the most reproducible k of modularity's flat top (``k`` is its
         smallest), checked against smaller k, on resampled layouts."""
         if len(X) < 2 * self.n_neighbors:  # too few pictures to resample: modularity alone
             self.k_reason_ = f"k={k} by modularity ({len(X)} pictures are too few to measure stability)"
             return k
-        top = max(self.k_sweep_.values())
-        highest = max(kk for kk, q in self.k_sweep_.items() if q >= top - MODULARITY_TOLERANCE * abs(top))
         # k above the flat top can be neither its most reproducible k nor a smaller k: not measured
-        window = [kk for kk in k_values if kk <= highest and self.k_sweep_[kk] >= top - MODULARITY_WINDOW * abs(top)]
+        highest = max(near_best(self.k_sweep_, MODULARITY_TOLERANCE))
+        window = [kk for kk in near_best(self.k_sweep_, MODULARITY_WINDOW) if kk <= highest]
         runs = resampled_runs(X, n_neighbors=self.n_neighbors, n_components=self.n_components, metric=self.metric,
                               random_state=self.random_state)
         self.k_stability_ = stability_curve(runs, window, self.random_state)

@@ -26,7 +26,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
-from iss.clustering.metrics import MODULARITY_TOLERANCE
+from iss.clustering.metrics import MODULARITY_TOLERANCE, near_best
 
 # Defaults of the k choice (N2D's k_criterion "stability"), measured with the fidelity benchmark
 # (python -m benchmarks.fidelity): on the 2,000-frame demo, modularity alone keeps k=8 (0.783)
@@ -147,8 +147,7 @@ def flat_top_k(modularity: dict[int, float], stability: dict[int, float],
     int
         The smallest k of the top when none of it has a stability.
     """
-    top = max(modularity.values())
-    flat = [k for k, q in modularity.items() if q >= top - tolerance * abs(top)]
+    flat = near_best(modularity, tolerance)
     measured = [k for k in flat if k in stability]
     if not measured:
         return min(flat)
@@ -185,8 +184,8 @@ def stable_k(modularity: dict[int, float], stability: dict[int, float], k: int,
     base = stability.get(k)
     if base is None:
         return k, f"k={k} by modularity (its stability was not measured)"
-    better = {kk: s for kk, s in stability.items()
-              if kk < k and modularity.get(kk, -1.0) >= top - window * abs(top) and s > base + gap}
+    almost = set(near_best(modularity, window))
+    better = {kk: s for kk, s in stability.items() if kk < k and kk in almost and s > base + gap}
     if not better:
         return k, (f"k={k} (modularity {modularity[k]:.3f}); no smaller k within {window:.0%} of the best "
                    f"modularity reproduces better than its {base:.3f} by more than {gap}")
