@@ -7,12 +7,14 @@ of two worker processes (pixels through a Zarr folder).
 
 from __future__ import annotations
 
+import math
 import uuid
 
 import numpy as np
 import pytest
 from sqlalchemy import select
 
+from iss.compute import PARTITION_BYTES
 from iss.data.cache import ImageCache
 from iss.data.ingest import IngestError, partition_size_for, populate_db
 from iss.db import schema
@@ -131,6 +133,16 @@ def test_a_url_with_nothing_under_it_is_one_clear_error(cfg, memory_url):
 
 def test_partitions_give_each_worker_several_tasks_of_16_pictures_to_10_mb():
     assert partition_size_for(100, 2) == 16
-    assert partition_size_for(20_000, 2, row_bytes=20_480) == 512 and partition_size_for(20_000, 16) == 157
-    assert partition_size_for(100_000, 2, row_bytes=5_120) == 2048  # cheap rows: bigger tasks, same bytes
+    assert partition_size_for(20_000, 2, row_bytes=20_480) == 500 and partition_size_for(20_000, 16) == 157
+    assert partition_size_for(100_000, 2, row_bytes=5_120) == 2000  # cheap rows: bigger tasks, same bytes
     assert partition_size_for(10**6, 64, setting=100) == 100
+
+
+@pytest.mark.parametrize("n, workers, row_bytes", [(100_000, 2, 5_120), (10**6, 2, 5_120), (100_000, 3, 19_440),
+                                                   (12_345, 4, 19_440), (10**6, 16, 1_000)])
+def test_partitions_come_in_a_multiple_of_the_workers_so_none_idles_through_the_last_round(n, workers, row_bytes):
+    size = partition_size_for(n, workers, row_bytes=row_bytes)
+    partitions = math.ceil(n / size)
+    assert partitions % workers == 0, (size, partitions)
+    assert size * row_bytes <= PARTITION_BYTES  # still within the bytes a task may move
+    assert n - (partitions - 1) * size > size // 2  # the last partition is not a stub either
