@@ -97,7 +97,7 @@ class KerasEncoder:
     def encode(self, images: np.ndarray) -> np.ndarray:
         from iss.models.encode import encode_images
 
-        return encode_images(self.model, images, batch_size=1024)
+        return encode_images(self.model, images)
 
 
 def load_search_model(cfg: Config, model_type: str | None = None, model_name: str | None = None) -> SearchModel:

@@ -52,7 +52,7 @@ def test_encode_collection_aligned_with_cache_and_merges_new_pictures(trained, m
     encoded_counts = []
     real = encode_module.encode_images
     monkeypatch.setattr(encode_module, "encode_images",
-                        lambda enc, x, batch_size=1024: encoded_counts.append(len(x)) or real(enc, x, batch_size))
+                        lambda enc, x, batch_size=None: encoded_counts.append(len(x)) or real(enc, x, batch_size))
     encode_collection(cfg, engine, "simple_conv", "enc", only_new=True)
     assert encoded_counts == [8]  # only the new ones
     ids2, latents2 = load_latents(cfg, "simple_conv", "enc")
@@ -76,7 +76,7 @@ def test_retrained_encoder_reencodes_everything(trained, monkeypatch):
     counts = []
     real = encode_module.encode_images
     monkeypatch.setattr(encode_module, "encode_images",
-                        lambda enc, x, batch_size=1024: counts.append(len(x)) or real(enc, x, batch_size))
+                        lambda enc, x, batch_size=None: counts.append(len(x)) or real(enc, x, batch_size))
     encode_collection(cfg, None, "simple_conv", "enc", only_new=True)
     assert counts == [64]
 
@@ -94,3 +94,12 @@ def test_latents_recorded_in_models_row_on_both_backends(engine, cfg, tmp_path):
     with engine.connect() as conn:
         metrics = conn.execute(select(schema.models.c.metrics)).scalar_one()
     assert metrics == {"val_loss": 0.1, "n_latents": 12, "latents_path": str(tmp_path / "latents.npz")}
+
+
+def test_batches_hold_about_the_same_pixels_whatever_the_picture_size():
+    from iss.models.encode import batch_size_for
+
+    assert batch_size_for((27, 48, 3)) == 256  # the demo's input
+    assert batch_size_for((54, 96, 3)) == 64  # the thumbnail as input: 4x the pixels, 1/4 the pictures
+    assert batch_size_for((28, 28, 1)) == 512  # MNIST
+    assert batch_size_for((720, 1280, 3)) == 16 and batch_size_for((4, 4, 3)) == 1024  # clipped
