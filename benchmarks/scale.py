@@ -25,7 +25,7 @@ measured on the small frames only.
 
 For each size and each worker count W (1, 2): a ``dask scheduler`` and W single-threaded ``dask
 worker`` processes (no nanny) are started on 127.0.0.1, as on a cluster, and warmed up (their
-imports of TensorFlow and umap, a one-off of a long-lived worker, timed apart as
+imports of TensorFlow, umap and the steps' modules, a one-off of a long-lived worker, timed apart as
 ``worker_warmup_s``); then the steps run with ``compute.scheduler`` set to that address:
 
 - ``ingest``: :func:`iss.data.ingest.populate_db` from an empty database and cache;
@@ -166,11 +166,15 @@ def scale_folder(n: int, full_size: bool = False) -> Path:
 
 def warm_worker() -> None:
     """What a long-lived worker has imported after its first tasks (TensorFlow, umap and numba's
-    cached code, Zarr, fsspec): a one-off per worker, not a cost of the step measured."""
+    cached code, Zarr, fsspec, the modules of the steps' tasks): a one-off per worker, not a cost of
+    the step measured."""
     import fsspec  # noqa: F401
     import tensorflow  # noqa: F401
     import zarr  # noqa: F401
 
+    import iss.clustering.predict  # noqa: F401
+    import iss.data.ingest  # noqa: F401
+    import iss.models.encode  # noqa: F401 - keras, SQLAlchemy: ~0.3 s, once per worker
     from iss.clustering.umap_compat import import_umap
 
     import_umap()
