@@ -10,7 +10,8 @@ import keras
 from iss.db import schema
 from iss.models import encode as encode_module
 from iss.models.autoencoders import build_autoencoder
-from iss.models.encode import EncodeError, encode_collection, encode_images, load_encoder, load_latents
+from iss.models.encode import (EncodeError, batch_size_for, encode_collection, encode_images, load_encoder,
+                               load_latents)
 from iss.models.training import register_model, train_model
 from tests.models.conftest import fill_cache, structured_pictures
 
@@ -97,8 +98,6 @@ def test_latents_recorded_in_models_row_on_both_backends(engine, cfg, tmp_path):
 
 
 def test_batches_hold_about_the_same_pixels_whatever_the_picture_size():
-    from iss.models.encode import batch_size_for
-
     assert batch_size_for((27, 48, 3)) == 256  # the demo's input
     assert batch_size_for((54, 96, 3)) == 64  # the thumbnail as input: 4x the pixels, 1/4 the pictures
     assert batch_size_for((28, 28, 1)) == 512  # MNIST
